@@ -1,0 +1,103 @@
+//! The response envelope `{"status","message","data"}` that every answer carries, success or
+//! error, 401 and 404 included (DESIGN.md section 2).
+//!
+//! Handlers return `Result<Reply<T>, ApiError>`; both sides turn into the same envelope here, so
+//! no handler ever formats JSON itself and a client can always parse the body.
+
+use std::borrow::Cow;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// The wire shape. `status` is the HTTP reason phrase ("OK", "Not Found", ...).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Envelope<T> {
+    pub status: Cow<'static, str>,
+    pub message: Cow<'static, str>,
+    pub data: T,
+}
+
+/// A successful answer: status code, one of the seed's messages, and the payload.
+pub struct Reply<T> {
+    pub status: StatusCode,
+    pub message: &'static str,
+    pub data: T,
+}
+
+impl<T> Reply<T> {
+    pub fn ok(message: &'static str, data: T) -> Self {
+        Self {
+            status: StatusCode::OK,
+            message,
+            data,
+        }
+    }
+
+    pub fn created(message: &'static str, data: T) -> Self {
+        Self {
+            status: StatusCode::CREATED,
+            message,
+            data,
+        }
+    }
+}
+
+fn reason(status: StatusCode) -> Cow<'static, str> {
+    Cow::Borrowed(status.canonical_reason().unwrap_or("Unknown"))
+}
+
+/// Serialise an envelope into a JSON response. Serialisation of our own types cannot fail in
+/// practice; if it ever does, the client still gets a well-formed 500 envelope.
+pub fn json_response<T: Serialize>(
+    status: StatusCode,
+    message: Cow<'static, str>,
+    data: &T,
+) -> Response {
+    let envelope = Envelope {
+        status: reason(status),
+        message,
+        data,
+    };
+    let (status, body) = match serde_json::to_vec(&envelope) {
+        Ok(body) => (status, body),
+        Err(err) => {
+            tracing::error!(error = %err, "response serialisation failed");
+            let fallback = br#"{"status":"Internal Server Error","message":"Internal server error","data":null}"#;
+            (StatusCode::INTERNAL_SERVER_ERROR, fallback.to_vec())
+        }
+    };
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        json_response(self.status, Cow::Borrowed(self.message), &self.data)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let data = self.data();
+        let mut response = json_response(status, Cow::Owned(self.to_string()), &data);
+        if let ApiError::TooManyRequests { retry_after_secs } = &self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED && matches!(self, ApiError::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,22 @@
+//! The library both services are built on: domain, vault, envelope/errors, auth, and the
+//! storage / key-provider / rate-limit traits with their implementations.
+//! `api-fn` and `relay` only wire these to HTTP.
+
+pub mod auth;
+pub mod aws;
+pub mod bootstrap;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod machine;
+pub mod ratelimit;
+pub mod secret;
+pub mod service;
+pub mod sshkey;
+pub mod store;
+pub mod telemetry;
+pub mod vault;
+
+pub use envelope::Reply;
+pub use error::ApiError;
