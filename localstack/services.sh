@@ -31,7 +31,7 @@ apt_install() {
 
 install_all() {
   mkdir -p "$state"
-  apt_install redis-server openssh-server
+  apt_install redis-server openssh-server openssh-client openssl
   if [ ! -x "$venv/bin/moto_server" ]; then
     log "creating virtualenv with moto[server] in $venv"
     python3 -m venv "$venv"
@@ -124,6 +124,8 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
 export SUSHI_TEST_MOTO_URL=http://127.0.0.1:$MOTO_PORT
 export SUSHI_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 export SUSHI_TEST_SSHD_ADDR=127.0.0.1:$SSHD_PORT

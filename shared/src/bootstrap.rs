@@ -18,6 +18,7 @@ use crate::auth::{Authenticator, JwksCache};
 use crate::config::{Backend, Config, ConfigError};
 use crate::keys::{KeyProvider, KmsKeys, LocalKeyFile};
 use crate::ratelimit::{AttemptLimiter, InProcessLimiter};
+use crate::ratelimit_dynamodb::DynamoLimiter;
 use crate::service::Machines;
 use crate::store::{DynamoStore, EmbeddedStore, Store};
 
@@ -28,15 +29,29 @@ pub struct Services {
     pub authenticator: Arc<Authenticator>,
 }
 
+/// Wire everything, counting master-password failures where every instance sees them: in the
+/// DynamoDB table with the AWS backend (many Lambda instances), in-process when embedded.
 pub async fn build(config: &Config) -> Result<Services, ConfigError> {
-    build_with_limiter(config, Arc::new(InProcessLimiter::default())).await
+    build_inner(config, None).await
 }
 
+/// Wire everything with a caller-chosen failure limiter (the relay counts in Redis).
 pub async fn build_with_limiter(
     config: &Config,
     limiter: Arc<dyn AttemptLimiter>,
 ) -> Result<Services, ConfigError> {
-    let (store, keys): (Arc<dyn Store>, Arc<dyn KeyProvider>) = match &config.backend {
+    build_inner(config, Some(limiter)).await
+}
+
+async fn build_inner(
+    config: &Config,
+    limiter: Option<Arc<dyn AttemptLimiter>>,
+) -> Result<Services, ConfigError> {
+    let (store, keys, default_limiter): (
+        Arc<dyn Store>,
+        Arc<dyn KeyProvider>,
+        Arc<dyn AttemptLimiter>,
+    ) = match &config.backend {
         Backend::Embedded { data_dir } => {
             let dir = data_dir.clone();
             let (store, keys) = tokio::task::spawn_blocking(move || {
@@ -48,16 +63,22 @@ pub async fn build_with_limiter(
             })
             .await
             .map_err(|e| ConfigError(e.to_string()))??;
-            (Arc::new(store), Arc::new(keys))
+            (
+                Arc::new(store),
+                Arc::new(keys),
+                Arc::new(InProcessLimiter::default()),
+            )
         }
         Backend::Aws { table, kms_key_id } => {
             let sdk = crate::aws::load_sdk_config().await;
             (
                 Arc::new(DynamoStore::new(&sdk, table.clone())),
                 Arc::new(KmsKeys::new(&sdk, kms_key_id.clone())),
+                Arc::new(DynamoLimiter::new(&sdk, table.clone())),
             )
         }
     };
+    let limiter = limiter.unwrap_or(default_limiter);
     let hmac_secret = match (&config.jwt_secret, &config.jwks_url, &config.backend) {
         (Some(secret), _, _) => Some(SecretString::from(secret.expose_secret().to_owned())),
         (None, None, Backend::Embedded { data_dir }) => Some(local_jwt_secret(data_dir)?),

@@ -99,7 +99,7 @@ impl Machines {
         let vault = self.store.get_vault(&owner.0).await?.ok_or(ApiError::Conflict(Cow::Borrowed(
             "Set a master password first: PUT /api/v1/master-password with {\"password\": \"...\"}",
         )))?;
-        if self.store.list_machines(&owner.0).await?.len() >= self.max_per_user {
+        if self.store.count_machines(&owner.0).await? >= self.max_per_user {
             return Err(ApiError::Conflict(Cow::Owned(format!(
                 "Machine limit reached ({} per user)",
                 self.max_per_user

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 
 use super::{Store, StoreError, VaultPrecondition};
 use crate::aws::{AwsFailure, classify};
@@ -284,6 +284,31 @@ impl Store for DynamoStore {
         }
         machines.sort_by_key(|m| m.id);
         Ok(machines)
+    }
+
+    async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError> {
+        let mut count = 0usize;
+        let mut start_key: Option<Item> = None;
+        for _ in 0..MAX_QUERY_PAGES {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", user_pk(owner_id))
+                .expression_attribute_values(":prefix", s("MACHINE#"))
+                .select(Select::Count)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            count += usize::try_from(output.count).unwrap_or_default();
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        Ok(count)
     }
 
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError> {

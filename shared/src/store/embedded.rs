@@ -224,6 +224,21 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_conn(move |conn| {
+            let count: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM machines WHERE owner_id = ?1",
+                    params![owner_id],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            Ok(count as usize)
+        })
+        .await
+    }
+
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError> {
         let owner_id = owner_id.to_owned();
         self.with_conn(move |conn| {

@@ -57,6 +57,8 @@ pub trait Store: Send + Sync {
     async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError>;
     /// The owner's machines, sorted by id.
     async fn list_machines(&self, owner_id: &str) -> Result<Vec<Machine>, StoreError>;
+    /// How many machines the owner has (the create quota), without reading them.
+    async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError>;
     /// `false` when the owner has no machine with that id.
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError>;
     /// Replace the sealed secrets of a machine still sealed to `expected_gen`.

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's test command: installs and starts the real services the tests use (moto for
+# DynamoDB + KMS, redis-server, OpenSSH sshd; see services.sh), then runs the whole suite:
+# formatting, clippy with warnings denied, every workspace test, the browser end-to-end test
+# (relay/web/e2e/run.sh) and the deploy checks (infra/check.sh) when present. Services it
+# started are stopped on exit, by pid.
+#
+# usage: localstack/test.sh            (from anywhere in the repository)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+services=$repo/localstack/services.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "starting test services (moto, redis-server, sshd)"
+"$services" start
+trap '"$services" stop' EXIT
+eval "$("$services" env)"
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace --no-fail-fast
+
+step "browser end-to-end test (Chromium + Playwright)"
+"$repo/relay/web/e2e/run.sh"
+
+if [ -x "$repo/infra/check.sh" ]; then
+  step "deploy checks (infra/check.sh)"
+  "$repo/infra/check.sh"
+fi
+
+step "all checks passed"
