@@ -4,6 +4,7 @@
 //! (see `main.rs`); the relay's local all-in-one mode mounts it too. Handlers only extract, call
 //! `shared::service::Machines` and wrap the result in the envelope.
 
+pub mod auth_routes;
 mod extract;
 mod handlers;
 mod middleware;
@@ -17,6 +18,8 @@ use axum::routing::{get, post, put};
 use shared::auth::Authenticator;
 use shared::bootstrap::Services;
 use shared::service::Machines;
+
+pub use auth_routes::{AuthState, auth_routes};
 
 /// Request bodies above this are refused with 413 (DESIGN.md section 2).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -66,4 +69,13 @@ pub fn api_routes(state: AppState) -> Router {
 /// The complete service: routes, JSON 404/405, request ids, tracing, timeout, panic safety net.
 pub fn router(services: Services) -> Router {
     middleware::wrap(api_routes(services.into()))
+}
+
+/// [`router`] plus the browser sign-in routes (`/api/v1/auth/*`, see `auth_routes`).
+pub fn router_with_sign_in(services: Services, sign_in: Arc<shared::oidc::SignIn>) -> Router {
+    let auth = AuthState {
+        sign_in,
+        authenticator: Arc::clone(&services.authenticator),
+    };
+    middleware::wrap(api_routes(services.into()).merge(auth_routes(auth)))
 }

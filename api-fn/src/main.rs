@@ -71,8 +71,9 @@ fn print_token(config: &Config, email: &str, ttl_secs: u64) -> anyhow::Result<()
 
 #[tokio::main]
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let sign_in = std::sync::Arc::new(shared::oidc::SignIn::from_env(&config, false)?);
     let services = shared::bootstrap::build(&config).await?;
-    let app = api_fn::router(services);
+    let app = api_fn::router_with_sign_in(services, sign_in);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_http::run(app)
             .await

@@ -23,6 +23,8 @@ pub enum ApiError {
     #[error("Request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
+    Forbidden(Cow<'static, str>),
+    #[error("{0}")]
     NotFound(Cow<'static, str>),
     #[error("Method not allowed")]
     MethodNotAllowed,
@@ -58,6 +60,7 @@ impl ApiError {
             Self::Unauthorized | Self::InvalidMasterPassword => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::HostKeyChanged { .. } => StatusCode::CONFLICT,

@@ -10,11 +10,16 @@ pub mod envelope;
 pub mod error;
 pub mod keys;
 pub mod machine;
+pub mod oidc;
 pub mod ratelimit;
+pub mod ratelimit_dynamodb;
+pub mod ratelimit_redis;
+pub mod routes;
 pub mod secret;
 pub mod service;
 pub mod sshkey;
 pub mod store;
+pub mod target_policy;
 pub mod telemetry;
 pub mod vault;
 

@@ -1,0 +1,120 @@
+//! Logging in with what the machine has: the private key first (ed25519, ECDSA, or RSA with
+//! the best `rsa-sha2-*` the server offers), then the password, then keyboard-interactive
+//! answering the server's hidden prompts with that same password (PAM setups often offer only
+//! that). Rounds of keyboard-interactive are bounded so a chatty server cannot loop us.
+
+use std::sync::Arc;
+
+use russh::MethodKind;
+use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
+use russh::keys::PrivateKeyWithHashAlg;
+use secrecy::ExposeSecret;
+use shared::secret::MachineSecrets;
+
+use super::{HostKeyCheck, SshError};
+
+const MAX_KBD_ROUNDS: usize = 4;
+const MAX_KBD_PROMPTS: usize = 8;
+
+pub async fn login(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    secrets: &MachineSecrets,
+) -> Result<(), SshError> {
+    let mut tried = Vec::new();
+    let mut offered: Option<Vec<MethodKind>> = None;
+    let allows = |offered: &Option<Vec<MethodKind>>, kind: MethodKind| {
+        offered
+            .as_ref()
+            .is_none_or(|methods| methods.contains(&kind))
+    };
+    let failed = |err: russh::Error| {
+        tracing::debug!(error = %err, "ssh auth transport error");
+        SshError::Handshake("the server during authentication".to_owned())
+    };
+
+    if let Some(pem) = &secrets.private_key {
+        tried.push("publickey");
+        let passphrase = secrets.passphrase.as_ref().map(|p| p.expose_secret());
+        let key = shared::sshkey::parse_private_key(pem.expose_secret(), passphrase)
+            .map_err(|_| SshError::BadKey)?;
+        let hash = if key.algorithm().is_rsa() {
+            handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(failed)?
+                .flatten()
+        } else {
+            None
+        };
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        match handle
+            .authenticate_publickey(user, key)
+            .await
+            .map_err(failed)?
+        {
+            AuthResult::Success => return Ok(()),
+            AuthResult::Failure {
+                remaining_methods, ..
+            } => offered = Some(remaining_methods.to_vec()),
+        }
+    }
+
+    if let Some(password) = &secrets.password {
+        if allows(&offered, MethodKind::Password) {
+            tried.push("password");
+            match handle
+                .authenticate_password(user, password.expose_secret())
+                .await
+                .map_err(failed)?
+            {
+                AuthResult::Success => return Ok(()),
+                AuthResult::Failure {
+                    remaining_methods, ..
+                } => offered = Some(remaining_methods.to_vec()),
+            }
+        }
+        if allows(&offered, MethodKind::KeyboardInteractive) {
+            tried.push("keyboard-interactive");
+            let mut reply = handle
+                .authenticate_keyboard_interactive_start(user, None)
+                .await
+                .map_err(failed)?;
+            for _ in 0..MAX_KBD_ROUNDS {
+                match reply {
+                    KeyboardInteractiveAuthResponse::Success => return Ok(()),
+                    KeyboardInteractiveAuthResponse::Failure { .. } => break,
+                    KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                        if prompts.len() > MAX_KBD_PROMPTS {
+                            break;
+                        }
+                        // Hidden prompts ask for the password; visible ones (rare) get nothing.
+                        let answers = prompts
+                            .iter()
+                            .map(|p| {
+                                if p.echo {
+                                    String::new()
+                                } else {
+                                    password.expose_secret().to_owned()
+                                }
+                            })
+                            .collect();
+                        reply = handle
+                            .authenticate_keyboard_interactive_respond(answers)
+                            .await
+                            .map_err(failed)?;
+                    }
+                }
+            }
+        }
+    }
+
+    Err(SshError::AuthFailed {
+        user: user.to_owned(),
+        tried: if tried.is_empty() {
+            "no usable credential".to_owned()
+        } else {
+            tried.join(", ")
+        },
+    })
+}

@@ -1,0 +1,148 @@
+//! Tickets are single use, short lived and bound to their user; the terminal WebSocket only
+//! opens from allowed Origins; wrong master passwords are rate-limited (also across relays).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
+use testkit::ws::Terminal;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
+
+async fn refused_with(base: &str, ticket: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut term = Terminal::open(base, ticket, headers).await.unwrap();
+    term.expect_close(STEP).await.0
+}
+
+#[tokio::test]
+async fn a_ticket_opens_one_terminal_only() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let email = gw.user("reuse").await;
+    let id = gw.password_machine(&email).await;
+    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let origin = [("origin", ALLOWED_ORIGIN)];
+    let mut first = Terminal::open(&relay.base_url, &ticket, &origin)
+        .await
+        .unwrap();
+    first.run("echo first-$((1+1))").await;
+    first.expect_output("first-2", STEP).await;
+    assert_eq!(refused_with(&relay.base_url, &ticket, &origin).await, 4002);
+    // The first terminal is unaffected.
+    first.run("echo still-$((2+2))").await;
+    first.expect_output("still-4", STEP).await;
+    first.close().await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_tickets_are_refused() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let random = uuid::Uuid::new_v4().to_string();
+    assert_eq!(refused_with(&relay.base_url, &random, &[]).await, 4001);
+    assert_eq!(refused_with(&relay.base_url, "not-a-uuid", &[]).await, 4001);
+}
+
+#[tokio::test]
+async fn an_expired_ticket_is_refused_and_its_session_closed() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[("TICKET_BUCKET_SECS", "1")]);
+    let email = gw.user("expired").await;
+    let id = gw.password_machine(&email).await;
+    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(refused_with(&relay.base_url, &ticket, &[]).await, 4001);
+    let health = testkit::Client::new(&relay.base_url, None)
+        .get("/relay/health")
+        .await;
+    assert_eq!(health.data()["sessions"], 0, "{:?}", health.body);
+}
+
+#[tokio::test]
+async fn another_users_ticket_is_refused() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let email = gw.user("owner").await;
+    let id = gw.password_machine(&email).await;
+    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let intruder = format!("jwt={}", testkit::token("intruder@sushi.test"));
+    assert_eq!(
+        refused_with(&relay.base_url, &ticket, &[("cookie", &intruder)]).await,
+        4003
+    );
+    // Refusing the intruder did not burn the owner's ticket.
+    let owner = format!("jwt={}", testkit::token(&email));
+    let mut term = Terminal::open(&relay.base_url, &ticket, &[("cookie", &owner)])
+        .await
+        .unwrap();
+    term.run("echo mine-$((3+3))").await;
+    term.expect_output("mine-6", STEP).await;
+    term.close().await;
+}
+
+#[tokio::test]
+async fn a_websocket_from_a_foreign_origin_is_refused() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let email = gw.user("origin").await;
+    let id = gw.password_machine(&email).await;
+    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let refused = Terminal::open(
+        &relay.base_url,
+        &ticket,
+        &[("origin", "https://evil.example")],
+    )
+    .await
+    .err()
+    .expect("handshake must fail");
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected HTTP 403, got {other}"),
+    }
+    // The refusal did not consume the ticket.
+    let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
+        .await
+        .unwrap();
+    term.run("echo ok-$((4+4))").await;
+    term.expect_output("ok-8", STEP).await;
+    term.close().await;
+}
+
+#[tokio::test]
+async fn repeated_wrong_master_passwords_are_rate_limited() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let email = gw.user("limit").await;
+    let id = gw.password_machine(&email).await;
+    for _ in 0..5 {
+        let answer = gateway::connect(&relay.base_url, &email, id, "wrong password!").await;
+        assert_eq!(answer.status, 401);
+    }
+    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    assert_eq!(answer.status, 429, "{:?}", answer.body);
+    assert!(answer.data()["retry_after_secs"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn the_attempt_limit_holds_across_relays_sharing_redis() {
+    let gw = Gateway::new().await;
+    let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
+    let a = gw.start(RELAY, &[("REDIS_URL", &redis)]);
+    let b = gw.start(RELAY, &[("REDIS_URL", &redis)]);
+    let email = gw.user("limit-redis").await;
+    let id = gw.password_machine(&email).await;
+    for relay in [&a, &b, &a, &b, &a] {
+        let answer = gateway::connect(&relay.base_url, &email, id, "wrong password!").await;
+        assert_eq!(answer.status, 401);
+    }
+    let answer = gateway::connect(&b.base_url, &email, id, MASTER_PASSWORD).await;
+    assert_eq!(answer.status, 429, "{:?}", answer.body);
+}

@@ -1,0 +1,236 @@
+// The product's promises, in a real browser (Debian chromium driven by playwright-core):
+// sign in (development and OIDC against a fake provider), set and change the master password, add a
+// machine pointing at the test sshd, connect, type and read back, resize and see `stty size`
+// follow, reconnect after the shell exits, and close the tab and see the remote shell end.
+// Screenshots of the list and the terminal are saved under SUSHI_E2E_ARTIFACTS
+// (default relay/web/test-results/).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBrowser, startSushi } from './harness.mjs';
+import { startFakeOidc } from './fake-oidc.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const artifacts = resolve(process.env.SUSHI_E2E_ARTIFACTS ?? join(here, '..', 'test-results'));
+const [sshHost, sshPort] = (process.env.SUSHI_TEST_SSHD_ADDR ?? '127.0.0.1:2222').split(':');
+const sshUser = process.env.SUSHI_TEST_SSH_USER ?? 'sushitest';
+const sshPassword = process.env.SUSHI_TEST_SSH_PASSWORD ?? 'sushi-test-password';
+const MASTER = 'correct horse battery staple';
+const MASTER2 = 'a new master password';
+
+let sushi;
+let oidc;
+
+before(async () => {
+  await mkdir(artifacts, { recursive: true });
+  oidc = await startFakeOidc({
+    clientId: 'e2e-client',
+    clientSecret: 'e2e-secret',
+    user: { sub: 'e2e-user-1', email: 'oidc-user@example.com' },
+  });
+  sushi = await startSushi({
+    OIDC_ISSUER_URL: oidc.issuer,
+    OIDC_CLIENT_ID: 'e2e-client',
+    OIDC_CLIENT_SECRET: 'e2e-secret',
+    OIDC_NAME: 'Fake OIDC',
+  });
+});
+
+after(async () => {
+  await sushi?.stop();
+  await oidc?.close();
+});
+
+/** Lines currently on the terminal screen of the selected tab, spaces normalised. */
+async function screenLines(page) {
+  return page.locator('.term-panel:not([hidden]) .xterm-rows > div').evaluateAll((rows) =>
+    rows.map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()));
+}
+
+/** Wait until a screen line satisfies `predicate`; return it. */
+async function waitForLine(page, predicate, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let lines = [];
+  while (Date.now() < deadline) {
+    lines = await screenLines(page);
+    const found = lines.find(predicate);
+    if (found !== undefined) return found;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`timed out waiting for ${what}; screen:\n${lines.join('\n')}`);
+}
+
+/** Run `command` in the terminal and return the first line matching `pattern` after it. */
+async function run(page, command, pattern, what) {
+  const marker = `m${Math.random().toString(36).slice(2, 8)}`;
+  // The marker's echo proves the output belongs to this command, not an earlier one.
+  await page.keyboard.type(`${command}; echo ${marker}-done\n`);
+  await waitForLine(page, (l) => l === `${marker}-done`, `${what} (marker)`);
+  const lines = await screenLines(page);
+  const end = lines.lastIndexOf(`${marker}-done`);
+  const found = lines.slice(0, end).reverse().find((l) => pattern.test(l));
+  assert.ok(found, `${what}: no line matching ${pattern} in\n${lines.join('\n')}`);
+  return found;
+}
+
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+test('dev sign-in, master password, add machine, terminal round trip, resize, reconnect, close',
+  { timeout: 180_000 }, async () => {
+    const browser = await startBrowser();
+    try {
+      const page = await browser.context.newPage();
+      const problems = [];
+      page.on('console', (msg) => { if (msg.type() === 'error') problems.push(msg.text()); });
+      page.on('pageerror', (err) => problems.push(String(err)));
+
+      const response = await page.goto(sushi.baseUrl);
+      const csp = response.headers()['content-security-policy'] ?? '';
+      assert.match(csp, /script-src 'self'(;|$)/);
+      assert.match(csp, /frame-ancestors 'none'/);
+
+      // Development sign-in, clearly marked.
+      await page.getByText('Development sign-in.').waitFor();
+      await page.getByLabel('Email', { exact: true }).fill('browser-user@example.com');
+      await page.getByRole('button', { name: 'Sign in (development)' }).click();
+      await page.getByRole('heading', { name: 'Machines' }).waitFor();
+      assert.equal(await page.locator('#whoami').textContent(), 'browser-user@example.com');
+
+      // Adding a machine before the master password exists shows the API's own message.
+      await page.getByLabel('Name', { exact: true }).fill('test-sshd');
+      await page.getByLabel('Hostname or IP', { exact: true }).fill(sshHost);
+      await page.getByLabel('Port', { exact: true }).fill(sshPort);
+      await page.getByLabel('Username', { exact: true }).fill(sshUser);
+      await page.getByLabel('Password', { exact: true }).fill(sshPassword);
+      await page.getByRole('button', { name: 'Add machine' }).click();
+      await page.getByRole('alert').getByText('Set a master password first').waitFor();
+
+      // Set the master password, then add the machine.
+      await page.getByLabel('New master password').fill(MASTER);
+      await page.getByRole('button', { name: 'Save master password' }).click();
+      await page.getByRole('alert').getByText('Master password set.').waitFor();
+      await page.getByRole('button', { name: 'Add machine' }).click();
+      await page.getByRole('alert').getByText('Machine "test-sshd" added.').waitFor();
+      const row = page.locator('#machine-rows tr', { hasText: 'test-sshd' });
+      await row.getByText(`${sshUser}@${sshHost}:${sshPort}`).waitFor();
+
+      // Change the master password (the machine is re-sealed); the old one stops working.
+      await page.getByLabel('Current master password').fill(MASTER);
+      await page.getByLabel('New master password').fill(MASTER2);
+      await page.getByRole('button', { name: 'Save master password' }).click();
+      await page.getByRole('alert').getByText('Master password changed.').waitFor();
+
+      // A wrong (here: the old) master password is refused with the API's message, no tab.
+      await page.getByRole('button', { name: 'Connect to test-sshd' }).click();
+      await page.getByRole('dialog').getByLabel('Master password').fill(MASTER);
+      await page.getByRole('button', { name: 'Connect', exact: true }).click();
+      await page.getByRole('alert').getByText('Invalid master password').waitFor();
+      assert.equal(await page.locator('.term-panel').count(), 0);
+
+      // Connect for real.
+      await page.getByRole('button', { name: 'Connect to test-sshd' }).click();
+      await page.getByRole('dialog').getByLabel('Master password').fill(MASTER2);
+      await page.getByRole('button', { name: 'Connect', exact: true }).click();
+      const state = page.locator('.term-panel:not([hidden]) .state');
+      await page.waitForFunction(() =>
+        document.querySelector('.term-panel:not([hidden]) .state')?.getAttribute('data-state') === 'connected');
+      await page.locator('.term-panel:not([hidden]) .term-host').click();
+
+      await page.keyboard.type('echo hello-from-browser\n');
+      await waitForLine(page, (l) => l === 'hello-from-browser', 'echo output');
+
+      // The machine list now shows the pinned host key.
+      await page.locator('#tab-machines').click();
+      await row.getByText(/^SHA256:/).waitFor();
+      await page.screenshot({ path: join(artifacts, 'machine-list.png'), fullPage: true });
+      await page.locator('[role=tab]', { hasText: 'test-sshd' }).first().click();
+      await page.locator('.term-panel:not([hidden]) .term-host').click();
+
+      // Resize the window: xterm refits, the relay resizes the pty, `stty size` follows.
+      const before = await run(page, 'stty size', /^\d+ \d+$/, 'stty size before');
+      await page.setViewportSize({ width: 800, height: 500 });
+      let afterSize = before;
+      for (let i = 0; i < 20 && afterSize === before; i += 1) {
+        await page.waitForTimeout(150);
+        afterSize = await run(page, 'stty size', /^\d+ \d+$/, 'stty size after');
+      }
+      assert.notEqual(afterSize, before, 'stty size should change with the window');
+      const [rows, cols] = afterSize.split(' ').map(Number);
+      assert.ok(rows > 5 && cols > 20, `plausible size ${afterSize}`);
+
+      await page.screenshot({ path: join(artifacts, 'terminal.png'), fullPage: true });
+
+      // The shell exits: the tab says so and offers Reconnect, which gets a new ticket.
+      await page.keyboard.type('exit\n');
+      await page.waitForFunction(() =>
+        document.querySelector('.term-panel:not([hidden]) .state')?.getAttribute('data-state') === 'closed');
+      await page.getByRole('button', { name: 'Reconnect' }).click();
+      await page.waitForFunction(() =>
+        document.querySelector('.term-panel:not([hidden]) .state')?.getAttribute('data-state') === 'connected');
+      await page.locator('.term-panel:not([hidden]) .term-host').click();
+      const pidLine = await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'shell pid');
+      const pid = Number(pidLine.split('=')[1]);
+      assert.ok(processAlive(pid), 'the remote shell runs');
+      assert.equal(await state.textContent(), 'connected');
+
+      // Close the tab: the WebSocket closes, the relay ends the SSH session, the shell ends.
+      await page.getByRole('button', { name: 'Close terminal test-sshd' }).click();
+      const deadline = Date.now() + 10_000;
+      while (processAlive(pid) && Date.now() < deadline) await page.waitForTimeout(100);
+      assert.equal(processAlive(pid), false, `remote shell ${pid} should have ended`);
+      assert.equal(await page.locator('.term-panel').count(), 0);
+
+      // Delete, with confirmation.
+      await page.getByRole('button', { name: 'Delete test-sshd' }).click();
+      await page.locator('#delete-confirm').click();
+      await page.getByRole('alert').getByText('Machine "test-sshd" deleted.').waitFor();
+      assert.equal(await page.locator('#machine-rows tr').count(), 0);
+
+      // Sign out clears the session.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      const me = await page.evaluate(async () => (await fetch('/api/v1/auth/me')).status);
+      assert.equal(me, 401);
+
+      // Refused API calls (409, 401) are expected above; anything else (a script error, a
+      // "Refused to ..." CSP violation) is a failure.
+      assert.deepEqual(problems.filter((p) => !p.startsWith('Failed to load resource')), [],
+        'no script errors or CSP violations');
+    } catch (err) {
+      const [page] = browser.context.pages();
+      await page?.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
+      throw err;
+    } finally {
+      await browser.close();
+    }
+  });
+
+test('sign-in through an OpenID Connect provider', { timeout: 60_000 }, async () => {
+  const browser = await startBrowser();
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(sushi.baseUrl);
+    await page.getByRole('button', { name: 'Sign in with Fake OIDC' }).click();
+    // Provider round trip: authorize, back to /api/v1/auth/callback, then 303 to /.
+    await page.getByRole('heading', { name: 'Machines' }).waitFor();
+    assert.equal(await page.locator('#whoami').textContent(), 'oidc-user@example.com');
+    const cookies = await browser.context.cookies(sushi.baseUrl);
+    const jwt = cookies.find((c) => c.name === 'jwt');
+    assert.ok(jwt, 'session cookie set');
+    assert.equal(jwt.httpOnly, true);
+    assert.equal(jwt.sameSite, 'Lax');
+    assert.equal(await page.evaluate(() => document.cookie.includes('jwt=')), false,
+      'page scripts cannot read the session');
+  } finally {
+    await browser.close();
+  }
+});

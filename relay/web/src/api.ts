@@ -1,0 +1,73 @@
+// The API client: every call goes to the page's own origin with the HttpOnly `jwt` cookie,
+// and every answer is the envelope {status, message, data}. Errors carry the API's own
+// message, which the page shows as is.
+
+export interface Envelope<T> {
+  status: string;
+  message: string;
+  data: T;
+}
+
+export class ApiError extends Error {
+  constructor(public status: number, message: string) {
+    super(message);
+  }
+}
+
+export interface Machine {
+  id: number;
+  name: string;
+  username: string;
+  hostname: string;
+  port: string;
+  organization: string | null;
+  host_key_fingerprint: string | null;
+}
+
+export interface Providers {
+  providers: { id: string; name: string }[];
+  dev: boolean;
+}
+
+export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    init.headers = { 'Content-Type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'The server could not be reached; check your connection.');
+  }
+  let envelope: Envelope<T> | null = null;
+  try {
+    envelope = (await response.json()) as Envelope<T>;
+  } catch {
+    envelope = null;
+  }
+  if (!response.ok) {
+    const message = envelope?.message || `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  if (!envelope) throw new ApiError(response.status, 'The server sent an unreadable answer.');
+  return envelope.data;
+}
+
+export const api = {
+  providers: () => call<Providers>('GET', '/api/v1/auth/providers'),
+  me: () => call<{ email: string }>('GET', '/api/v1/auth/me'),
+  devSignIn: (email: string) => call<{ email: string }>('POST', '/api/v1/auth/dev', { email }),
+  signInUrl: (to: string) =>
+    call<{ url: string }>('GET', `/api/v1/auth/url?to=${encodeURIComponent(to)}&return_to=%2F`),
+  logout: () => call<null>('POST', '/api/v1/auth/logout'),
+  machines: () => call<Machine[]>('GET', '/api/v1/machines'),
+  addMachine: (m: Record<string, string>) => call<Machine>('POST', '/api/v1/machine', m),
+  deleteMachine: (id: number) => call<null>('DELETE', `/api/v1/machine/${id}`),
+  setMasterPassword: (password: string, current?: string) =>
+    call<unknown>('PUT', '/api/v1/master-password',
+      current ? { password, current_password: current } : { password }),
+  connect: (id: number, password: string) =>
+    call<string>('POST', `/api/v1/machine/${id}/connect`, { password }),
+};

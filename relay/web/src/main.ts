@@ -1,0 +1,372 @@
+// suSHi web app: sign-in, the machine list, add/delete, the master password, and terminals in
+// tabs. Plain DOM on purpose (a few screens do not need a framework): every piece of user or
+// server data reaches the page through textContent / value / attributes, never innerHTML.
+
+import { api, ApiError, Machine } from './api';
+import { State, TerminalSession } from './terminal';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return el as T;
+};
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value !== undefined) node.setAttribute(key, value);
+  }
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// ---- notices -------------------------------------------------------------------------------
+
+function notify(message: string, kind: 'error' | 'info' = 'error'): void {
+  const notice = $('notice');
+  notice.textContent = message;
+  notice.classList.toggle('info', kind === 'info');
+  notice.hidden = false;
+}
+
+function clearNotice(): void {
+  $('notice').hidden = true;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof ApiError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** A 401 that means the session is gone (not, say, a wrong master password, also 401). */
+function sessionEnded(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 401 && err.message === 'Invalid or missing JWT token';
+}
+
+/** Run `work` with `button` disabled; show the API's message on failure. */
+async function busy(button: HTMLButtonElement | null, work: () => Promise<void>): Promise<void> {
+  if (button) button.disabled = true;
+  clearNotice();
+  try {
+    await work();
+  } catch (err) {
+    if (sessionEnded(err) && !inSignIn) {
+      await showSignIn(errorText(err));
+      return;
+    }
+    notify(errorText(err));
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// ---- views ---------------------------------------------------------------------------------
+
+let inSignIn = false;
+
+function show(view: 'loading' | 'signin' | 'app'): void {
+  for (const name of ['loading', 'signin', 'app']) $(`view-${name}`).hidden = name !== view;
+  inSignIn = view === 'signin';
+}
+
+async function showSignIn(message?: string): Promise<void> {
+  closeAllTerminals();
+  $('whoami').hidden = true;
+  $('signout').hidden = true;
+  show('signin');
+  if (message) notify(message);
+  const providers = $('providers');
+  providers.replaceChildren();
+  try {
+    const options = await api.providers();
+    for (const provider of options.providers) {
+      const button = el('button', { type: 'button', 'data-provider': provider.id },
+        `Sign in with ${provider.name}`);
+      button.addEventListener('click', () =>
+        busy(button, async () => {
+          const { url } = await api.signInUrl(provider.id);
+          location.assign(url);
+        }));
+      providers.append(button);
+    }
+    $('dev-form').hidden = !options.dev;
+    $('no-providers').hidden = options.providers.length > 0 || options.dev;
+  } catch (err) {
+    notify(errorText(err));
+  }
+}
+
+async function showApp(email: string): Promise<void> {
+  const who = $('whoami');
+  who.textContent = email;
+  who.hidden = false;
+  $('signout').hidden = false;
+  show('app');
+  selectTab('machines');
+  await refreshMachines();
+}
+
+// ---- machines ------------------------------------------------------------------------------
+
+let machines: Machine[] = [];
+
+async function refreshMachines(): Promise<void> {
+  machines = await api.machines();
+  const rows = $('machine-rows');
+  rows.replaceChildren();
+  for (const machine of machines) {
+    const row = el('tr', { 'data-machine-id': String(machine.id) });
+    row.append(
+      el('td', {}, machine.name),
+      el('td', {}, `${machine.username}@${machine.hostname}:${machine.port}`),
+      el('td', {}, machine.organization ?? '—'),
+      el('td', { class: 'fp' }, machine.host_key_fingerprint ?? 'not pinned yet'),
+    );
+    const actions = el('td');
+    const connect = el('button', { type: 'button', class: 'small',
+      'aria-label': `Connect to ${machine.name}` }, 'Connect');
+    connect.addEventListener('click', () => askConnect(machine));
+    const remove = el('button', { type: 'button', class: 'small secondary',
+      'aria-label': `Delete ${machine.name}` }, 'Delete');
+    remove.addEventListener('click', () => askDelete(machine, remove));
+    actions.append(connect, remove);
+    row.append(actions);
+    rows.append(row);
+  }
+  $('no-machines').hidden = machines.length > 0;
+}
+
+function readFile(input: HTMLInputElement): Promise<string | null> {
+  const file = input.files?.[0];
+  if (!file) return Promise.resolve(null);
+  if (file.size > 32 * 1024) return Promise.reject(new Error('The private key file is too large.'));
+  return file.text();
+}
+
+function setupAddForm(): void {
+  const form = $<HTMLFormElement>('add-form');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+    void busy(submit, async () => {
+      const data = new FormData(form);
+      const body: Record<string, string> = {};
+      for (const field of ['name', 'hostname', 'port', 'username', 'password', 'passphrase',
+        'organization', 'private_key']) {
+        const value = String(data.get(field) ?? '');
+        if (value.trim() !== '') body[field] = field === 'password' || field === 'passphrase'
+          || field === 'private_key' ? value : value.trim();
+      }
+      const fromFile = await readFile($<HTMLInputElement>('m-key'));
+      if (fromFile) body.private_key = fromFile;
+      const created = await api.addMachine(body);
+      form.reset();
+      await refreshMachines();
+      notify(`Machine "${created.name}" added.`, 'info');
+    });
+  });
+}
+
+function setupMasterForm(): void {
+  const form = $<HTMLFormElement>('master-form');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+    void busy(submit, async () => {
+      const password = $<HTMLInputElement>('mp-new').value;
+      const current = $<HTMLInputElement>('mp-current').value;
+      await api.setMasterPassword(password, current || undefined);
+      form.reset();
+      notify(current ? 'Master password changed.' : 'Master password set.', 'info');
+    });
+  });
+}
+
+function askDelete(machine: Machine, button: HTMLButtonElement): void {
+  const dialog = $<HTMLDialogElement>('delete-dialog');
+  $('delete-target').textContent =
+    `${machine.name} (${machine.username}@${machine.hostname}:${machine.port}) will be deleted with its saved credentials.`;
+  dialog.onclose = () => {
+    if (dialog.returnValue !== 'delete') return;
+    void busy(button, async () => {
+      await api.deleteMachine(machine.id);
+      await refreshMachines();
+      notify(`Machine "${machine.name}" deleted.`, 'info');
+    });
+  };
+  dialog.returnValue = '';
+  dialog.showModal();
+}
+
+// ---- connect and terminal tabs ------------------------------------------------------------
+
+interface Tab {
+  id: string;
+  machine: Machine;
+  button: HTMLButtonElement;
+  wrap: HTMLElement;
+  panel: HTMLElement;
+  session: TerminalSession;
+  /** Kept in memory only, so Reconnect can ask for a new ticket; dropped with the tab. */
+  masterPassword: string;
+}
+
+const tabs = new Map<string, Tab>();
+let tabCounter = 0;
+
+function askConnect(machine: Machine): void {
+  const dialog = $<HTMLDialogElement>('connect-dialog');
+  const input = $<HTMLInputElement>('connect-password');
+  $('connect-target').textContent =
+    `${machine.name}: ${machine.username}@${machine.hostname}:${machine.port}`;
+  input.value = '';
+  dialog.returnValue = '';
+  dialog.onclose = () => {
+    const password = input.value;
+    input.value = '';
+    if (dialog.returnValue !== 'connect' || !password) return;
+    void busy(null, async () => {
+      const ticket = await api.connect(machine.id, password);
+      openTab(machine, password, ticket);
+      // The first connect pins the host key: show its fingerprint in the list.
+      await refreshMachines();
+    });
+  };
+  dialog.showModal();
+  input.focus();
+}
+
+function openTab(machine: Machine, masterPassword: string, ticket: string): void {
+  tabCounter += 1;
+  const id = `term-${tabCounter}`;
+  const button = el('button', { type: 'button', role: 'tab', id: `tab-${id}`,
+    'aria-controls': `panel-${id}`, 'aria-selected': 'false' });
+  button.textContent = machine.name;
+  // The close button sits beside its tab, not inside it: a button may not contain another.
+  const close = el('button', { type: 'button', class: 'tab-close',
+    'aria-label': `Close terminal ${machine.name}`, title: 'Close (Delete on the tab)' }, '×');
+  const wrap = el('span', { class: 'tab-wrap', role: 'presentation' });
+  wrap.append(button, close);
+  const panel = el('div', { id: `panel-${id}`, role: 'tabpanel', 'aria-labelledby': `tab-${id}`,
+    class: 'term-panel', hidden: '' });
+  const status = el('div', { class: 'term-status' });
+  const state = el('span', { class: 'state', 'data-state': 'connecting', role: 'status',
+    'aria-live': 'polite' }, 'connecting…');
+  const reconnect = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'Reconnect');
+  status.append(el('strong', {}, `${machine.username}@${machine.hostname}:${machine.port}`),
+    state, reconnect);
+  const host = el('div', { class: 'term-host', 'data-terminal': id });
+  panel.append(status, host);
+  $('terminal-panels').append(panel);
+  $('tabs').append(wrap);
+
+  const onState = (value: State, detail: string) => {
+    state.dataset.state = value;
+    state.textContent = detail;
+    reconnect.hidden = value !== 'closed';
+  };
+  const session = new TerminalSession(host, onState);
+  const tab: Tab = { id, machine, button, wrap, panel, session, masterPassword };
+  tabs.set(id, tab);
+
+  button.addEventListener('click', () => selectTab(id));
+  button.addEventListener('keydown', (event) => {
+    if (event.key === 'Delete') closeTab(id);
+  });
+  close.addEventListener('click', () => closeTab(id));
+  reconnect.addEventListener('click', () =>
+    busy(reconnect, async () => {
+      const fresh = await api.connect(machine.id, tab.masterPassword);
+      session.attach(fresh);
+    }));
+  selectTab(id);
+  session.attach(ticket);
+}
+
+function selectTab(id: string): void {
+  const machinesSelected = id === 'machines';
+  $('tab-machines').setAttribute('aria-selected', String(machinesSelected));
+  $('panel-machines').hidden = !machinesSelected;
+  $('terminal-panels').hidden = machinesSelected;
+  for (const tab of tabs.values()) {
+    const selected = tab.id === id;
+    tab.button.setAttribute('aria-selected', String(selected));
+    tab.panel.hidden = !selected;
+    if (selected) {
+      requestAnimationFrame(() => {
+        tab.session.refit();
+        tab.session.term.focus();
+      });
+    }
+  }
+}
+
+function closeTab(id: string): void {
+  const tab = tabs.get(id);
+  if (!tab) return;
+  tab.session.dispose();
+  tab.wrap.remove();
+  tab.panel.remove();
+  tabs.delete(id);
+  tab.masterPassword = '';
+  const next = [...tabs.keys()].pop();
+  selectTab(next ?? 'machines');
+}
+
+function closeAllTerminals(): void {
+  for (const id of [...tabs.keys()]) closeTab(id);
+}
+
+/** Left/Right arrows move between tabs (WAI-ARIA tabs pattern). */
+function setupTabKeys(): void {
+  $('tabs').addEventListener('keydown', (event) => {
+    if (event.key !== 'ArrowLeft' && event.key !== 'ArrowRight') return;
+    const all = [...$('tabs').querySelectorAll<HTMLButtonElement>('[role=tab]')];
+    const index = all.findIndex((b) => b === document.activeElement);
+    if (index < 0) return;
+    const next = all[(index + (event.key === 'ArrowRight' ? 1 : all.length - 1)) % all.length];
+    next.focus();
+    next.click();
+  });
+  $('tab-machines').addEventListener('click', () => selectTab('machines'));
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+function setupSignIn(): void {
+  const form = $<HTMLFormElement>('dev-form');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+    void busy(submit, async () => {
+      const { email } = await api.devSignIn($<HTMLInputElement>('dev-email').value);
+      await showApp(email);
+    });
+  });
+  $('signout').addEventListener('click', () =>
+    busy($<HTMLButtonElement>('signout'), async () => {
+      await api.logout();
+      await showSignIn();
+    }));
+  $('connect-cancel').addEventListener('click', () => $<HTMLDialogElement>('connect-dialog').close());
+}
+
+async function start(): Promise<void> {
+  setupSignIn();
+  setupAddForm();
+  setupMasterForm();
+  setupTabKeys();
+  try {
+    const me = await api.me();
+    await showApp(me.email);
+  } catch (err) {
+    await showSignIn(err instanceof ApiError && err.status !== 401 ? errorText(err) : undefined);
+  }
+}
+
+void start();
