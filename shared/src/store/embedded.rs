@@ -1,11 +1,14 @@
 //! The embedded default store: one SQLite file under `DATA_DIR`.
 //!
-//! SQLite calls block, so each runs on tokio's blocking pool (`spawn_blocking`) holding the one
+//! SQLite calls block, so each runs on tokio's blocking pool (`spawn_blocking`) holding a
 //! connection behind a `std::sync::Mutex`: a sync mutex is right here because it is only ever
-//! locked on a blocking thread and never across an `.await`. One connection serialises writes,
-//! which SQLite does anyway; reads are microseconds, far below HTTP overhead.
+//! locked on a blocking thread and never across an `.await`. One writer connection serialises
+//! writes, which SQLite does anyway; reads go to a small pool of reader connections (WAL mode
+//! lets them run beside the writer), so concurrent list/get requests use every core instead of
+//! queueing on one lock.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -17,8 +20,13 @@ use crate::vault::{KdfParams, PreviousKey, VaultRecord};
 
 pub struct EmbeddedStore {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
 }
+
+/// Reader connections: a few per core is plenty; each holds its own page cache.
+const READERS: usize = 4;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -63,23 +71,53 @@ impl EmbeddedStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let path = dir.join("sushi.db");
-        let conn = Connection::open(&path).map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(&path).map_err(unavailable)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(unavailable)?;
+            Ok(conn)
+        };
+        let writer = open()?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let readers = (0..READERS)
+            .map(|_| open().map(|conn| Arc::new(Mutex::new(conn))))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             path,
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
         })
     }
 
-    /// Run `f` with the connection on the blocking pool.
+    /// Run `f` with the writer connection on the blocking pool.
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        Self::run(Arc::clone(&self.writer), f).await
+    }
+
+    /// Run a read-only `f` with one of the reader connections, round robin.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+        let conn = self
+            .readers
+            .get(index)
+            .map_or_else(|| Arc::clone(&self.writer), Arc::clone);
+        Self::run(conn, f).await
+    }
+
+    async fn run<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
@@ -196,7 +234,7 @@ impl Store for EmbeddedStore {
 
     async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError> {
         let owner_id = owner_id.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             conn.query_row(
                 &format!("SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 AND id = ?2"),
                 params![owner_id, id as i64],
@@ -210,7 +248,7 @@ impl Store for EmbeddedStore {
 
     async fn list_machines(&self, owner_id: &str) -> Result<Vec<Machine>, StoreError> {
         let owner_id = owner_id.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let mut statement = conn
                 .prepare_cached(&format!(
                     "SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 ORDER BY id"
@@ -226,7 +264,7 @@ impl Store for EmbeddedStore {
 
     async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError> {
         let owner_id = owner_id.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let count: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM machines WHERE owner_id = ?1",
@@ -322,7 +360,7 @@ impl Store for EmbeddedStore {
 
     async fn get_vault(&self, owner_id: &str) -> Result<Option<VaultRecord>, StoreError> {
         let owner_id = owner_id.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             conn.query_row(
                 "SELECT owner_id, generation, public_key, kdf_memory_kib, kdf_iterations, \
                  kdf_parallelism, kdf_salt, wrapped_seed, prev_generation, prev_wrapped_seed \
