@@ -83,26 +83,16 @@ impl Authenticator {
             return Err(AuthError::TooLarge);
         }
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
-        let key = match header.alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => self
-                .hmac_secret
+        let key = if is_asymmetric(header.alg) {
+            let jwks = self
+                .jwks
+                .as_ref()
+                .ok_or(AuthError::AlgorithmNotAccepted(header.alg))?;
+            jwks.key_for(header.kid.as_deref(), header.alg).await?
+        } else {
+            self.hmac_secret
                 .clone()
-                .ok_or(AuthError::AlgorithmNotAccepted(header.alg))?,
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512
-            | Algorithm::ES256
-            | Algorithm::ES384
-            | Algorithm::EdDSA => {
-                let jwks = self
-                    .jwks
-                    .as_ref()
-                    .ok_or(AuthError::AlgorithmNotAccepted(header.alg))?;
-                jwks.key_for(header.kid.as_deref(), header.alg).await?
-            }
+                .ok_or(AuthError::AlgorithmNotAccepted(header.alg))?
         };
         let claims = decode::<Claims>(token, &key, &self.validation(header.alg))
             .map_err(|e| AuthError::Invalid(e.to_string()))?
@@ -135,6 +125,23 @@ impl Authenticator {
         }
         validation
     }
+}
+
+/// Public-key algorithms, verified only with JWKS keys; every other algorithm jsonwebtoken
+/// parses is an HMAC one, verified only with the shared secret.
+pub fn is_asymmetric(alg: Algorithm) -> bool {
+    matches!(
+        alg,
+        Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512
+            | Algorithm::ES256
+            | Algorithm::ES384
+            | Algorithm::EdDSA
+    )
 }
 
 /// `email`, else `username`, else `sub`: the first non-blank one, bounded and printable.

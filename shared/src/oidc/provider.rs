@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use jsonwebtoken::{Validation, decode, decode_header};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -444,19 +444,7 @@ impl SignIn {
             tracing::warn!(reason = %err, "ID token header");
             SignInError::IdTokenInvalid
         })?;
-        let asymmetric = matches!(
-            header.alg,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
-                | Algorithm::ES256
-                | Algorithm::ES384
-                | Algorithm::EdDSA
-        );
-        if !asymmetric {
+        if !crate::auth::is_asymmetric(header.alg) {
             tracing::warn!(alg = ?header.alg, "ID token algorithm not accepted");
             return Err(SignInError::IdTokenInvalid);
         }
