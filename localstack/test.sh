@@ -26,7 +26,12 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
-cargo test --workspace --no-fail-fast
+results=$(mktemp)
+trap '"$services" stop; rm -f "$results"' EXIT
+cargo test --workspace --no-fail-fast 2>&1 | tee "$results"
+# One total for the whole suite (cargo prints one line per test binary, many of them 0 for
+# binaries without unit tests); printed again as the very last line below.
+summary=$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$results")
 
 step "browser end-to-end test (Chromium + Playwright)"
 "$repo/relay/web/e2e/run.sh"
@@ -37,3 +42,4 @@ if [ -x "$repo/infra/check.sh" ]; then
 fi
 
 step "all checks passed"
+echo "tests: $summary"
