@@ -42,4 +42,7 @@ if [ -x "$repo/infra/check.sh" ]; then
 fi
 
 step "all checks passed"
+trap - EXIT
+"$services" stop
+rm -f "$results"
 echo "tests: $summary"
