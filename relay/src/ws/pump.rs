@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use russh::ChannelMsg;
 use serde::Deserialize;
 use serde_json::json;
@@ -40,6 +40,8 @@ const INPUT_QUEUE: usize = 32;
 /// A browser that accepts nothing for this long is treated as gone.
 const SEND_STALL: Duration = Duration::from_secs(60);
 const MAX_COLS_ROWS: u32 = 1000;
+/// Output coalescing stops adding SSH packets to a frame past this size.
+const MAX_FRAME: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -94,6 +96,25 @@ impl Clock {
     }
 }
 
+/// One WebSocket frame from the SSH output that is already waiting: `first` plus any data
+/// packets russh has queued behind it, up to [`MAX_FRAME`]. Never waits, so an interactive
+/// keystroke echo goes out as soon as it arrives, while a bulk `cat` leaves in a few large
+/// frames instead of one frame (and one client wake-up) per SSH packet. A non-data message
+/// found on the way is handed back to be processed next, in order.
+fn coalesce(ssh_read: &mut russh::ChannelReadHalf, first: &[u8]) -> (Bytes, Option<ChannelMsg>) {
+    let mut frame = BytesMut::with_capacity(first.len());
+    frame.extend_from_slice(first);
+    while frame.len() < MAX_FRAME {
+        match ssh_read.wait().now_or_never().flatten() {
+            Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                frame.extend_from_slice(&data);
+            }
+            other => return (frame.freeze(), other),
+        }
+    }
+    (frame.freeze(), None)
+}
+
 fn event(value: serde_json::Value) -> Message {
     Message::Text(value.to_string().into())
 }
@@ -128,7 +149,14 @@ pub async fn run(relay: &Arc<Relay>, socket: WebSocket, session: Session) {
     let writer = tokio::spawn(async move {
         while let Some(message) = out_rx.recv().await {
             let closing = matches!(message, Message::Close(_));
-            match tokio::time::timeout(SEND_STALL, sink.send(message)).await {
+            // Queue the frame and flush only when nothing else is waiting: one socket write
+            // for a burst of output, and still no added delay for a lone keystroke echo.
+            let sent = if closing || out_rx.is_empty() {
+                tokio::time::timeout(SEND_STALL, sink.send(message)).await
+            } else {
+                tokio::time::timeout(SEND_STALL, sink.feed(message)).await
+            };
+            match sent {
                 Ok(Ok(())) if !closing => writer_clock.wrote(),
                 _ => break,
             }
@@ -144,12 +172,21 @@ pub async fn run(relay: &Arc<Relay>, socket: WebSocket, session: Session) {
                 exit_status: None,
                 exit_signal: None,
             };
-            while let Some(message) = ssh_read.wait().await {
+            let mut pending = None;
+            loop {
+                let message = match pending.take() {
+                    Some(message) => message,
+                    None => match ssh_read.wait().await {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
                 match message {
                     ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
                         clock.touch();
-                        let frame = Message::Binary(Bytes::copy_from_slice(&data));
-                        if out_tx.send(frame).await.is_err() {
+                        let (frame, next) = coalesce(&mut ssh_read, &data);
+                        pending = next;
+                        if out_tx.send(Message::Binary(frame)).await.is_err() {
                             break;
                         }
                     }
@@ -280,7 +317,15 @@ pub async fn run(relay: &Arc<Relay>, socket: WebSocket, session: Session) {
                     })));
                     break (close::IDLE_TIMEOUT, "idle timeout");
                 }
-                if last_heard.elapsed() >= keepalive * 3 && clock.since_written() >= keepalive * 3 {
+                // Silent for three intervals means gone, unless output is being delivered to
+                // it (its pong may be queued behind that output). Our own pings prove nothing:
+                // the kernel's socket buffer accepts them from a client that stopped reading,
+                // so only output produced (`idle_for`) and written (`since_written`) lately
+                // keeps a silent client open.
+                let silent = last_heard.elapsed() >= keepalive * 3;
+                let delivering = clock.idle_for() < keepalive * 3
+                    && clock.since_written() < keepalive * 3;
+                if silent && !delivering {
                     break (close::CLIENT_UNRESPONSIVE, "client stopped answering pings");
                 }
                 if last_ping.elapsed() >= keepalive {
