@@ -181,6 +181,21 @@ impl Process {
         self.child.id()
     }
 
+    /// Send `signal` (a name `kill -s` understands: TERM, STOP, CONT…) to this process, by pid.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} {} failed", self.pid());
+    }
+
+    /// Kill it now (SIGKILL, by pid: a crash, no drain) and reap it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Everything the process printed so far (stdout and stderr).
     pub fn output(&self) -> String {
         self.logs.lock().unwrap().join("\n")

@@ -91,10 +91,12 @@ impl Terminal {
         .await;
     }
 
-    /// The next frame, or `None` after `timeout`.
+    /// The next frame, or `None` after `timeout`. Pings and pongs are not frames here (the
+    /// WebSocket library answers pings while this reads), and do not restart the timeout.
     pub async fn next(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let message = match tokio::time::timeout(timeout, self.ws.next()).await {
+            let message = match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return None,
                 Ok(None) | Ok(Some(Err(_))) => {
                     let closed = self.closed.clone().unwrap_or((1006, "abnormal".to_owned()));
@@ -210,4 +212,179 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         return Some(0);
     }
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A WebSocket client on a bare TCP socket: it does the HTTP upgrade and writes frames itself,
+/// and it answers nothing (no pongs, ever) and reads only when the test asks it to. It is how a
+/// test plays a browser tab that froze or a laptop that went to sleep: between two calls the
+/// relay's frames simply pile up unread in the kernel's receive buffer.
+pub struct SilentClient {
+    stream: TcpStream,
+    /// Received bytes not yet parsed into frames.
+    pending: Vec<u8>,
+    /// All terminal output (binary frames) parsed so far.
+    pub output: Vec<u8>,
+    /// Pings the relay sent (never answered).
+    pub pings: usize,
+}
+
+impl SilentClient {
+    /// Open `/ssh?uuid=ticket` with extra headers; panics unless the server answers 101.
+    pub async fn open(base_url: &str, ticket: &str, headers: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = base_url
+            .strip_prefix("http://")
+            .expect("an http:// base URL")
+            .trim_end_matches('/');
+        let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(host))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        let mut request = format!(
+            "GET /ssh?uuid={ticket} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n"
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut pending = Vec::new();
+        let head_end = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(at) = find(&pending, b"\r\n\r\n") {
+                    return at + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "connection closed during the handshake");
+                pending.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("handshake timed out");
+        let head = String::from_utf8_lossy(&pending[..head_end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
+        pending.drain(..head_end);
+        Self {
+            stream,
+            pending,
+            output: Vec::new(),
+            pings: 0,
+        }
+    }
+
+    /// Send keystrokes as one masked binary frame (clients must mask; the key is arbitrary).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mask = [0x5a, 0x17, 0xc3, 0x8e];
+        let mut frame = vec![0x82];
+        match bytes.len() {
+            len @ 0..=125 => frame.push(0x80 | len as u8),
+            len @ 126..=65535 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(bytes.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// Type a shell line.
+    pub async fn run(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// Parse one complete frame off `pending`, if there is one: (opcode, payload).
+    fn parse(&mut self) -> Option<(u8, Vec<u8>)> {
+        let (&b0, rest) = self.pending.split_first()?;
+        let (&b1, rest) = rest.split_first()?;
+        assert_eq!(b1 & 0x80, 0, "a server must not mask its frames");
+        let (len, header) = match b1 & 0x7f {
+            126 => (
+                u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize,
+                4,
+            ),
+            127 => (
+                u64::from_be_bytes(rest.get(..8)?.try_into().ok()?) as usize,
+                10,
+            ),
+            len => (len as usize, 2),
+        };
+        let payload = self.pending.get(header..header + len)?.to_vec();
+        self.pending.drain(..header + len);
+        Some((b0 & 0x0f, payload))
+    }
+
+    /// Read and parse frames until `done` says stop (given opcode and payload), for at most
+    /// `timeout`. `Err` carries why it stopped early: end of stream or the deadline.
+    async fn read_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&mut Self, u8, &[u8]) -> bool,
+    ) -> Result<(), &'static str> {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some((opcode, payload)) = self.parse() {
+                match opcode {
+                    0x0 | 0x2 => self.output.extend_from_slice(&payload),
+                    0x9 => self.pings += 1,
+                    _ => {}
+                }
+                if done(self, opcode, &payload) {
+                    return Ok(());
+                }
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Err(_) => return Err("timed out"),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err("connection ended without a close frame"),
+                Ok(Ok(n)) => self.pending.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Read until the output contains `needle`.
+    pub async fn expect_output(&mut self, needle: &str, timeout: Duration) {
+        let found = self
+            .read_until(timeout, |me, _, _| contains(&me.output, needle.as_bytes()))
+            .await;
+        if let Err(why) = found {
+            panic!(
+                "{why} before output contained {needle:?}; got {:?}",
+                String::from_utf8_lossy(&self.output)
+            );
+        }
+    }
+
+    /// Read (everything that piled up, then what follows) until a close frame; its code and
+    /// reason.
+    pub async fn expect_close(&mut self, timeout: Duration) -> (u16, String) {
+        let mut closed = None;
+        let read = self
+            .read_until(timeout, |_, opcode, payload| {
+                if opcode != 0x8 {
+                    return false;
+                }
+                let code = payload
+                    .get(..2)
+                    .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]));
+                let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
+                closed = Some((code, reason.into_owned()));
+                true
+            })
+            .await;
+        match (read, closed) {
+            (Ok(()), Some(closed)) => closed,
+            (Err(why), _) => panic!("no close frame: {why}"),
+            (Ok(()), None) => unreachable!("read_until stops only on a close frame"),
+        }
+    }
 }
