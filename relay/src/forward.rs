@@ -9,9 +9,16 @@
 //! nothing is buffered beyond a frame per direction. Close frames (with their codes) pass
 //! through, so the browser sees the owner relay's reason. Only `ws://` advertise URLs are
 //! supported: relays talk on an internal network.
+//!
+//! Each hop keeps its own keepalive. The owner relay's pings reach this relay's WebSocket
+//! client, which answers them, so the owner cannot notice a browser that went silent; this
+//! relay pings the browser and closes it with 4009 by the same rule as the pump, which also
+//! ends the session upstream. If the owner relay is unreachable (4011 after at most
+//! [`CONNECT_TIMEOUT`]) or vanishes mid-session (its socket ends without a close frame), the
+//! browser is told 4011 rather than seeing a bare disconnect.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -28,6 +35,8 @@ use crate::ws::{
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer that accepts nothing for this long is treated as gone (as in the pump).
+const SEND_STALL: Duration = Duration::from_secs(60);
 
 /// The browser headers the owner relay needs to make the same decisions.
 pub fn headers_to_pass(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
@@ -130,38 +139,96 @@ pub async fn run(
     let (mut up_tx, mut up_rx) = upstream.split();
     let (mut down_tx, mut down_rx) = browser.split();
     let mut phase = relay.phase.subscribe();
-    // Both directions in one loop: whichever side closes ends both.
-    loop {
+    let keepalive = relay.config.keepalive;
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(keepalive));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let mut last_delivered = Instant::now();
+    let mut last_ping = Instant::now();
+    // Both directions in one loop: whichever side closes ends both. Every send is bounded,
+    // so a browser that stopped reading cannot hold the loop (and its keepalive) forever.
+    let end = loop {
         tokio::select! {
             from_browser = down_rx.next() => {
-                let Some(Ok(message)) = from_browser else { break };
+                let Some(Ok(message)) = from_browser else { break End::BrowserGone };
+                last_heard = Instant::now();
                 let closing = matches!(message, Message::Close(_));
                 if let Some(message) = to_upstream(message) {
-                    if up_tx.send(message).await.is_err() || closing {
-                        break;
+                    match tokio::time::timeout(SEND_STALL, up_tx.send(message)).await {
+                        Ok(Ok(())) if !closing => {}
+                        Ok(Ok(())) => break End::Closed,
+                        Ok(Err(_)) | Err(_) => break End::UpstreamLost,
                     }
                 }
             }
             from_upstream = up_rx.next() => {
-                let Some(Ok(message)) = from_upstream else { break };
+                let Some(Ok(message)) = from_upstream else { break End::UpstreamLost };
                 let closing = matches!(message, tungstenite::Message::Close(_));
                 if let Some(message) = to_browser(message) {
-                    if down_tx.send(message).await.is_err() || closing {
-                        break;
+                    match tokio::time::timeout(SEND_STALL, down_tx.send(message)).await {
+                        Ok(Ok(())) if !closing => last_delivered = Instant::now(),
+                        Ok(Ok(())) => break End::Closed,
+                        Ok(Err(_)) => break End::BrowserGone,
+                        Err(_) => break End::Unresponsive,
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                // The owner relay's pings are answered by this relay's WebSocket client, so
+                // only this hop can tell that the browser is gone: the same rule as the pump
+                // (silent for three intervals, and no output delivered to it meanwhile).
+                if last_heard.elapsed() >= keepalive * 3 && last_delivered.elapsed() >= keepalive * 3 {
+                    break End::Unresponsive;
+                }
+                if last_ping.elapsed() >= keepalive {
+                    last_ping = Instant::now();
+                    let ping = down_tx.send(Message::Ping(bytes::Bytes::new()));
+                    if let Ok(Err(_)) = tokio::time::timeout(keepalive, ping).await {
+                        break End::BrowserGone;
                     }
                 }
             }
             changed = phase.changed() => {
                 if changed.is_err() || matches!(*phase.borrow(), crate::Phase::Closing) {
-                    let _ = down_tx.send(Message::Close(Some(CloseFrame {
-                        code: close::GOING_AWAY,
-                        reason: "relay shutting down".into(),
-                    }))).await;
-                    break;
+                    break End::ShuttingDown;
                 }
             }
         }
+    };
+    let to_browser = match end {
+        End::Closed | End::BrowserGone => None,
+        End::UpstreamLost => Some((
+            close::ROUTING_UNAVAILABLE,
+            "lost the relay holding the session",
+        )),
+        End::Unresponsive => Some((close::CLIENT_UNRESPONSIVE, "client stopped answering pings")),
+        End::ShuttingDown => Some((close::GOING_AWAY, "relay shutting down")),
+    };
+    if let Some((code, reason)) = to_browser {
+        tracing::info!(code, reason, "forwarded websocket closed");
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(Duration::from_secs(1), down_tx.send(frame)).await;
     }
+    // Closing upstream ends the session on the owner relay (it sees the client close).
     let _ = tokio::time::timeout(Duration::from_secs(1), up_tx.close()).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), down_tx.close()).await;
+}
+
+/// Why the copy loop ended, which decides what the browser is told.
+enum End {
+    /// A close frame passed through (either way): both sides already know.
+    Closed,
+    /// The browser's socket ended or failed: nobody left to tell.
+    BrowserGone,
+    /// The owner relay's socket ended without a close frame (the relay died, the network
+    /// between relays failed), or stopped accepting frames.
+    UpstreamLost,
+    /// The browser answered nothing for three keepalive intervals, or accepted nothing for
+    /// [`SEND_STALL`].
+    Unresponsive,
+    /// This relay's drain grace period is over.
+    ShuttingDown,
 }

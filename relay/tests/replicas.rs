@@ -1,5 +1,6 @@
 //! Several relays, one Redis: a WebSocket may land on any relay; Redis may restart under open
-//! terminals; a relay told to stop drains its terminals and exits cleanly.
+//! terminals; a relay told to stop drains its terminals and exits cleanly; a relay that dies or
+//! hangs costs the browsers routed to it a prompt 4011, never a hanging socket.
 
 #![allow(
     clippy::unwrap_used,
@@ -40,6 +41,70 @@ async fn a_terminal_opened_on_another_relay_reaches_the_session() {
     term.run("exit 3").await;
     assert_eq!(term.expect_event("exit", STEP).await["code"], 3);
     assert_eq!(term.expect_close(STEP).await.0, 1000);
+}
+
+/// Two relays on the shared Redis, and a ticket issued by the first (which holds the session).
+async fn ticket_on_owner(gw: &Gateway, test: &str) -> (testkit::Process, testkit::Process, String) {
+    let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
+    let owner = gw.start(RELAY, &[("REDIS_URL", &redis)]);
+    let other = gw.start(RELAY, &[("REDIS_URL", &redis)]);
+    let email = gw.user(test).await;
+    let id = gw.password_machine(&email).await;
+    let ticket = gateway::ticket(&owner.base_url, &email, id).await;
+    (owner, other, ticket)
+}
+
+#[tokio::test]
+async fn a_terminal_routed_to_a_dead_relay_is_closed_with_4011_promptly() {
+    let gw = Gateway::new().await;
+    let (owner, other, ticket) = ticket_on_owner(&gw, "dead-owner").await;
+    owner.kill();
+    let started = Instant::now();
+    let mut term = open(&other.base_url, &ticket).await;
+    let (code, reason) = term.expect_close(STEP).await;
+    assert_eq!(code, 4011, "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?} to report a dead relay",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_routed_to_a_hung_relay_is_closed_with_4011_within_the_forward_timeout() {
+    let gw = Gateway::new().await;
+    let (owner, other, ticket) = ticket_on_owner(&gw, "hung-owner").await;
+    // Stopped, not dead: its kernel still accepts TCP connections, nothing ever answers.
+    owner.signal("STOP");
+    let started = Instant::now();
+    let mut term = open(&other.base_url, &ticket).await;
+    let (code, reason) = term.expect_close(Duration::from_secs(15)).await;
+    assert_eq!(code, 4011, "{reason}");
+    // The forwarding connect is bounded at 5 s; allow for a loaded machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "took {:?} to give up on a hung relay",
+        started.elapsed()
+    );
+    drop(owner); // SIGKILL ends a stopped process too.
+}
+
+#[tokio::test]
+async fn a_forwarded_terminal_whose_owner_relay_dies_is_closed_with_4011() {
+    let gw = Gateway::new().await;
+    let (owner, other, ticket) = ticket_on_owner(&gw, "owner-dies").await;
+    let mut term = open(&other.base_url, &ticket).await;
+    term.run("echo forwarded-$((4*4))").await;
+    term.expect_output("forwarded-16", STEP).await;
+    owner.kill();
+    let started = Instant::now();
+    let (code, reason) = term.expect_close(STEP).await;
+    assert_eq!(code, 4011, "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?} to notice the owner relay died",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
