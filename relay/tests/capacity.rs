@@ -1,0 +1,124 @@
+//! A relay holds at most `MAX_SESSIONS` SSH sessions (waiting for their WebSocket or open).
+//! Beyond that, connect answers 503 with the usual JSON envelope and a message that says what
+//! happened, and dials nothing; a slot comes back as soon as a session ends, however it ends
+//! (terminal closed, ticket never opened, SSH login failed).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
+use testkit::ws::Terminal;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
+
+async fn live_sessions(base_url: &str) -> u64 {
+    let answer = testkit::Client::new(base_url, None)
+        .get("/relay/health")
+        .await;
+    answer.data()["sessions"].as_u64().unwrap()
+}
+
+async fn wait_for_sessions(base_url: &str, expected: u64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let live = live_sessions(base_url).await;
+        if live == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{live} live sessions after {limit:?}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_at_limit(answer: &testkit::Answer) {
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert_eq!(answer.body["status"], "Service Unavailable");
+    assert_eq!(
+        answer.message(),
+        "This relay is at its session limit; try again shortly"
+    );
+    assert!(answer.data().is_null(), "{:?}", answer.body);
+}
+
+#[tokio::test]
+async fn connects_beyond_max_sessions_get_a_503_until_a_session_ends() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[("MAX_SESSIONS", "1")]);
+    let email = gw.user("capacity").await;
+    let id = gw.password_machine(&email).await;
+
+    // A failed SSH login gives its slot back at once.
+    let sshd = testkit::ssh::shared_sshd();
+    let wrong = gw
+        .machine(
+            &email,
+            json!({"name": "wrong", "hostname": sshd.host, "port": sshd.port.to_string(),
+                   "username": sshd.user, "password": "not-the-password"}),
+        )
+        .await;
+    let answer = gateway::connect(&relay.base_url, &email, wrong, MASTER_PASSWORD).await;
+    assert_eq!(answer.status, 502, "{:?}", answer.body);
+    assert_eq!(live_sessions(&relay.base_url).await, 0);
+
+    // A session waiting for its WebSocket holds the only slot...
+    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    assert_eq!(live_sessions(&relay.base_url).await, 1);
+    assert_at_limit(&gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
+    // Refused before dialling: a target that records connections sees none.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_id = gw
+        .machine(
+            &email,
+            json!({"name": "trap", "hostname": "127.0.0.1",
+                   "port": trap.local_addr().unwrap().port().to_string(),
+                   "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_at_limit(&gateway::connect(&relay.base_url, &email, trap_id, MASTER_PASSWORD).await);
+    let accepted = tokio::time::timeout(Duration::from_millis(500), trap.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "the relay dialled a target while at its limit"
+    );
+    // ...and so does the open terminal.
+    let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
+        .await
+        .unwrap();
+    term.run("echo busy-$((9*9))").await;
+    term.expect_output("busy-81", STEP).await;
+    assert_at_limit(&gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
+
+    // Closing the terminal releases the slot, promptly.
+    term.close().await;
+    wait_for_sessions(&relay.base_url, 0, Duration::from_secs(5)).await;
+    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
+        .await
+        .unwrap();
+    term.run("echo again-$((8*8))").await;
+    term.expect_output("again-64", STEP).await;
+    term.close().await;
+}
+
+#[tokio::test]
+async fn an_unopened_ticket_gives_its_slot_back_when_it_expires() {
+    let gw = Gateway::new().await;
+    let relay = gw.start(RELAY, &[("MAX_SESSIONS", "1"), ("TICKET_BUCKET_SECS", "1")]);
+    let email = gw.user("capacity-expiry").await;
+    let id = gw.password_machine(&email).await;
+    let _never_opened = gateway::ticket(&relay.base_url, &email, id).await;
+    assert_at_limit(&gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
+    // A ticket lives one to two buckets; then its session is closed and the slot is free.
+    wait_for_sessions(&relay.base_url, 0, Duration::from_secs(6)).await;
+    let _ticket = gateway::ticket(&relay.base_url, &email, id).await;
+}
