@@ -4,6 +4,7 @@
 //! Every network wait the relay does has its bound here, with a default that suits a browser
 //! terminal; tests shorten some of them through the same variables an operator would use.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use shared::config::ConfigError;
@@ -13,6 +14,9 @@ use shared::target_policy::TargetPolicy;
 pub struct RelayConfig {
     /// `REDIS_URL`; unset means the in-process route table (a single relay).
     pub redis_url: Option<String>,
+    /// `REDIS_CA_FILE`: PEM certificate(s) of the CA that signed a `rediss://` server's
+    /// certificate, trusted instead of the public web roots. Unset: the public roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// `RELAY_ADVERTISE_URL`: how other relays reach this one. Defaults to the bound address.
     pub advertise_url: Option<String>,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed to open the WebSocket; `*`
@@ -93,8 +97,21 @@ impl RelayConfig {
                 )));
             }
         }
+        let redis_url = var("REDIS_URL");
+        let redis_ca_file = var("REDIS_CA_FILE").map(PathBuf::from);
+        if redis_ca_file.is_some()
+            && !redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            // Almost certainly someone who believes the route table is on TLS while it is not.
+            return Err(ConfigError(
+                "REDIS_CA_FILE is set but REDIS_URL is not a rediss:// (TLS) URL".to_owned(),
+            ));
+        }
         Ok(Self {
-            redis_url: var("REDIS_URL"),
+            redis_url,
+            redis_ca_file,
             advertise_url: var("RELAY_ADVERTISE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             allowed_origins,
             target_policy: TargetPolicy {

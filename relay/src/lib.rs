@@ -61,17 +61,24 @@ impl FromRef<RelayState> for Arc<Authenticator> {
 }
 
 /// The shared services plus the route table, wired from configuration: with `REDIS_URL`, the
-/// Redis route table and a Redis-backed attempt limiter (so the limit holds across replicas);
-/// without it, both in-process.
+/// Redis route table and a Redis-backed attempt limiter (so the limit holds across replicas),
+/// over TLS trusting `REDIS_CA_FILE` when set; without it, both in-process.
 pub async fn backends(
     shared_config: &Config,
     config: &RelayConfig,
 ) -> Result<(Services, Arc<dyn RouteTable>), ConfigError> {
+    let ca = match &config.redis_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| ConfigError(format!("REDIS_CA_FILE={}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let (limiter, routes): (Arc<dyn AttemptLimiter>, Arc<dyn RouteTable>) = match &config.redis_url
     {
         Some(url) => {
-            let conn =
-                shared::routes::redis::connect(url).map_err(|e| ConfigError(e.to_string()))?;
+            let conn = shared::routes::redis::connect(url, ca.as_deref())
+                .map_err(|e| ConfigError(e.to_string()))?;
             (
                 Arc::new(shared::ratelimit_redis::RedisLimiter::with_defaults(
                     conn.clone(),

@@ -40,9 +40,41 @@ return false
 
 /// A connection manager with short timeouts, shared by the route table and the rate limiter.
 /// Creating it makes no network call.
-pub fn connect(url: &str) -> Result<ConnectionManager, RouteError> {
-    let client = redis::Client::open(url)
-        .map_err(|e| RouteError::Unavailable(format!("REDIS_URL is invalid: {e}")))?;
+///
+/// TLS (`rediss://`) verifies the server's certificate and name. By default the trust anchors
+/// are the public web roots compiled in (enough for managed Redis such as ElastiCache); with
+/// `ca_pem` (the relay's `REDIS_CA_FILE`), the certificates in it are the only anchors, for a
+/// Redis whose certificate a private CA signed. There is deliberately no way to switch
+/// verification off.
+pub fn connect(url: &str, ca_pem: Option<&[u8]>) -> Result<ConnectionManager, RouteError> {
+    let invalid =
+        |e: redis::RedisError| RouteError::Unavailable(format!("REDIS_URL is invalid: {e}"));
+    let client = match ca_pem {
+        None => redis::Client::open(url).map_err(invalid)?,
+        Some(pem) => {
+            if !url.starts_with("rediss://") {
+                return Err(RouteError::Unavailable(
+                    "REDIS_CA_FILE is set but REDIS_URL is not a rediss:// (TLS) URL".to_owned(),
+                ));
+            }
+            // An empty or non-PEM file would leave no trust anchor and fail every connection
+            // later, far from the cause; refuse it at start instead.
+            let marker = b"-----BEGIN CERTIFICATE-----";
+            if !pem.windows(marker.len()).any(|w| w == marker) {
+                return Err(RouteError::Unavailable(
+                    "REDIS_CA_FILE holds no PEM certificate".to_owned(),
+                ));
+            }
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            )
+            .map_err(|e| RouteError::Unavailable(format!("REDIS_CA_FILE is not usable: {e}")))?
+        }
+    };
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))

@@ -221,6 +221,51 @@ impl Drop for Process {
     }
 }
 
+/// Run `binary` with `env` (plus `PORT=0`, as [`Process::start`]) when it must refuse to start:
+/// its exit status and everything it printed. Panics if it is still running after `timeout`
+/// (then killed by pid).
+pub fn run_expecting_exit(
+    binary: &str,
+    env: &HashMap<String, String>,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", "0")
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{binary} was expected to exit but still ran after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut output = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut output);
+    }
+    (status, output)
+}
+
 /// A JSON-envelope HTTP client bound to one server and (optionally) one user's token.
 #[derive(Clone)]
 pub struct Client {
