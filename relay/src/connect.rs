@@ -70,9 +70,13 @@ pub async fn connect(
     body: Bytes,
 ) -> Result<Reply<String>, ApiError> {
     not_draining(&relay)?;
-    let body = json_body(&body)?;
-    let password = match body.get("password") {
-        Some(Value::String(p)) if !p.is_empty() => SecretString::from(p.clone()),
+    let mut body = json_body(&body)?;
+    // Moved out of the parsed JSON, not copied, so the `SecretString` (zeroized on drop) is the
+    // only copy of the master password this handler owns. Not covered: the request body bytes
+    // (hyper's buffer, which we do not own) and serde_json's scratch buffer for strings with
+    // escapes.
+    let password = match body.get_mut("password") {
+        Some(Value::String(p)) if !p.is_empty() => SecretString::from(std::mem::take(p)),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(ApiError::bad_request(
                 "password (the master password) is required",
@@ -94,7 +98,7 @@ pub async fn connect(
             username: &machine.username,
             pin: machine.host_key_fingerprint.as_deref(),
         },
-        &secrets,
+        secrets,
         &relay.config.target_policy,
         &Limits {
             connect_timeout: relay.config.ssh_connect_timeout,
@@ -103,7 +107,6 @@ pub async fn connect(
         INITIAL_PTY,
     )
     .await?;
-    drop(secrets);
     if machine.host_key_fingerprint.is_none() {
         if let Err(err) = pin_first_key(&relay, &owner, id, &opened.fingerprint).await {
             ssh::disconnect(&opened.handle).await;

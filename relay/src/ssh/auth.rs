@@ -2,6 +2,16 @@
 //! the best `rsa-sha2-*` the server offers), then the password, then keyboard-interactive
 //! answering the server's hidden prompts with that same password (PAM setups often offer only
 //! that). Rounds of keyboard-interactive are bounded so a chatty server cannot loop us.
+//!
+//! Where the password is in memory. Ours: only its `SecretString` (zeroized on drop; `ssh::open`
+//! drops the credentials as soon as this function returns), exposed as a `&str` for the one
+//! call that hands it over; keyboard-interactive answers are built at that call and moved into
+//! it, so no copy stays with us. russh's, which we cannot reach (russh 0.54): it turns the
+//! `&str` into a plain `String` inside `auth::Method::Password`, which the session keeps in
+//! `common.auth_method` after a successful login (it is cleared only on failure) until the
+//! connection is dropped, and frees without zeroizing; keyboard-interactive answers are freed
+//! unzeroized once encoded. The packet buffers both are encoded into (`CryptoVec`) are zeroized
+//! on drop. Closing that gap needs a change in russh (a zeroizing secret type in its API).
 
 use std::sync::Arc;
 
@@ -89,6 +99,7 @@ pub async fn login(
                             break;
                         }
                         // Hidden prompts ask for the password; visible ones (rare) get nothing.
+                        // Built here and moved into russh right away (see the module comment).
                         let answers = prompts
                             .iter()
                             .map(|p| {

@@ -151,10 +151,12 @@ fn ssh_config() -> Arc<client::Config> {
     })
 }
 
-/// Dial, verify, authenticate and start a shell (PTY `cols`×`rows`).
+/// Dial, verify, authenticate and start a shell (PTY `cols`×`rows`). Takes the credentials so
+/// that they are dropped (zeroized) as soon as authentication is over, success or not, rather
+/// than living on through the channel and shell requests.
 pub async fn open(
     target: Target<'_>,
-    secrets: &MachineSecrets,
+    secrets: MachineSecrets,
     policy: &TargetPolicy,
     limits: &Limits,
     (cols, rows): (u32, u32),
@@ -182,7 +184,9 @@ pub async fn open(
             }
             (Ok(_) | Err(_), _, _) => return Err(SshError::Handshake(shown.clone())),
         };
-        auth::login(&mut handle, target.username, secrets).await?;
+        let login = auth::login(&mut handle, target.username, &secrets).await;
+        drop(secrets);
+        login?;
         let channel = handle
             .channel_open_session()
             .await
