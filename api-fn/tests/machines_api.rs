@@ -308,10 +308,16 @@ async fn secrets_are_never_returned(backend: Backend) {
     body["private_key"] = json!(key);
     body["passphrase"] = json!("key passphrase");
     body["organization"] = json!("ops");
+    let pin = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+    body["host_key_fingerprint"] = json!(pin);
     let created = alice.post_json("/api/v1/machine", &body).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!(created.data()["organization"], "ops");
+    assert_eq!(created.data()["host_key_fingerprint"], pin);
     let id = created.data()["id"].as_u64().unwrap();
+    // The listing reads summaries, not whole machines: every shown field must still match.
+    let listed = alice.get("/api/v1/machines").await;
+    assert_eq!(listed.data(), &json!([created.data()]));
     let everything = format!(
         "{}{}{}",
         created.body,

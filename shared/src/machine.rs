@@ -79,19 +79,55 @@ pub struct MachineView {
     pub host_key_fingerprint: Option<String>,
 }
 
-impl From<&Machine> for MachineView {
-    fn from(m: &Machine) -> Self {
+/// A machine's descriptive fields without its sealed secrets or timestamps: what a listing
+/// reads. A list of a hundred machines is the API's heaviest read, and it has no use for the
+/// ciphertexts, so the stores do not load them (nor copy them) for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineSummary {
+    pub id: u64,
+    pub owner_id: String,
+    pub name: String,
+    pub hostname: String,
+    pub port: u16,
+    pub username: String,
+    pub organization: Option<String>,
+    pub host_key_fingerprint: Option<String>,
+}
+
+impl From<Machine> for MachineSummary {
+    fn from(m: Machine) -> Self {
         Self {
             id: m.id,
-            name: m.name.clone(),
-            username: m.username.clone(),
-            hostname: m.hostname.clone(),
-            port: m.port.to_string(),
-            owner_id: m.owner_id.clone(),
-            owner_type: "user".to_owned(),
-            organization: m.organization.clone(),
-            host_key_fingerprint: m.host_key_fingerprint.clone(),
+            owner_id: m.owner_id,
+            name: m.name,
+            hostname: m.hostname,
+            port: m.port,
+            username: m.username,
+            organization: m.organization,
+            host_key_fingerprint: m.host_key_fingerprint,
         }
+    }
+}
+
+impl From<MachineSummary> for MachineView {
+    fn from(m: MachineSummary) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            username: m.username,
+            hostname: m.hostname,
+            port: m.port.to_string(),
+            owner_id: m.owner_id,
+            owner_type: "user".to_owned(),
+            organization: m.organization,
+            host_key_fingerprint: m.host_key_fingerprint,
+        }
+    }
+}
+
+impl From<Machine> for MachineView {
+    fn from(m: Machine) -> Self {
+        MachineSummary::from(m).into()
     }
 }
 

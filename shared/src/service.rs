@@ -121,16 +121,16 @@ impl Machines {
         };
         self.store.insert_machine(&machine).await?;
         tracing::info!(machine_id = id, "machine created");
-        Ok(MachineView::from(&machine))
+        Ok(MachineView::from(machine))
     }
 
     pub async fn list(&self, owner: &Identity) -> Result<Vec<MachineView>, ApiError> {
-        let machines = self.store.list_machines(&owner.0).await?;
-        Ok(machines.iter().map(MachineView::from).collect())
+        let machines = self.store.list_summaries(&owner.0).await?;
+        Ok(machines.into_iter().map(MachineView::from).collect())
     }
 
     pub async fn get(&self, owner: &Identity, id: u64) -> Result<MachineView, ApiError> {
-        self.load(owner, id).await.map(|m| MachineView::from(&m))
+        self.load(owner, id).await.map(MachineView::from)
     }
 
     /// The stored machine, or the same 404 whether it is missing or someone else's.

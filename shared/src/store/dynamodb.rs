@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 
 use super::{Store, StoreError, VaultPrecondition};
 use crate::aws::{AwsFailure, classify};
-use crate::machine::{Machine, SealedSecrets};
+use crate::machine::{Machine, MachineSummary, SealedSecrets};
 use crate::vault::{KdfParams, PreviousKey, VaultRecord};
 
 type Item = HashMap<String, AttributeValue>;
@@ -40,6 +40,50 @@ impl DynamoStore {
             client: Client::new(config),
             table,
         }
+    }
+}
+
+impl DynamoStore {
+    /// Every machine item in the owner's partition (one `Query`, paged), mapped by `decode`;
+    /// with `summary_only`, projected to [`SUMMARY_ATTRIBUTES`].
+    async fn query_machines<T>(
+        &self,
+        owner_id: &str,
+        summary_only: bool,
+        decode: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut decoded = Vec::new();
+        let mut start_key: Option<Item> = None;
+        for _ in 0..MAX_QUERY_PAGES {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", user_pk(owner_id))
+                .expression_attribute_values(":prefix", s("MACHINE#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take());
+            if summary_only {
+                // Placeholders for every name: `name` is a DynamoDB reserved word.
+                let mut projection = Vec::with_capacity(SUMMARY_ATTRIBUTES.len());
+                for (index, attribute) in SUMMARY_ATTRIBUTES.iter().enumerate() {
+                    let placeholder = format!("#a{index}");
+                    query = query.expression_attribute_names(&placeholder, *attribute);
+                    projection.push(placeholder);
+                }
+                query = query.projection_expression(projection.join(", "));
+            }
+            let output = query.send().await.map_err(store_error)?;
+            for item in output.items() {
+                decoded.push(decode(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        Ok(decoded)
     }
 }
 
@@ -148,9 +192,22 @@ fn machine_to_item(m: &Machine) -> Item {
     item
 }
 
-fn machine_from_item(item: &Item) -> Result<Machine, StoreError> {
+/// The attributes a summary reads; a listing projects to these so the sealed blobs stay in
+/// the table (less read capacity and nothing secret in the response from DynamoDB).
+const SUMMARY_ATTRIBUTES: [&str; 8] = [
+    "id",
+    "owner_id",
+    "name",
+    "hostname",
+    "port",
+    "username",
+    "organization",
+    "host_key_fingerprint",
+];
+
+fn summary_from_item(item: &Item) -> Result<MachineSummary, StoreError> {
     let f = Fields(item);
-    Ok(Machine {
+    Ok(MachineSummary {
         id: f.n("id")?,
         owner_id: f.s("owner_id")?,
         name: f.s("name")?,
@@ -159,6 +216,21 @@ fn machine_from_item(item: &Item) -> Result<Machine, StoreError> {
         username: f.s("username")?,
         organization: f.opt_s("organization")?,
         host_key_fingerprint: f.opt_s("host_key_fingerprint")?,
+    })
+}
+
+fn machine_from_item(item: &Item) -> Result<Machine, StoreError> {
+    let summary = summary_from_item(item)?;
+    let f = Fields(item);
+    Ok(Machine {
+        id: summary.id,
+        owner_id: summary.owner_id,
+        name: summary.name,
+        hostname: summary.hostname,
+        port: summary.port,
+        username: summary.username,
+        organization: summary.organization,
+        host_key_fingerprint: summary.host_key_fingerprint,
         sealed: SealedSecrets {
             vault_gen: f.n("vault_gen")?,
             wrapped_data_key: f.b("wrapped_data_key")?,
@@ -259,29 +331,17 @@ impl Store for DynamoStore {
     }
 
     async fn list_machines(&self, owner_id: &str) -> Result<Vec<Machine>, StoreError> {
-        let mut machines = Vec::new();
-        let mut start_key: Option<Item> = None;
-        for _ in 0..MAX_QUERY_PAGES {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", user_pk(owner_id))
-                .expression_attribute_values(":prefix", s("MACHINE#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in output.items() {
-                machines.push(machine_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => break,
-            }
-        }
+        let mut machines = self
+            .query_machines(owner_id, false, machine_from_item)
+            .await?;
+        machines.sort_by_key(|m| m.id);
+        Ok(machines)
+    }
+
+    async fn list_summaries(&self, owner_id: &str) -> Result<Vec<MachineSummary>, StoreError> {
+        let mut machines = self
+            .query_machines(owner_id, true, summary_from_item)
+            .await?;
         machines.sort_by_key(|m| m.id);
         Ok(machines)
     }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreError, VaultPrecondition};
-use crate::machine::{Machine, SealedSecrets};
+use crate::machine::{Machine, MachineSummary, SealedSecrets};
 use crate::vault::{KdfParams, PreviousKey, VaultRecord};
 
 pub struct EmbeddedStore {
@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS vaults (
 );
 ";
 
+/// The summary columns come first, in [`summary_from_row`]'s order, so one mapper serves both.
+const SUMMARY_COLUMNS: &str =
+    "id, owner_id, name, hostname, port, username, organization, host_key_fingerprint";
 const MACHINE_COLUMNS: &str = "id, owner_id, name, hostname, port, username, organization, \
      host_key_fingerprint, vault_gen, wrapped_data_key, hpke_enc, ciphertext, created_at";
 
@@ -133,11 +136,10 @@ fn unavailable(err: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
-fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<MachineSummary> {
     let id: i64 = row.get(0)?;
     let port: i64 = row.get(4)?;
-    let vault_gen: i64 = row.get(8)?;
-    Ok(Machine {
+    Ok(MachineSummary {
         id: id as u64,
         owner_id: row.get(1)?,
         name: row.get(2)?,
@@ -146,6 +148,21 @@ fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
         username: row.get(5)?,
         organization: row.get(6)?,
         host_key_fingerprint: row.get(7)?,
+    })
+}
+
+fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
+    let summary = summary_from_row(row)?;
+    let vault_gen: i64 = row.get(8)?;
+    Ok(Machine {
+        id: summary.id,
+        owner_id: summary.owner_id,
+        name: summary.name,
+        hostname: summary.hostname,
+        port: summary.port,
+        username: summary.username,
+        organization: summary.organization,
+        host_key_fingerprint: summary.host_key_fingerprint,
         sealed: SealedSecrets {
             vault_gen: vault_gen as u32,
             wrapped_data_key: row.get(9)?,
@@ -256,6 +273,22 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?;
             let rows = statement
                 .query_map(params![owner_id], machine_from_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_summaries(&self, owner_id: &str) -> Result<Vec<MachineSummary>, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM machines WHERE owner_id = ?1 ORDER BY id"
+                ))
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![owner_id], summary_from_row)
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })

@@ -11,7 +11,7 @@ pub mod embedded;
 
 use async_trait::async_trait;
 
-use crate::machine::{Machine, SealedSecrets};
+use crate::machine::{Machine, MachineSummary, SealedSecrets};
 use crate::vault::VaultRecord;
 
 pub use dynamodb::DynamoStore;
@@ -55,8 +55,10 @@ pub trait Store: Send + Sync {
     /// Insert a new machine; fails with `Conflict` if the id is taken.
     async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError>;
     async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError>;
-    /// The owner's machines, sorted by id.
+    /// The owner's machines with their sealed secrets, sorted by id (re-sealing reads this).
     async fn list_machines(&self, owner_id: &str) -> Result<Vec<Machine>, StoreError>;
+    /// The owner's machines without their sealed secrets, sorted by id (what a listing shows).
+    async fn list_summaries(&self, owner_id: &str) -> Result<Vec<MachineSummary>, StoreError>;
     /// How many machines the owner has (the create quota), without reading them.
     async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError>;
     /// `false` when the owner has no machine with that id.
