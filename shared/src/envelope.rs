@@ -25,7 +25,13 @@ pub struct Reply<T> {
     pub status: StatusCode,
     pub message: &'static str,
     pub data: T,
+    /// Expected body size, so a large answer is serialised into one buffer instead of one
+    /// that doubles (and copies) its way up.
+    pub size_hint: usize,
 }
+
+/// Room for the envelope and one machine.
+const DEFAULT_SIZE_HINT: usize = 512;
 
 impl<T> Reply<T> {
     pub fn ok(message: &'static str, data: T) -> Self {
@@ -33,6 +39,7 @@ impl<T> Reply<T> {
             status: StatusCode::OK,
             message,
             data,
+            size_hint: DEFAULT_SIZE_HINT,
         }
     }
 
@@ -41,7 +48,15 @@ impl<T> Reply<T> {
             status: StatusCode::CREATED,
             message,
             data,
+            size_hint: DEFAULT_SIZE_HINT,
         }
+    }
+
+    /// Set the expected body size in bytes (a guess; the buffer still grows if needed).
+    #[must_use]
+    pub fn with_size_hint(mut self, bytes: usize) -> Self {
+        self.size_hint = bytes;
+        self
     }
 }
 
@@ -56,13 +71,23 @@ pub fn json_response<T: Serialize>(
     message: Cow<'static, str>,
     data: &T,
 ) -> Response {
+    sized_json_response(status, message, data, DEFAULT_SIZE_HINT)
+}
+
+fn sized_json_response<T: Serialize>(
+    status: StatusCode,
+    message: Cow<'static, str>,
+    data: &T,
+    size_hint: usize,
+) -> Response {
     let envelope = Envelope {
         status: reason(status),
         message,
         data,
     };
-    let (status, body) = match serde_json::to_vec(&envelope) {
-        Ok(body) => (status, body),
+    let mut body = Vec::with_capacity(size_hint);
+    let (status, body) = match serde_json::to_writer(&mut body, &envelope) {
+        Ok(()) => (status, body),
         Err(err) => {
             tracing::error!(error = %err, "response serialisation failed");
             let fallback = br#"{"status":"Internal Server Error","message":"Internal server error","data":null}"#;
@@ -79,7 +104,12 @@ pub fn json_response<T: Serialize>(
 
 impl<T: Serialize> IntoResponse for Reply<T> {
     fn into_response(self) -> Response {
-        json_response(self.status, Cow::Borrowed(self.message), &self.data)
+        sized_json_response(
+            self.status,
+            Cow::Borrowed(self.message),
+            &self.data,
+            self.size_hint,
+        )
     }
 }
 

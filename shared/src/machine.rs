@@ -66,17 +66,25 @@ pub struct Machine {
 }
 
 /// What list and get return: the seed's fields plus organization and the host key pin.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+/// Built by moving a summary's strings, never copying them: a list of a hundred machines is
+/// the API's busiest answer.
+#[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct MachineView {
     pub id: u64,
     pub name: String,
     pub username: String,
     pub hostname: String,
-    pub port: String,
+    /// The seed's API carries the port as a string (`"22"`).
+    #[serde(serialize_with = "as_string")]
+    pub port: u16,
     pub owner_id: String,
-    pub owner_type: String,
+    pub owner_type: &'static str,
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
+}
+
+fn as_string<S: serde::Serializer>(port: &u16, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(port)
 }
 
 /// A machine's descriptive fields without its sealed secrets or timestamps: what a listing
@@ -116,9 +124,9 @@ impl From<MachineSummary> for MachineView {
             name: m.name,
             username: m.username,
             hostname: m.hostname,
-            port: m.port.to_string(),
+            port: m.port,
             owner_id: m.owner_id,
-            owner_type: "user".to_owned(),
+            owner_type: "user",
             organization: m.organization,
             host_key_fingerprint: m.host_key_fingerprint,
         }

@@ -48,7 +48,12 @@ CREATE TABLE IF NOT EXISTS machines (
     ciphertext BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS machines_by_owner ON machines (owner_id, id);
+-- The owner's machines in id order with every listed column, so a listing reads the index
+-- alone and never visits the rows (whose sealed blobs it has no use for). Get, delete and
+-- count use its (owner_id, id) prefix. It replaces the narrower index of earlier versions.
+CREATE INDEX IF NOT EXISTS machines_listing ON machines
+    (owner_id, id, name, hostname, port, username, organization, host_key_fingerprint);
+DROP INDEX IF EXISTS machines_by_owner;
 CREATE TABLE IF NOT EXISTS vaults (
     owner_id TEXT PRIMARY KEY,
     generation INTEGER NOT NULL,
@@ -252,12 +257,14 @@ impl Store for EmbeddedStore {
     async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError> {
         let owner_id = owner_id.to_owned();
         self.with_reader(move |conn| {
-            conn.query_row(
-                &format!("SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 AND id = ?2"),
-                params![owner_id, id as i64],
-                machine_from_row,
-            )
-            .optional()
+            conn.prepare_cached(&format!(
+                "SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 AND id = ?2"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![owner_id, id as i64], machine_from_row)
+                    .optional()
+            })
             .map_err(unavailable)
         })
         .await
@@ -471,5 +478,34 @@ impl Store for EmbeddedStore {
 
     fn describe(&self) -> String {
         format!("embedded SQLite store {}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listing must be answered from the covering index alone: if a column is added to
+    /// the summary but not to the index, SQLite silently goes back to reading every row.
+    #[test]
+    fn listing_reads_only_the_covering_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let conn = store.readers[0].lock().unwrap();
+        let mut statement = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {SUMMARY_COLUMNS} FROM machines \
+                 WHERE owner_id = ?1 ORDER BY id"
+            ))
+            .unwrap();
+        let plan: Vec<String> = statement
+            .query_map(params!["alice@example.com"], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH machines USING COVERING INDEX machines_listing (owner_id=?)"]
+        );
     }
 }
