@@ -193,7 +193,10 @@ fn machine_to_item(m: &Machine) -> Item {
 }
 
 /// The attributes a summary reads; a listing projects to these so the sealed blobs stay in
-/// the table (less read capacity and nothing secret in the response from DynamoDB).
+/// the table. DynamoDB still charges read capacity for whole items, but the response is about
+/// half the size (the blobs travel base64-encoded) and the function parses no ciphertext it
+/// would only throw away. (moto evaluates projections slowly in Python: its list figures in
+/// docs/benchmarks.md got worse for it, which says nothing about DynamoDB.)
 const SUMMARY_ATTRIBUTES: [&str; 8] = [
     "id",
     "owner_id",
