@@ -7,6 +7,13 @@
 //!   configured `JWT_SECRET` (or the embedded default's secret file), for curl.
 
 use std::net::SocketAddr;
+
+/// mimalloc instead of glibc's malloc: every request allocates a few hundred small strings and
+/// one body buffer, and a list of 100 machines spent ~15 % of its server time in glibc
+/// malloc/free. Measured with the API benchmark (docs/benchmarks.md): list p99 at 16 clients
+/// 4.2-4.8 ms with mimalloc against 4.6-5.6 ms without, get throughput up 5-25 %.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
