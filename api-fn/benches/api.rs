@@ -123,13 +123,13 @@ fn row(backend: &str, op: &str, c: usize, s: &Stats, base: &Stats) {
 /// The sealing work of one create, in-process: one data key from the provider (KMS
 /// GenerateDataKey on the moto run) plus HPKE + AES-GCM. Compared with the create row, it shows
 /// how much of a create is the key service and the crypto rather than the HTTP server.
-async fn seal_cost(keys: &dyn shared::keys::KeyProvider, total: usize) -> Stats {
-    let vault = shared::vault::VaultRecord::create(
+async fn seal_cost(keys: &dyn domain::keys::KeyProvider, total: usize) -> Stats {
+    let vault = domain::vault::VaultRecord::create(
         "bench@example.com",
         &secrecy::SecretString::from("benchmark master password".to_owned()),
     )
     .unwrap();
-    let secrets = shared::secret::MachineSecrets {
+    let secrets = domain::secret::MachineSecrets {
         password: Some(secrecy::SecretString::from("pw".to_owned())),
         ..Default::default()
     };
@@ -137,7 +137,7 @@ async fn seal_cost(keys: &dyn shared::keys::KeyProvider, total: usize) -> Stats 
     let started = Instant::now();
     for id in 0..total {
         let t = Instant::now();
-        shared::vault::seal(keys, &vault, id as u64, &secrets)
+        domain::vault::seal(keys, &vault, id as u64, &secrets)
             .await
             .unwrap();
         latencies.push(t.elapsed());
@@ -190,13 +190,13 @@ async fn bench_backend(name: &str, env: HashMap<String, String>) -> String {
             create_p50_one_client = create.p50;
         }
     }
-    let keys: Box<dyn shared::keys::KeyProvider> = match env.get("KMS_KEY_ID") {
+    let keys: Box<dyn domain::keys::KeyProvider> = match env.get("KMS_KEY_ID") {
         Some(key_id) => {
-            let sdk = shared::aws::load_sdk_config().await;
-            Box::new(shared::keys::KmsKeys::new(&sdk, key_id.clone()))
+            let sdk = backends::aws::load_sdk_config().await;
+            Box::new(backends::keys::KmsKeys::new(&sdk, key_id.clone()))
         }
         None => Box::new(
-            shared::keys::LocalKeyFile::open_or_create(std::path::Path::new(&env["DATA_DIR"]))
+            backends::keys::LocalKeyFile::open_or_create(std::path::Path::new(&env["DATA_DIR"]))
                 .unwrap(),
         ),
     };

@@ -1,14 +1,13 @@
 //! Route handlers: extract, call the domain, wrap in the envelope. Nothing else.
 
 use axum::extract::State;
-use secrecy::SecretString;
-use serde_json::Value;
-use shared::auth::Caller;
-use shared::machine::{MachineView, NewMachine};
-use shared::{ApiError, Reply};
+use domain::machine::MachineView;
+use domain::requests::{MasterPasswordChange, NewMachine};
+use edge::extract::{Caller, JsonBody, MachineId};
+use edge::{ApiError, Reply};
+use serde::Serialize;
 
 use crate::AppState;
-use crate::extract::{JsonBody, MachineId};
 
 type Answer<T> = Result<Reply<T>, ApiError>;
 
@@ -19,9 +18,8 @@ const MACHINE_JSON_BYTES: usize = 256;
 pub async fn create_machine(
     State(state): State<AppState>,
     Caller(owner): Caller,
-    JsonBody(body): JsonBody,
+    JsonBody(new): JsonBody<NewMachine>,
 ) -> Answer<MachineView> {
-    let new = NewMachine::from_json(&body)?;
     let machine = state.machines.create(&owner, new).await?;
     Ok(Reply::created("Machine created successfully", machine))
 }
@@ -53,39 +51,19 @@ pub async fn delete_machine(
     Ok(Reply::ok("Machine deleted successfully", ()))
 }
 
-/// `{"password": new, "current_password": old}`; the latter only when changing.
+/// What a master-password change reports.
+#[derive(Serialize)]
+pub struct Resealed {
+    /// Machines whose secrets were re-sealed to the new key pair.
+    resealed: usize,
+}
+
 pub async fn set_master_password(
     State(state): State<AppState>,
     Caller(owner): Caller,
-    JsonBody(body): JsonBody,
-) -> Answer<Value> {
-    let Value::Object(fields) = body else {
-        return Err(ApiError::bad_request("Request body must be a JSON object"));
-    };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "password" | "current_password"))
-    {
-        return Err(ApiError::bad_request(format!(
-            "Unknown field '{}'",
-            unknown.chars().take(64).collect::<String>()
-        )));
-    }
-    let secret = |name: &str| -> Result<Option<SecretString>, ApiError> {
-        match fields.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(SecretString::from(s.clone()))),
-            Some(_) => Err(ApiError::bad_request(format!("{name} must be a string"))),
-        }
-    };
-    let password =
-        secret("password")?.ok_or_else(|| ApiError::bad_request("password is required"))?;
-    let current = secret("current_password")?;
-    let outcome = state
-        .machines
-        .set_master_password(&owner, password, current)
-        .await?;
+    JsonBody(change): JsonBody<MasterPasswordChange>,
+) -> Answer<Resealed> {
+    let outcome = state.machines.set_master_password(&owner, change).await?;
     let message = if outcome.changed {
         "Master password changed successfully"
     } else {
@@ -93,10 +71,18 @@ pub async fn set_master_password(
     };
     Ok(Reply::ok(
         message,
-        serde_json::json!({ "resealed": outcome.resealed }),
+        Resealed {
+            resealed: outcome.resealed,
+        },
     ))
 }
 
-pub async fn health() -> Reply<Value> {
-    Reply::ok("OK", serde_json::json!({ "service": "api-fn" }))
+/// Which service answered (the local binary serves the API's health).
+#[derive(Serialize)]
+pub struct Health {
+    service: &'static str,
+}
+
+pub async fn health() -> Reply<Health> {
+    Reply::ok("OK", Health { service: "api-fn" })
 }

@@ -1,31 +1,23 @@
-//! api-fn: the stateless Machines CRUD API (DESIGN.md section 2) as one axum router.
+//! api-fn: the stateless Machines API as one axum router.
 //!
 //! The same router runs under `lambda_http` in AWS Lambda and as a plain server on a laptop
-//! (see `main.rs`); the relay's local all-in-one mode mounts it too. Handlers only extract, call
-//! `shared::service::Machines` and wrap the result in the envelope.
+//! (see `main.rs`); the local all-in-one `sushi` binary mounts [`api_routes`] too. Handlers only
+//! extract (validated request types from the edge), call `domain::Machines` and wrap the
+//! result in the envelope: no JSON by hand, no SDK.
 
-pub mod auth_routes;
-mod extract;
 mod handlers;
-mod middleware;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::FromRef;
 use axum::routing::{get, post, put};
-use shared::auth::Authenticator;
-use shared::bootstrap::Services;
-use shared::service::Machines;
+use domain::Machines;
+use edge::auth::Authenticator;
+use edge::layers;
+use signin::{AuthState, SignIn, auth_routes};
 
-pub use auth_routes::{AuthState, auth_routes};
-
-/// Request bodies above this are refused with 413 (DESIGN.md section 2).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Whole-request deadline; backend calls have their own, shorter ones.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
-
+/// What every API handler needs.
 #[derive(Clone)]
 pub struct AppState {
     pub machines: Arc<Machines>,
@@ -38,18 +30,10 @@ impl FromRef<AppState> for Arc<Authenticator> {
     }
 }
 
-impl From<Services> for AppState {
-    fn from(services: Services) -> Self {
-        Self {
-            machines: services.machines,
-            authenticator: services.authenticator,
-        }
-    }
-}
-
-/// The API routes alone, for mounting into another router (the relay's local mode).
+/// The Machines and account routes under the API deadline, for mounting (the `sushi` binary
+/// merges them with the relay's).
 pub fn api_routes(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/machine", post(handlers::create_machine))
         .route("/api/v1/machines", get(handlers::list_machines))
         .route(
@@ -62,20 +46,23 @@ pub fn api_routes(state: AppState) -> Router {
         )
         .route("/api/v1/health", get(handlers::health))
         .route("/health", get(handlers::health))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    layers::with_deadline(routes, layers::API_DEADLINE)
 }
 
-/// The complete service: routes, JSON 404/405, request ids, tracing, timeout, panic safety net.
-pub fn router(services: Services) -> Router {
-    middleware::wrap(api_routes(services.into()))
-}
-
-/// [`router`] plus the browser sign-in routes (`/api/v1/auth/*`, see `auth_routes`).
-pub fn router_with_sign_in(services: Services, sign_in: Arc<shared::oidc::SignIn>) -> Router {
+/// The API routes plus browser sign-in (`/api/v1/auth/*`), both under the API deadline.
+pub fn routes_with_sign_in(state: AppState, sign_in: Arc<SignIn>) -> Router {
     let auth = AuthState {
         sign_in,
-        authenticator: Arc::clone(&services.authenticator),
+        authenticator: Arc::clone(&state.authenticator),
     };
-    middleware::wrap(api_routes(services.into()).merge(auth_routes(auth)))
+    api_routes(state).merge(layers::with_deadline(
+        auth_routes(auth),
+        layers::API_DEADLINE,
+    ))
+}
+
+/// The complete service: [`routes_with_sign_in`] inside the edge's layers.
+pub fn router(state: AppState, sign_in: Arc<SignIn>) -> Router {
+    layers::wrap(routes_with_sign_in(state, sign_in))
 }

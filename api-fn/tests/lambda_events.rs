@@ -21,11 +21,12 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
+use domain::config::{Backend, Config};
+use edge::auth::Authenticator;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::config::{Backend, Config};
 
 const ALICE: &str = "alice@example.com";
 const MACHINE_PASSWORD: &str = "ssh-password-that-must-never-come-back";
@@ -55,11 +56,14 @@ impl Harness {
             },
             max_machines_per_user: 500,
         };
-        let services = shared::bootstrap::build(&config).await.unwrap();
-        let sign_in = std::sync::Arc::new(shared::oidc::SignIn::from_env(&config, false).unwrap());
+        let state = api_fn::AppState {
+            machines: backends::wire(&config).await.unwrap(),
+            authenticator: std::sync::Arc::new(Authenticator::from_config(&config).unwrap()),
+        };
+        let sign_in = std::sync::Arc::new(signin::SignIn::from_env(&config, false).unwrap());
         Self {
             _dir: dir,
-            router: api_fn::router_with_sign_in(services, sign_in),
+            router: api_fn::router(state, sign_in),
         }
     }
 

@@ -13,11 +13,11 @@ mod common;
 
 use base64::Engine;
 use common::{Backend, Server, machine_body, start};
+use domain::config::{Backend as ConfigBackend, Config};
+use domain::{Identity, Machines};
+use edge::{ApiError, ErrorCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use shared::ApiError;
-use shared::auth::Identity;
-use shared::config::{Backend as ConfigBackend, Config};
 
 const MASTER: &str = "correct horse battery staple";
 const PASSPHRASE: &str = "passphrase-of-the-key";
@@ -30,7 +30,16 @@ on_both_backends!(
 );
 
 /// The library's view of the server's backend, for opening what the server sealed.
-async fn library_for(server: &Server) -> shared::bootstrap::Services {
+struct Library {
+    machines: std::sync::Arc<Machines>,
+}
+
+/// The code the API would answer an error of the library with.
+fn code<T>(result: Result<T, domain::DomainError>) -> Result<T, ErrorCode> {
+    result.map_err(|err| ApiError::from(err).code())
+}
+
+async fn library_for(server: &Server) -> Library {
     let backend = match &server.aws {
         None => ConfigBackend::Embedded {
             data_dir: server.data_dir.path().to_path_buf(),
@@ -53,7 +62,9 @@ async fn library_for(server: &Server) -> shared::bootstrap::Services {
         backend,
         max_machines_per_user: 500,
     };
-    shared::bootstrap::build(&config).await.unwrap()
+    Library {
+        machines: backends::wire(&config).await.unwrap(),
+    }
 }
 
 /// The in-process SDK reads its endpoint and credentials from the environment, which the test
@@ -97,7 +108,7 @@ async fn create_machines(server: &Server) -> (u64, u64) {
 async fn raw_storage(server: &Server) -> String {
     match &server.aws {
         Some(aws) => {
-            let sdk = shared::aws::load_sdk_config().await;
+            let sdk = backends::aws::load_sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             let scan = client.scan().table_name(&aws.table).send().await.unwrap();
             let mut text = String::new();
@@ -183,9 +194,9 @@ async fn ciphertext_moved_to_another_item_fails_to_open(backend: Backend) {
             .await
             .unwrap()
     );
-    let refused = library.machines.open(&alice, first, pw(MASTER)).await;
+    let refused = code(library.machines.open(&alice, first, pw(MASTER)).await);
     assert!(
-        matches!(refused, Err(ApiError::Internal)),
+        matches!(refused, Err(ErrorCode::Internal)),
         "moved data key opened: {:?}",
         refused.map(|_| ())
     );
@@ -197,9 +208,9 @@ async fn ciphertext_moved_to_another_item_fails_to_open(backend: Backend) {
             .await
             .unwrap()
     );
-    let moved = library.machines.open(&alice, first, pw(MASTER)).await;
+    let moved = code(library.machines.open(&alice, first, pw(MASTER)).await);
     assert!(
-        matches!(moved, Err(ApiError::Internal)),
+        matches!(moved, Err(ErrorCode::Internal)),
         "moved ciphertext opened: {:?}",
         moved.map(|_| ())
     );
@@ -218,15 +229,17 @@ async fn opening_needs_the_right_master_password(backend: Backend) {
     let (first, _) = create_machines(&server).await;
     let library = library_for(&server).await;
     let alice = Identity("alice@example.com".to_owned());
-    let wrong = library
-        .machines
-        .open(&alice, first, pw("not the master password"))
-        .await;
-    assert!(matches!(wrong, Err(ApiError::InvalidMasterPassword)));
+    let wrong = code(
+        library
+            .machines
+            .open(&alice, first, pw("not the master password"))
+            .await,
+    );
+    assert!(matches!(wrong, Err(ErrorCode::InvalidMasterPassword)));
     let bob = Identity("bob@example.com".to_owned());
     assert!(matches!(
-        library.machines.open(&bob, first, pw(MASTER)).await,
-        Err(ApiError::NotFound(_))
+        code(library.machines.open(&bob, first, pw(MASTER)).await),
+        Err(ErrorCode::MachineNotFound)
     ));
 }
 
@@ -269,8 +282,8 @@ async fn changing_the_master_password_reseals_every_machine(backend: Backend) {
     assert!(after.sealed.vault_gen > before.sealed.vault_gen);
     for id in [first, keyed] {
         assert!(matches!(
-            library.machines.open(&alice_id, id, pw(MASTER)).await,
-            Err(ApiError::InvalidMasterPassword)
+            code(library.machines.open(&alice_id, id, pw(MASTER)).await),
+            Err(ErrorCode::InvalidMasterPassword)
         ));
         assert!(
             library

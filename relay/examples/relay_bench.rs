@@ -31,7 +31,7 @@ use rand::RngCore;
 use russh::server::{Auth, Msg, Server as _, Session};
 use russh::{Channel, ChannelId, CryptoVec};
 use serde_json::json;
-use testkit::gateway::{self, Gateway};
+use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -209,7 +209,7 @@ async fn main() {
     );
     let relay_bin = relay_bin.display().to_string();
 
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(
         &relay_bin,
         &[
@@ -249,7 +249,7 @@ async fn main() {
     let (mut connect_ms, mut first_byte_ms) = (Vec::new(), Vec::new());
     for _ in 0..20 {
         let t0 = Instant::now();
-        let ticket = gateway::ticket(&base, &email, id).await;
+        let ticket = relay_world::ticket(&base, &email, id).await;
         connect_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         let t1 = Instant::now();
         let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
@@ -310,7 +310,7 @@ async fn main() {
     // both sides; the median ratio is the figure.
     let mut ratios = Vec::new();
     for round in 1..=rounds {
-        let ticket = gateway::ticket(&base, &email, id).await;
+        let ticket = relay_world::ticket(&base, &email, id).await;
         let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
         term.run("stty raw -echo; printf '%s%s' RE ADY").await;
         read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
@@ -341,7 +341,7 @@ async fn main() {
     );
 
     // 3. Keystroke echo round trip (PTY echo of `cat`), relay vs direct.
-    let ticket = gateway::ticket(&base, &email, id).await;
+    let ticket = relay_world::ticket(&base, &email, id).await;
     let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
     term.run("stty -icanon; printf '%s%s' RE ADY; cat >/dev/null")
         .await;
@@ -423,7 +423,7 @@ async fn main() {
     // Warm up (allocator, runtime workers, blocking pool) with a round of sessions, closed again.
     let mut warm = Vec::new();
     for _ in 0..16 {
-        let ticket = gateway::ticket(&base, &email, echo_id).await;
+        let ticket = relay_world::ticket(&base, &email, echo_id).await;
         let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
         read_until(&mut term, 0, b"$ ", Duration::from_secs(30)).await;
         warm.push(term);
@@ -440,7 +440,7 @@ async fn main() {
         let (base, email, limit) = (base.clone(), email.clone(), Arc::clone(&limit));
         tasks.spawn(async move {
             let permit = limit.acquire_owned().await.unwrap();
-            let ticket = gateway::ticket(&base, &email, echo_id).await;
+            let ticket = relay_world::ticket(&base, &email, echo_id).await;
             let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
             drop(permit);
             read_until(&mut term, 0, b"$ ", Duration::from_secs(30)).await;

@@ -1,4 +1,4 @@
-//! The relay's own settings, read once at start on top of `shared::config::Config` (which
+//! The relay's own settings, read once at start on top of `domain::config::Config` (which
 //! carries the store, key provider and JWT settings the relay shares with api-fn).
 //!
 //! Every network wait the relay does has its bound here, with a default that suits a browser
@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shared::config::ConfigError;
-use shared::target_policy::TargetPolicy;
+use domain::config::ConfigError;
+
+use crate::ssh::TargetPolicy;
 
 #[derive(Clone, Debug)]
 pub struct RelayConfig {

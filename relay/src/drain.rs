@@ -1,4 +1,5 @@
-//! Shutting down without cutting people off (issue: SIGTERM drain).
+//! Shutting down without cutting people off: what a relay does between SIGTERM (or SIGINT)
+//! and exiting.
 //!
 //! One `watch` channel carries the relay's phase to every handler and every terminal pump:
 //! `Running`, then on SIGTERM `Draining` (connect and new WebSockets answer 503, open terminals

@@ -1,48 +1,50 @@
-//! relay: the long-lived half of the product (DESIGN.md section 4). It serves
+//! relay: the long-lived half of the product. It serves
 //! `POST /api/v1/machine/{id}/connect`, `PUT /api/v1/machine/{id}/host-key` and the terminal
 //! WebSocket `GET /ssh?uuid=…`, holds live SSH sessions in memory, and routes tickets through
-//! a [`RouteTable`] (Redis across replicas, in-process for one).
+//! a [`TicketTable`] (Redis across replicas, in-process for one).
 //!
-//! The crate is a library so that the all-in-one local binary (`sushi`, in `relay/local/`) can mount
-//! [`routes`] next to api-fn's, while `main.rs` stays a thin production entry point that does
-//! not contain the API. Module map: `config` (environment), `connect` (HTTP handlers), `ssh`
-//! (russh client), `ws` (upgrade, ticket checks, the terminal pump), `forward` (relay to relay),
-//! `sessions` (pending sessions and capacity), `drain` (SIGTERM), `http` (common layers).
+//! The crate is a library so that the all-in-one local binary (`sushi`, in `relay/sushi/`) can
+//! mount [`routes`] next to api-fn's, while `main.rs` stays a thin production entry point that
+//! does not contain the API. Module map: `config` (the relay's settings), `connect` (HTTP
+//! handlers), `ssh/` (russh client, target policy), `tickets/` (the ticket table), `ws/` (the
+//! terminal: protocol, liveness, pump, forwarding), `sessions` (pending sessions and capacity),
+//! `drain` (SIGTERM), `redis` and `limiter` (the shared Redis connection and the attempt
+//! limiter on it), `web` (the embedded web app). HTTP plumbing (envelope, auth, layers, serve)
+//! comes from the `edge` crate, the machine/vault logic from `domain`.
 
 pub mod config;
 mod connect;
 pub mod drain;
-mod forward;
-pub mod http;
+pub mod limiter;
+pub mod redis;
 pub mod sessions;
 pub mod ssh;
+pub mod tickets;
 pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::FromRef;
 use axum::routing::{get, post, put};
-use shared::auth::Authenticator;
-use shared::bootstrap::Services;
-use shared::config::{Config, ConfigError};
-use shared::ratelimit::{AttemptLimiter, InProcessLimiter};
-use shared::routes::{InProcessRoutes, RedisRoutes, RouteTable, TicketClock};
-use shared::service::Machines;
+use domain::Machines;
+use domain::config::{Config, ConfigError};
+use domain::limiter::{AttemptLimiter, InProcessLimiter};
+use edge::auth::Authenticator;
+use edge::layers;
 use tokio::sync::watch;
 
 pub use config::RelayConfig;
 pub use drain::{Phase, drain};
-
-/// Request bodies above this are refused (connect and host-key bodies are tiny).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+use tickets::{InProcessTickets, RedisTickets, TicketClock, TicketTable};
 
 /// Everything a relay request needs. Shared by `Arc`; handlers never lock it.
 pub struct Relay {
     pub machines: Arc<Machines>,
     pub authenticator: Arc<Authenticator>,
-    pub routes: Arc<dyn RouteTable>,
+    pub tickets: Arc<dyn TicketTable>,
     pub sessions: Arc<sessions::Sessions>,
     pub config: RelayConfig,
     /// This relay's base URL as other relays reach it, stored in every route it registers.
@@ -60,13 +62,13 @@ impl FromRef<RelayState> for Arc<Authenticator> {
     }
 }
 
-/// The shared services plus the route table, wired from configuration: with `REDIS_URL`, the
-/// Redis route table and a Redis-backed attempt limiter (so the limit holds across replicas),
-/// over TLS trusting `REDIS_CA_FILE` when set; without it, both in-process.
-pub async fn backends(
+/// The backends a relay runs on, wired from configuration: with `REDIS_URL`, one Redis
+/// connection (TLS trusting `REDIS_CA_FILE` when set) serves both the ticket table and the
+/// attempt limiter, so the limit holds across replicas; without it, both are in-process.
+pub async fn wire(
     shared_config: &Config,
     config: &RelayConfig,
-) -> Result<(Services, Arc<dyn RouteTable>), ConfigError> {
+) -> Result<(Arc<Machines>, Arc<dyn TicketTable>), ConfigError> {
     let ca = match &config.redis_ca_file {
         Some(path) => Some(
             std::fs::read(path)
@@ -74,40 +76,62 @@ pub async fn backends(
         ),
         None => None,
     };
-    let (limiter, routes): (Arc<dyn AttemptLimiter>, Arc<dyn RouteTable>) = match &config.redis_url
-    {
-        Some(url) => {
-            let conn = shared::routes::redis::connect(url, ca.as_deref())
-                .map_err(|e| ConfigError(e.to_string()))?;
-            (
-                Arc::new(shared::ratelimit_redis::RedisLimiter::with_defaults(
-                    conn.clone(),
-                )),
-                Arc::new(RedisRoutes::new(conn, url)),
-            )
-        }
-        None => (
-            Arc::new(InProcessLimiter::default()),
-            Arc::new(InProcessRoutes::new()),
-        ),
-    };
-    let services = shared::bootstrap::build_with_limiter(shared_config, limiter).await?;
-    tracing::info!(routes = %routes.describe(), "route table selected");
-    Ok((services, routes))
+    let (limiter, tickets): (Arc<dyn AttemptLimiter>, Arc<dyn TicketTable>) =
+        match &config.redis_url {
+            Some(url) => {
+                let conn =
+                    redis::connect(url, ca.as_deref()).map_err(|e| ConfigError(e.to_string()))?;
+                (
+                    Arc::new(limiter::RedisLimiter::with_defaults(conn.clone())),
+                    Arc::new(RedisTickets::new(conn, url)),
+                )
+            }
+            None => (
+                Arc::new(InProcessLimiter::default()),
+                Arc::new(InProcessTickets::new()),
+            ),
+        };
+    let machines = backends::wire_with_limiter(shared_config, limiter).await?;
+    tracing::info!(tickets = %tickets.describe(), "ticket table selected");
+    Ok((machines, tickets))
 }
 
 impl Relay {
+    /// A relay on `listening` (the bound address, advertised unless `RELAY_ADVERTISE_URL` says
+    /// otherwise), wired from configuration.
+    pub async fn start(
+        shared_config: &Config,
+        config: RelayConfig,
+        listening: std::net::SocketAddr,
+    ) -> Result<Arc<Self>, ConfigError> {
+        let (machines, tickets) = wire(shared_config, &config).await?;
+        let authenticator = Arc::new(Authenticator::from_config(shared_config)?);
+        let advertise = config
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listening}"));
+        tracing::info!(%advertise, "relay advertises");
+        Ok(Self::new(
+            machines,
+            authenticator,
+            tickets,
+            config,
+            advertise,
+        ))
+    }
+
     pub fn new(
-        services: &Services,
-        routes: Arc<dyn RouteTable>,
+        machines: Arc<Machines>,
+        authenticator: Arc<Authenticator>,
+        tickets: Arc<dyn TicketTable>,
         config: RelayConfig,
         advertise: String,
     ) -> Arc<Self> {
         let (phase, _) = drain::channel();
         Arc::new(Self {
-            machines: Arc::clone(&services.machines),
-            authenticator: Arc::clone(&services.authenticator),
-            routes,
+            machines,
+            authenticator,
+            tickets,
             sessions: sessions::Sessions::new(config.max_sessions),
             clock: TicketClock::new(config.ticket_bucket_secs),
             config,
@@ -119,6 +143,28 @@ impl Relay {
     pub fn draining(&self) -> bool {
         !matches!(*self.phase.borrow(), Phase::Running)
     }
+
+    /// What each terminal pump needs to know.
+    pub fn pump_settings(&self) -> ws::pump::PumpSettings {
+        ws::pump::PumpSettings {
+            keepalive: self.config.keepalive,
+            idle_timeout: self.config.idle_timeout,
+        }
+    }
+
+    /// Connect's whole-request bound: the SSH dial and handshake under their own timeouts,
+    /// plus room for the vault (Argon2id, KMS) and the ticket registration.
+    fn connect_deadline(&self) -> Duration {
+        self.config.ssh_connect_timeout
+            + self.config.ssh_handshake_timeout
+            + Duration::from_secs(15)
+    }
+}
+
+/// Resolves once a shutdown signal arrived and the relay has drained: what `serve` waits for.
+pub async fn shutdown(relay: Arc<Relay>) {
+    edge::serve::terminated().await;
+    drain(&relay).await;
 }
 
 /// Choose rustls's process-wide crypto provider before any TLS client exists. Several crates
@@ -129,23 +175,26 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// The relay's routes, for mounting (the local binary merges them with api-fn's).
+/// The relay's routes, for mounting (the local binary merges them with api-fn's). Connect and
+/// host-key answer within [`Relay::connect_deadline`]; the WebSocket's deadline covers only
+/// its upgrade answer.
 pub fn routes(relay: Arc<Relay>) -> Router {
-    Router::new()
+    let deadline = relay.connect_deadline();
+    let routes = Router::new()
         .route("/api/v1/machine/{id}/connect", post(connect::connect))
         .route("/api/v1/machine/{id}/host-key", put(connect::set_host_key))
         .route("/ssh", get(ws::terminal))
         .route("/relay/health", get(connect::health))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(RelayState(relay))
+        .with_state(RelayState(relay));
+    layers::with_deadline(routes, deadline)
 }
 
 /// The relay as a complete service: its routes, the plain `/health` load balancers and the
-/// container health check probe (the local binary serves api-fn's there instead), and the
-/// common layers.
+/// container health check probe (the local binary serves api-fn's there instead), the web app,
+/// inside the edge's layers.
 pub fn router(relay: Arc<Relay>) -> Router {
     let health = Router::new()
         .route("/health", get(connect::health))
         .with_state(RelayState(Arc::clone(&relay)));
-    http::wrap(routes(relay).merge(health).merge(web::routes()))
+    layers::wrap(routes(relay).merge(health).merge(web::routes()))
 }

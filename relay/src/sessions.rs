@@ -3,9 +3,8 @@
 //!
 //! A pending session sits in a map under its ticket. Exactly one of two things takes it out:
 //! the WebSocket that consumes the ticket, or the reaper task spawned with it, which wakes when
-//! the ticket's bucket expires and closes the SSH connection (DESIGN.md section 4: an unopened
-//! ticket's session is closed when its bucket expires). The map lock is a `std` mutex because
-//! it is never held across an `.await`.
+//! the ticket's bucket expires and closes the SSH connection, so an unopened ticket never leaves
+//! a shell behind. The map lock is a `std` mutex because it is never held across an `.await`.
 //!
 //! Capacity is a counter of [`Slot`]s: a slot is taken before dialling SSH and released when
 //! the session's last owner drops it, so "live sessions" is exact however a session ends.

@@ -17,8 +17,8 @@ use axum::Router;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use edge::ApiError;
 use http::{HeaderValue, StatusCode, header};
-use shared::ApiError;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
@@ -109,7 +109,7 @@ async fn asset(Path(path): Path<String>) -> Response {
     let route = format!("/assets/{path}");
     match find(&route) {
         Some(body) => page(StatusCode::OK, &route, body),
-        None => ApiError::NotFound("Route not found".into()).into_response(),
+        None => ApiError::route_not_found().into_response(),
     }
 }
 

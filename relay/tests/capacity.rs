@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
+use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -52,7 +52,7 @@ fn assert_at_limit(answer: &testkit::Answer) {
 
 #[tokio::test]
 async fn connects_beyond_max_sessions_get_a_503_until_a_session_ends() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("MAX_SESSIONS", "1")]);
     let email = gw.user("capacity").await;
     let id = gw.password_machine(&email).await;
@@ -66,14 +66,14 @@ async fn connects_beyond_max_sessions_get_a_503_until_a_session_ends() {
                    "username": sshd.user, "password": "not-the-password"}),
         )
         .await;
-    let answer = gateway::connect(&relay.base_url, &email, wrong, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, wrong, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 502, "{:?}", answer.body);
     assert_eq!(live_sessions(&relay.base_url).await, 0);
 
     // A session waiting for its WebSocket holds the only slot...
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     assert_eq!(live_sessions(&relay.base_url).await, 1);
-    assert_at_limit(&gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
+    assert_at_limit(&relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
     // Refused before dialling: a target that records connections sees none.
     let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let trap_id = gw
@@ -84,7 +84,7 @@ async fn connects_beyond_max_sessions_get_a_503_until_a_session_ends() {
                    "username": "u", "password": "p"}),
         )
         .await;
-    assert_at_limit(&gateway::connect(&relay.base_url, &email, trap_id, MASTER_PASSWORD).await);
+    assert_at_limit(&relay_world::connect(&relay.base_url, &email, trap_id, MASTER_PASSWORD).await);
     let accepted = tokio::time::timeout(Duration::from_millis(500), trap.accept()).await;
     assert!(
         accepted.is_err(),
@@ -96,12 +96,12 @@ async fn connects_beyond_max_sessions_get_a_503_until_a_session_ends() {
         .unwrap();
     term.run("echo busy-$((9*9))").await;
     term.expect_output("busy-81", STEP).await;
-    assert_at_limit(&gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
+    assert_at_limit(&relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
 
     // Closing the terminal releases the slot, promptly.
     term.close().await;
     wait_for_sessions(&relay.base_url, 0, Duration::from_secs(5)).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
         .await
         .unwrap();
@@ -112,13 +112,13 @@ async fn connects_beyond_max_sessions_get_a_503_until_a_session_ends() {
 
 #[tokio::test]
 async fn an_unopened_ticket_gives_its_slot_back_when_it_expires() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("MAX_SESSIONS", "1"), ("TICKET_BUCKET_SECS", "1")]);
     let email = gw.user("capacity-expiry").await;
     let id = gw.password_machine(&email).await;
-    let _never_opened = gateway::ticket(&relay.base_url, &email, id).await;
-    assert_at_limit(&gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
+    let _never_opened = relay_world::ticket(&relay.base_url, &email, id).await;
+    assert_at_limit(&relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await);
     // A ticket lives one to two buckets; then its session is closed and the slot is free.
     wait_for_sessions(&relay.base_url, 0, Duration::from_secs(6)).await;
-    let _ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let _ticket = relay_world::ticket(&relay.base_url, &email, id).await;
 }

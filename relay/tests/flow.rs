@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, STEP};
+use testkit::relay_world::{self, ALLOWED_ORIGIN, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -27,11 +27,11 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_does_not_grow_relay_memory() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("backpressure").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
         .await
         .unwrap();
@@ -67,11 +67,11 @@ async fn a_client_that_stops_reading_does_not_grow_relay_memory() {
 
 #[tokio::test]
 async fn an_idle_terminal_is_closed_with_the_idle_code() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("IDLE_TIMEOUT_SECS", "2")]);
     let email = gw.user("idle").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
         .await
         .unwrap();

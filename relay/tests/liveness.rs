@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, STEP};
+use testkit::relay_world::{self, ALLOWED_ORIGIN, RelayWorld, STEP};
 use testkit::ws::{SilentClient, Terminal};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -46,11 +46,11 @@ async fn sessions_end_within(base_url: &str, limit: Duration) -> Duration {
 
 #[tokio::test]
 async fn a_client_that_stops_answering_pings_is_closed_with_4009() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("KEEPALIVE_SECS", KEEPALIVE_SECS)]);
     let email = gw.user("silent").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut client =
         SilentClient::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)]).await;
     client.run("echo alive-$((3*4))").await;
@@ -70,11 +70,11 @@ async fn a_client_that_stops_answering_pings_is_closed_with_4009() {
 
 #[tokio::test]
 async fn an_idle_client_that_answers_pings_stays_connected() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("KEEPALIVE_SECS", KEEPALIVE_SECS)]);
     let email = gw.user("idle-alive").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
         .await
         .unwrap();
@@ -98,7 +98,7 @@ async fn an_idle_client_that_answers_pings_stays_connected() {
 
 #[tokio::test]
 async fn an_unresponsive_client_behind_a_forwarding_relay_is_closed_with_4009() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
     let settings = [
         ("REDIS_URL", redis.as_str()),
@@ -108,7 +108,7 @@ async fn an_unresponsive_client_behind_a_forwarding_relay_is_closed_with_4009() 
     let forwarder = gw.start(RELAY, &settings);
     let email = gw.user("silent-forwarded").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&owner.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
     let mut client =
         SilentClient::open(&forwarder.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)]).await;
     client.run("echo via-$((6*6))").await;

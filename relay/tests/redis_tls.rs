@@ -17,8 +17,8 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
 use testkit::redis::{TlsRedis, make_certificates};
+use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -48,7 +48,7 @@ async fn live_sessions(base_url: &str) -> u64 {
 
 #[tokio::test]
 async fn relays_share_tickets_through_a_tls_only_redis_with_a_private_ca() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let redis = TlsRedis::start();
     assert!(
         !answers_plaintext(redis.port),
@@ -62,7 +62,7 @@ async fn relays_share_tickets_through_a_tls_only_redis_with_a_private_ca() {
     let email = gw.user("rediss").await;
     let id = gw.password_machine(&email).await;
 
-    let ticket = gateway::ticket(&owner.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
     // The route is in this Redis (read back over TLS with the same CA).
     let keys = redis.cli(&["--scan", "--pattern", "sushi:ticket:*"]);
     assert!(
@@ -80,7 +80,7 @@ async fn relays_share_tickets_through_a_tls_only_redis_with_a_private_ca() {
 
 #[tokio::test]
 async fn a_redis_certificate_that_is_not_trusted_is_refused() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let redis = TlsRedis::start();
     let email = gw.user("rediss-untrusted").await;
     let id = gw.password_machine(&email).await;
@@ -102,7 +102,7 @@ async fn a_redis_certificate_that_is_not_trusted_is_refused() {
         ("plaintext", vec![("REDIS_URL", plaintext.as_str())]),
     ] {
         let relay = gw.start(RELAY, &settings);
-        let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+        let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
         assert_eq!(answer.status, 503, "{what}: {:?}", answer.body);
         assert!(
             answer.message().contains("Redis"),
@@ -123,7 +123,7 @@ async fn a_redis_certificate_that_is_not_trusted_is_refused() {
 
 #[tokio::test]
 async fn a_redis_ca_file_that_cannot_work_stops_the_relay_at_start() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
     let ca = dir.path().join("ca.crt").display().to_string();

@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
 use testkit::redis::PrivateRedis;
+use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -25,13 +25,13 @@ async fn open(base: &str, ticket: &str) -> Terminal {
 
 #[tokio::test]
 async fn a_terminal_opened_on_another_relay_reaches_the_session() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
     let a = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let b = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let email = gw.user("replicas").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&a.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&a.base_url, &email, id).await;
     let mut term = open(&b.base_url, &ticket).await;
     term.run("echo via-b-$((5*5))").await;
     term.expect_output("via-b-25", STEP).await;
@@ -44,19 +44,22 @@ async fn a_terminal_opened_on_another_relay_reaches_the_session() {
 }
 
 /// Two relays on the shared Redis, and a ticket issued by the first (which holds the session).
-async fn ticket_on_owner(gw: &Gateway, test: &str) -> (testkit::Process, testkit::Process, String) {
+async fn ticket_on_owner(
+    gw: &RelayWorld,
+    test: &str,
+) -> (testkit::Process, testkit::Process, String) {
     let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
     let owner = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let other = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let email = gw.user(test).await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&owner.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
     (owner, other, ticket)
 }
 
 #[tokio::test]
 async fn a_terminal_routed_to_a_dead_relay_is_closed_with_4011_promptly() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let (owner, other, ticket) = ticket_on_owner(&gw, "dead-owner").await;
     owner.kill();
     let started = Instant::now();
@@ -72,7 +75,7 @@ async fn a_terminal_routed_to_a_dead_relay_is_closed_with_4011_promptly() {
 
 #[tokio::test]
 async fn a_terminal_routed_to_a_hung_relay_is_closed_with_4011_within_the_forward_timeout() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let (owner, other, ticket) = ticket_on_owner(&gw, "hung-owner").await;
     // Stopped, not dead: its kernel still accepts TCP connections, nothing ever answers.
     owner.signal("STOP");
@@ -91,7 +94,7 @@ async fn a_terminal_routed_to_a_hung_relay_is_closed_with_4011_within_the_forwar
 
 #[tokio::test]
 async fn a_forwarded_terminal_whose_owner_relay_dies_is_closed_with_4011() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let (owner, other, ticket) = ticket_on_owner(&gw, "owner-dies").await;
     let mut term = open(&other.base_url, &ticket).await;
     term.run("echo forwarded-$((4*4))").await;
@@ -109,12 +112,12 @@ async fn a_forwarded_terminal_whose_owner_relay_dies_is_closed_with_4011() {
 
 #[tokio::test]
 async fn redis_restarting_keeps_open_terminals_and_connect_recovers() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let redis = PrivateRedis::start(0);
     let relay = gw.start(RELAY, &[("REDIS_URL", &redis.url())]);
     let email = gw.user("redis-restart").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = open(&relay.base_url, &ticket).await;
     term.run("echo before-$((7*7))").await;
     term.expect_output("before-49", STEP).await;
@@ -122,14 +125,14 @@ async fn redis_restarting_keeps_open_terminals_and_connect_recovers() {
     let port = redis.stop();
     term.run("echo during-$((8*8))").await;
     term.expect_output("during-64", STEP).await;
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 503, "{:?}", answer.body);
     assert!(answer.message().contains("Redis"), "{}", answer.message());
 
     let _redis = PrivateRedis::start(port);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+        let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
         if answer.status == 200 {
             break;
         }
@@ -147,11 +150,11 @@ async fn redis_restarting_keeps_open_terminals_and_connect_recovers() {
 
 #[tokio::test]
 async fn sigterm_drains_open_terminals_then_exits_cleanly() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let mut relay = gw.start(RELAY, &[("DRAIN_GRACE_SECS", "3")]);
     let email = gw.user("drain").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = open(&relay.base_url, &ticket).await;
     term.run("echo up-$((1+2))").await;
     term.expect_output("up-3", STEP).await;
@@ -164,7 +167,7 @@ async fn sigterm_drains_open_terminals_then_exits_cleanly() {
     let notice = term.expect_event("shutdown", STEP).await;
     assert_eq!(notice["grace_secs"], 3);
     // New sessions are refused while draining; the open terminal keeps working.
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 503, "{:?}", answer.body);
     term.run("echo still-$((2+2))").await;
     term.expect_output("still-4", STEP).await;

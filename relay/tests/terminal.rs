@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
+use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ssh::{self, PrivateSshd, SshdOptions};
 use testkit::ws::{Frame, Terminal, find};
 
@@ -27,8 +27,8 @@ async fn open_terminal(base: &str, ticket: &str) -> Terminal {
 }
 
 /// Log in with `body`'s credentials and prove the shell runs commands as the test user.
-async fn shell_works(gw: &Gateway, relay: &testkit::Process, email: &str, id: u64) {
-    let ticket = gateway::ticket(&relay.base_url, email, id).await;
+async fn shell_works(gw: &RelayWorld, relay: &testkit::Process, email: &str, id: u64) {
+    let ticket = relay_world::ticket(&relay.base_url, email, id).await;
     let mut term = open_terminal(&relay.base_url, &ticket).await;
     term.run("echo hello-$((6*7))").await;
     term.expect_output("hello-42", STEP).await;
@@ -36,7 +36,7 @@ async fn shell_works(gw: &Gateway, relay: &testkit::Process, email: &str, id: u6
     term.close().await;
 }
 
-async fn key_machine(gw: &Gateway, email: &str, kind: &str, passphrase: Option<&str>) -> u64 {
+async fn key_machine(gw: &RelayWorld, email: &str, kind: &str, passphrase: Option<&str>) -> u64 {
     let keys = ssh::keygen(kind, passphrase);
     ssh::authorize(&keys.public_line);
     let sshd = ssh::shared_sshd();
@@ -55,7 +55,7 @@ async fn key_machine(gw: &Gateway, email: &str, kind: &str, passphrase: Option<&
 
 #[tokio::test]
 async fn password_login_opens_a_working_shell() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("password").await;
     let id = gw.password_machine(&email).await;
@@ -64,7 +64,7 @@ async fn password_login_opens_a_working_shell() {
 
 #[tokio::test]
 async fn ed25519_key_login_works() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("ed25519").await;
     let id = key_machine(&gw, &email, "ed25519", None).await;
@@ -73,7 +73,7 @@ async fn ed25519_key_login_works() {
 
 #[tokio::test]
 async fn rsa_key_login_works() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("rsa").await;
     let id = key_machine(&gw, &email, "rsa", None).await;
@@ -82,7 +82,7 @@ async fn rsa_key_login_works() {
 
 #[tokio::test]
 async fn passphrase_protected_key_login_works() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("passphrase").await;
     let id = key_machine(&gw, &email, "ed25519", Some("open sesame")).await;
@@ -91,7 +91,7 @@ async fn passphrase_protected_key_login_works() {
 
 #[tokio::test]
 async fn keyboard_interactive_login_answers_the_password_prompt() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("kbdint").await;
     let sshd = PrivateSshd::start(
@@ -119,7 +119,7 @@ async fn keyboard_interactive_login_answers_the_password_prompt() {
 
 #[tokio::test]
 async fn wrong_ssh_password_is_a_clear_bad_gateway() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("badsshpw").await;
     let sshd = ssh::shared_sshd();
@@ -130,7 +130,7 @@ async fn wrong_ssh_password_is_a_clear_bad_gateway() {
                    "username": sshd.user, "password": "not-the-password"}),
         )
         .await;
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 502, "{:?}", answer.body);
     assert!(
         answer.message().contains("authentication failed"),
@@ -142,7 +142,7 @@ async fn wrong_ssh_password_is_a_clear_bad_gateway() {
 
 #[tokio::test]
 async fn unreachable_refused_and_forbidden_targets_each_have_their_own_answer() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("SSH_CONNECT_TIMEOUT_SECS", "2")]);
     let email = gw.user("targets").await;
     let machine = |host: &str, port: u16| {
@@ -152,13 +152,13 @@ async fn unreachable_refused_and_forbidden_targets_each_have_their_own_answer() 
     // Nothing listens: refused.
     let closed = ssh::free_port();
     let id = gw.machine(&email, machine("127.0.0.1", closed)).await;
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 502, "{:?}", answer.body);
     assert!(answer.message().contains("refused"), "{}", answer.message());
     // Cloud metadata, even spelled as IPv4-mapped IPv6: never dialled.
     for host in ["169.254.169.254", "::ffff:169.254.169.254", "fd00:ec2::254"] {
         let id = gw.machine(&email, machine(host, 22)).await;
-        let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+        let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
         assert_eq!(answer.status, 403, "{host}: {:?}", answer.body);
         assert!(
             answer.message().contains("not allowed"),
@@ -169,11 +169,11 @@ async fn unreachable_refused_and_forbidden_targets_each_have_their_own_answer() 
     // A name that resolves to loopback, on a relay that does not allow loopback.
     let strict = gw.start(RELAY, &[("SSH_ALLOW_LOOPBACK", "false")]);
     let id = gw.machine(&email, machine("localhost", 2222)).await;
-    let answer = gateway::connect(&strict.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&strict.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 403, "{:?}", answer.body);
     // A TEST-NET address that never answers: timeout (504).
     let id = gw.machine(&email, machine("203.0.113.1", 22)).await;
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert!(
         answer.status == 504 || answer.status == 502,
         "{:?}",
@@ -183,7 +183,7 @@ async fn unreachable_refused_and_forbidden_targets_each_have_their_own_answer() 
 
 #[tokio::test]
 async fn wrong_master_password_makes_no_tcp_connection() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("nodial").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -195,7 +195,7 @@ async fn wrong_master_password_makes_no_tcp_connection() {
                    "username": "u", "password": "p"}),
         )
         .await;
-    let answer = gateway::connect(&relay.base_url, &email, id, "wrong master password").await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, "wrong master password").await;
     assert_eq!(answer.status, 401);
     assert_eq!(answer.message(), "Invalid master password");
     let accepted = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
@@ -204,7 +204,7 @@ async fn wrong_master_password_makes_no_tcp_connection() {
 
 #[tokio::test]
 async fn host_key_is_pinned_then_a_changed_key_is_refused() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("hostkey").await;
     let first = PrivateSshd::start(0, SshdOptions::default());
@@ -217,12 +217,11 @@ async fn host_key_is_pinned_then_a_changed_key_is_refused() {
                    "username": shared.user, "password": shared.password}),
         )
         .await;
-    let _ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let _ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let client = testkit::Client::new(&relay.base_url, None).as_user(&email);
     let machine = gw
-        .services
         .machines
-        .get(&shared::auth::Identity(email.clone()), id)
+        .get(&domain::Identity(email.clone()), id)
         .await
         .unwrap();
     assert_eq!(
@@ -233,7 +232,7 @@ async fn host_key_is_pinned_then_a_changed_key_is_refused() {
     // Same address, new server key.
     let port = first.stop();
     let second = PrivateSshd::start(port, SshdOptions::default());
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 409, "{:?}", answer.body);
     assert_eq!(answer.data()["expected"], first_fp.as_str());
     assert_eq!(answer.data()["presented"], second.fingerprint().as_str());
@@ -246,7 +245,7 @@ async fn host_key_is_pinned_then_a_changed_key_is_refused() {
         )
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    let _ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let _ticket = relay_world::ticket(&relay.base_url, &email, id).await;
 
     // A malformed pin is refused; another user's machine is 404.
     let answer = client
@@ -268,11 +267,11 @@ async fn host_key_is_pinned_then_a_changed_key_is_refused() {
 
 #[tokio::test]
 async fn resize_is_seen_by_stty() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("resize").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = open_terminal(&relay.base_url, &ticket).await;
     term.send_json(json!({"type": "resize", "cols": 123, "rows": 45}))
         .await;
@@ -285,7 +284,7 @@ async fn resize_is_seen_by_stty() {
 
 #[tokio::test]
 async fn output_bytes_arrive_unchanged() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("bytes").await;
     let id = gw.password_machine(&email).await;
@@ -300,7 +299,7 @@ async fn output_bytes_arrive_unchanged() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let expected = Sha256::digest(&data);
 
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = open_terminal(&relay.base_url, &ticket).await;
     // Raw mode so the PTY passes bytes through untouched; markers are assembled by the shell
     // so the echoed command line never contains them.
@@ -344,11 +343,11 @@ async fn output_bytes_arrive_unchanged() {
 
 #[tokio::test]
 async fn exit_code_arrives_and_closes_the_socket() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("exit").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = open_terminal(&relay.base_url, &ticket).await;
     term.run("exit 7").await;
     let exit = term.expect_event("exit", STEP).await;
@@ -359,11 +358,11 @@ async fn exit_code_arrives_and_closes_the_socket() {
 
 #[tokio::test]
 async fn closing_the_websocket_ends_the_remote_process() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("hangup").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let mut term = open_terminal(&relay.base_url, &ticket).await;
     let marker = 100_000 + (rand::random::<u32>() % 800_000);
     term.run(&format!("echo started; sleep {marker}")).await;

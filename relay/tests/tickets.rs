@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use testkit::gateway::{self, ALLOWED_ORIGIN, Gateway, MASTER_PASSWORD, STEP};
+use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -22,11 +22,11 @@ async fn refused_with(base: &str, ticket: &str, headers: &[(&str, &str)]) -> u16
 
 #[tokio::test]
 async fn a_ticket_opens_one_terminal_only() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("reuse").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let origin = [("origin", ALLOWED_ORIGIN)];
     let mut first = Terminal::open(&relay.base_url, &ticket, &origin)
         .await
@@ -42,7 +42,7 @@ async fn a_ticket_opens_one_terminal_only() {
 
 #[tokio::test]
 async fn unknown_and_malformed_tickets_are_refused() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let random = uuid::Uuid::new_v4().to_string();
     assert_eq!(refused_with(&relay.base_url, &random, &[]).await, 4001);
@@ -51,11 +51,11 @@ async fn unknown_and_malformed_tickets_are_refused() {
 
 #[tokio::test]
 async fn an_expired_ticket_is_refused_and_its_session_closed() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[("TICKET_BUCKET_SECS", "1")]);
     let email = gw.user("expired").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(refused_with(&relay.base_url, &ticket, &[]).await, 4001);
     let health = testkit::Client::new(&relay.base_url, None)
@@ -66,11 +66,11 @@ async fn an_expired_ticket_is_refused_and_its_session_closed() {
 
 #[tokio::test]
 async fn another_users_ticket_is_refused() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("owner").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let intruder = format!("jwt={}", testkit::token("intruder@sushi.test"));
     assert_eq!(
         refused_with(&relay.base_url, &ticket, &[("cookie", &intruder)]).await,
@@ -88,11 +88,11 @@ async fn another_users_ticket_is_refused() {
 
 #[tokio::test]
 async fn a_websocket_from_a_foreign_origin_is_refused() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("origin").await;
     let id = gw.password_machine(&email).await;
-    let ticket = gateway::ticket(&relay.base_url, &email, id).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
     let refused = Terminal::open(
         &relay.base_url,
         &ticket,
@@ -118,31 +118,31 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
 
 #[tokio::test]
 async fn repeated_wrong_master_passwords_are_rate_limited() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let relay = gw.start(RELAY, &[]);
     let email = gw.user("limit").await;
     let id = gw.password_machine(&email).await;
     for _ in 0..5 {
-        let answer = gateway::connect(&relay.base_url, &email, id, "wrong password!").await;
+        let answer = relay_world::connect(&relay.base_url, &email, id, "wrong password!").await;
         assert_eq!(answer.status, 401);
     }
-    let answer = gateway::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 429, "{:?}", answer.body);
     assert!(answer.data()["retry_after_secs"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test]
 async fn the_attempt_limit_holds_across_relays_sharing_redis() {
-    let gw = Gateway::new().await;
+    let gw = RelayWorld::new().await;
     let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
     let a = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let b = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let email = gw.user("limit-redis").await;
     let id = gw.password_machine(&email).await;
     for relay in [&a, &b, &a, &b, &a] {
-        let answer = gateway::connect(&relay.base_url, &email, id, "wrong password!").await;
+        let answer = relay_world::connect(&relay.base_url, &email, id, "wrong password!").await;
         assert_eq!(answer.status, 401);
     }
-    let answer = gateway::connect(&b.base_url, &email, id, MASTER_PASSWORD).await;
+    let answer = relay_world::connect(&b.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 429, "{:?}", answer.body);
 }

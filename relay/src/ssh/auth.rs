@@ -15,11 +15,11 @@
 
 use std::sync::Arc;
 
+use domain::secret::MachineSecrets;
 use russh::MethodKind;
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::PrivateKeyWithHashAlg;
 use secrecy::ExposeSecret;
-use shared::secret::MachineSecrets;
 
 use super::{HostKeyCheck, SshError};
 
@@ -46,8 +46,7 @@ pub async fn login(
     if let Some(pem) = &secrets.private_key {
         tried.push("publickey");
         let passphrase = secrets.passphrase.as_ref().map(|p| p.expose_secret());
-        let key = shared::sshkey::parse_private_key(pem.expose_secret(), passphrase)
-            .map_err(|_| SshError::BadKey)?;
+        let key = decode_key(pem.expose_secret(), passphrase)?;
         let hash = if key.algorithm().is_rsa() {
             handle
                 .best_supported_rsa_hash()
@@ -128,4 +127,20 @@ pub async fn login(
             tried.join(", ")
         },
     })
+}
+
+/// The stored key, decrypted with its passphrase when it is encrypted. Create accepted it
+/// (`domain::sshkey`, kept in step with this decoder by a differential test), so a failure
+/// here means the record changed under us.
+fn decode_key(pem: &str, passphrase: Option<&str>) -> Result<russh::keys::PrivateKey, SshError> {
+    match russh::keys::decode_secret_key(pem, None) {
+        Ok(key) if !key.is_encrypted() => Ok(key),
+        _ => {
+            let passphrase = passphrase.filter(|p| !p.is_empty());
+            match russh::keys::decode_secret_key(pem, passphrase) {
+                Ok(key) if !key.is_encrypted() => Ok(key),
+                _ => Err(SshError::BadKey),
+            }
+        }
+    }
 }

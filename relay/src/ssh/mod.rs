@@ -1,8 +1,8 @@
 //! The SSH client side of a session: dial the target under the target policy, verify its host
 //! key against the machine's pin, log in, and open a shell channel with a PTY.
 //!
-//! Shaped around what can go wrong, because each failure is a different answer to the user
-//! (DESIGN.md section 4): a refused or unreachable target (502), a timeout (504), a changed
+//! Shaped around what can go wrong, because each failure is a different answer to the user:
+//! a target the policy refuses (403), a refused or unreachable target (502), a timeout (504), a changed
 //! host key (409 with both fingerprints), a failed login (502 naming the methods tried). No
 //! message carries a secret; `MachineSecrets` cannot be formatted at all.
 //!
@@ -13,18 +13,20 @@
 //! reader throttles the remote through TCP and the SSH window instead of growing a buffer.
 
 mod auth;
+pub mod target_policy;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use domain::secret::MachineSecrets;
+use edge::{ApiError, ErrorCode};
 use russh::client::{self, Handle, Msg};
 use russh::keys::{HashAlg, PublicKey};
 use russh::{Channel, Disconnect};
-use shared::ApiError;
-use shared::secret::MachineSecrets;
-use shared::target_policy::{ResolveError, TargetPolicy};
+
+pub use target_policy::{ResolveError, TargetPolicy};
 
 /// Where to log in, as stored on the machine.
 pub struct Target<'a> {
@@ -76,20 +78,18 @@ impl From<SshError> for ApiError {
     fn from(err: SshError) -> Self {
         tracing::info!(error = %err, "ssh connect failed");
         match err {
-            SshError::Resolve(ResolveError::Denied { .. }) => {
-                ApiError::Forbidden(Cow::Owned(format!("Refusing to connect: {err}")))
-            }
+            SshError::Resolve(ResolveError::Denied { .. }) => ApiError::new(
+                ErrorCode::TargetNotAllowed,
+                format!("Refusing to connect: {err}"),
+            ),
             SshError::Resolve(ResolveError::Timeout { .. })
             | SshError::ConnectTimeout(_)
-            | SshError::HandshakeTimeout(_) => ApiError::GatewayTimeout(Cow::Owned(capital(&err))),
+            | SshError::HandshakeTimeout(_) => ApiError::new(ErrorCode::SshTimeout, capital(&err)),
             SshError::HostKeyChanged {
                 expected,
                 presented,
-            } => ApiError::HostKeyChanged {
-                expected,
-                presented,
-            },
-            other => ApiError::BadGateway(Cow::Owned(capital(&other))),
+            } => ApiError::host_key_changed(expected, presented),
+            other => ApiError::new(ErrorCode::SshFailed, capital(&other)),
         }
     }
 }

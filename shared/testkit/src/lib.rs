@@ -11,8 +11,8 @@
     clippy::indexing_slicing
 )]
 
-pub mod gateway;
 pub mod redis;
+pub mod relay_world;
 pub mod ssh;
 pub mod ws;
 
@@ -51,7 +51,7 @@ pub fn service_env(name: &str) -> String {
 
 /// An HS256 token for `email`, signed with [`JWT_SECRET`].
 pub fn token(email: &str) -> String {
-    shared::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()
+    edge::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()
 }
 
 /// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the

@@ -1,0 +1,191 @@
+//! The ticket table: which relay holds the SSH session behind a connect ticket, and the one
+//! atomic step that opens a ticket (`docs/tickets-and-routing.md`).
+//!
+//! A ticket is a random v4 uuid handed out by `connect`. It is registered as
+//! `uuid → {relay, owner}` in a *minute bucket*: it expires at the end of the bucket after the
+//! one it was issued in, so it lives between one and two bucket widths (60–120 s by default),
+//! and Redis drops it by itself (`EXAT`), with no sweeper. Opening is atomic, single use and one
+//! round trip: [`TicketTable::open`] consumes the ticket only if this relay holds it and it was
+//! issued to the caller, and otherwise says why not (used, unknown, someone else's, or held by
+//! another relay, which is where the socket is forwarded). The first open flips the entry to
+//! "used" (keeping its expiry) so that a second open can be told apart from an unknown or
+//! expired ticket and refused with its own close code.
+//!
+//! Two implementations behind one small trait, chosen by configuration like the store and the
+//! key provider: Redis (`REDIS_URL`, any number of relays) and an in-process map (the embedded,
+//! single-replica default).
+
+pub mod memory;
+pub mod redis;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use memory::InProcessTickets;
+pub use redis::RedisTickets;
+
+/// Where a ticket's session lives and whose it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The advertised base URL of the relay holding the session (`RELAY_ADVERTISE_URL`).
+    pub relay: String,
+    /// The identity (`owner_id`) the ticket was issued to.
+    pub owner: String,
+}
+
+/// The outcome of [`TicketTable::open`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// Consumed: this relay holds the session and the caller may have it.
+    Opened(Route),
+    /// Never issued, or its bucket has expired.
+    Missing,
+    /// Already opened once.
+    Used,
+    /// Issued to someone other than the caller; not consumed.
+    NotYours,
+    /// Held by another relay; not consumed (the socket is forwarded there).
+    Elsewhere(Route),
+}
+
+impl Opening {
+    /// The decision for an open entry, shared by both implementations so they cannot disagree.
+    fn decide(route: Route, here: &str, caller: Option<&str>) -> (Self, bool) {
+        if caller.is_some_and(|caller| caller != route.owner) {
+            (Self::NotYours, false)
+        } else if route.relay != here {
+            (Self::Elsewhere(route), false)
+        } else {
+            (Self::Opened(route), true)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    #[error("ticket table unavailable: {0}")]
+    Unavailable(String),
+    #[error("ticket table is full")]
+    Full,
+}
+
+impl From<TicketError> for edge::ApiError {
+    fn from(err: TicketError) -> Self {
+        tracing::error!(error = %err, "ticket table error");
+        edge::ApiError::unavailable(match err {
+            TicketError::Unavailable(_) => {
+                "Session routing (Redis) is unavailable; try again shortly"
+            }
+            TicketError::Full => "Too many pending sessions; try again shortly",
+        })
+    }
+}
+
+/// The secret relays sign forwarded hops with (`ws::hop`). Zeroized on drop.
+pub type HopKey = zeroize::Zeroizing<[u8; 32]>;
+
+#[async_trait]
+pub trait TicketTable: Send + Sync {
+    /// Register a fresh ticket in `bucket` (see [`TicketClock`]).
+    async fn register(
+        &self,
+        ticket: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError>;
+    /// In one atomic step: consume the ticket if relay `here` holds it and (when `caller` is
+    /// known) it was issued to `caller`; otherwise say why not, leaving it unconsumed.
+    async fn open(
+        &self,
+        ticket: Uuid,
+        now: Bucket,
+        here: &str,
+        caller: Option<&str>,
+    ) -> Result<Opening, TicketError>;
+    /// The key every relay sharing this table signs forwarded hops with.
+    async fn hop_key(&self) -> Result<HopKey, TicketError>;
+    /// One line for the start-up log.
+    fn describe(&self) -> String;
+}
+
+/// A bucket number: seconds since the epoch divided by the bucket width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub index: u64,
+    pub width_secs: u64,
+}
+
+impl Bucket {
+    /// The moment a ticket issued in this bucket stops being valid: the end of the next bucket.
+    pub fn expires_at_secs(&self) -> u64 {
+        self.index.saturating_add(2).saturating_mul(self.width_secs)
+    }
+
+    pub fn previous(&self) -> Self {
+        Self {
+            index: self.index.saturating_sub(1),
+            width_secs: self.width_secs,
+        }
+    }
+
+    /// Time left until a ticket issued in this bucket expires.
+    pub fn remaining(&self) -> Duration {
+        let now = TicketClock::now_secs_f64();
+        Duration::from_secs_f64((self.expires_at_secs() as f64 - now).max(0.0))
+    }
+}
+
+/// Turns wall-clock time into buckets. Width 60 s in production; tests shorten it.
+#[derive(Clone, Copy, Debug)]
+pub struct TicketClock {
+    pub width_secs: u64,
+}
+
+impl Default for TicketClock {
+    fn default() -> Self {
+        Self { width_secs: 60 }
+    }
+}
+
+impl TicketClock {
+    pub fn new(width_secs: u64) -> Self {
+        Self {
+            width_secs: width_secs.max(1),
+        }
+    }
+
+    pub fn now(&self) -> Bucket {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        Bucket {
+            index: secs / self.width_secs,
+            width_secs: self.width_secs,
+        }
+    }
+
+    fn now_secs_f64() -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_lives_between_one_and_two_buckets() {
+        let clock = TicketClock::new(60);
+        let bucket = clock.now();
+        let left = bucket.remaining().as_secs_f64();
+        assert!(left > 59.0 && left <= 120.0, "{left}");
+        assert_eq!(bucket.previous().index + 1, bucket.index);
+    }
+}

@@ -1,0 +1,247 @@
+//! The terminal WebSocket's wire protocol, defined once: client and server events, close codes,
+//! size limits and the relay-to-relay header.
+//!
+//! Everything else on the terminal path imports from here (the pump, forwarding, the upgrade
+//! handler), and nothing here imports from them. The web app's TypeScript copy
+//! (`relay/web/src/protocol.ts`) and the tables in `docs/websocket-protocol.md` are generated
+//! from these definitions and checked by `relay/tests/contract_copies.rs`, so the three cannot
+//! drift: change a code here, run that test with `UPDATE_GENERATED=1`, commit the result.
+//!
+//! Frames: binary both ways is raw terminal bytes (keystrokes in, output out, never re-encoded);
+//! text frames are the JSON events below.
+
+use std::borrow::Cow;
+
+use axum::extract::ws::{CloseFrame, Message};
+use serde::{Deserialize, Serialize};
+
+/// Largest client message (a paste) or frame accepted; larger ones close the socket (1009).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Socket read/write buffer per terminal. tungstenite's defaults (128 KiB each) would be most of
+/// an idle terminal's memory; terminal traffic is small frames, and output frames are flushed
+/// once per burst anyway.
+pub const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+/// Frames queued inside tungstenite beyond that are refused rather than buffered.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Output coalescing stops adding SSH packets to one binary frame past this size.
+pub const MAX_OUTPUT_FRAME: usize = 64 * 1024;
+/// Largest terminal size a resize may ask for, in columns and rows.
+pub const MAX_COLS_ROWS: u32 = 1000;
+
+/// Header a relay sets when it forwards a WebSocket to the relay holding the session: a proof
+/// (see `ws::hop`) that carries the identity the forwarding relay already verified. A request
+/// carrying it without a valid proof is refused.
+pub const HOP_HEADER: &str = "x-sushi-hop";
+
+/// Client → relay text frames (binary frames are keystrokes).
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientEvent {
+    /// Keystrokes as text (the seed's shape).
+    Data { data: String },
+    /// The same, under the name some clients use.
+    Input { data: String },
+    /// The browser's terminal size.
+    Resize { cols: u32, rows: u32 },
+    /// Application-level keepalive; the relay only notes that the client is alive.
+    Heartbeat,
+}
+
+/// Relay → client text frames (binary frames are terminal output).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerEvent {
+    /// The remote shell ended: its exit status, or `null` and the signal that killed it.
+    Exit {
+        code: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+    },
+    /// Something the user should see in the terminal; the session may go on.
+    Error { message: Cow<'static, str> },
+    /// The relay is draining: the terminal will close after `grace_secs`.
+    Shutdown {
+        message: Cow<'static, str>,
+        grace_secs: u64,
+    },
+}
+
+impl ServerEvent {
+    pub fn error(message: &'static str) -> Self {
+        Self::Error {
+            message: Cow::Borrowed(message),
+        }
+    }
+
+    /// The text frame. Serialising these plain types cannot fail; if it ever did, the client
+    /// gets a generic error event rather than nothing.
+    pub fn to_message(&self) -> Message {
+        let text = serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","message":"internal error"}"#.to_owned());
+        Message::Text(text.into())
+    }
+}
+
+/// The shapes of the events, for the generated TypeScript and docs: `(type, [(field, TS type)])`.
+/// A unit test below checks them against what the enums above actually serialise.
+pub const CLIENT_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
+    ("data", &[("data", "string")]),
+    ("input", &[("data", "string")]),
+    ("resize", &[("cols", "number"), ("rows", "number")]),
+    ("heartbeat", &[]),
+];
+pub const SERVER_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
+    ("exit", &[("code", "number | null"), ("signal?", "string")]),
+    ("error", &[("message", "string")]),
+    (
+        "shutdown",
+        &[("message", "string"), ("grace_secs", "number")],
+    ),
+];
+
+macro_rules! close_codes {
+    ($($variant:ident = ($code:literal, $meaning:literal),)*) => {
+        /// Close codes, and why (RFC 6455 leaves 4000–4999 to applications).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Close {
+            $(#[doc = $meaning] $variant,)*
+        }
+
+        impl Close {
+            pub const ALL: &'static [Close] = &[$(Close::$variant,)*];
+
+            pub fn code(self) -> u16 {
+                match self { $(Close::$variant => $code,)* }
+            }
+
+            /// What it means to the person at the terminal (the web app shows this).
+            pub fn meaning(self) -> &'static str {
+                match self { $(Close::$variant => $meaning,)* }
+            }
+
+            pub fn from_code(code: u16) -> Option<Self> {
+                match code { $($code => Some(Close::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+close_codes! {
+    Normal = (1000, "session ended"),
+    GoingAway = (1001, "the relay is shutting down"),
+    MessageTooBig = (1009, "message too large"),
+    TicketInvalid = (4001, "ticket invalid or expired"),
+    TicketUsed = (4002, "ticket already used"),
+    TicketNotYours = (4003, "ticket belongs to another user"),
+    SshClosed = (4004, "SSH connection closed"),
+    IdleTimeout = (4008, "idle timeout"),
+    ClientUnresponsive = (4009, "connection unresponsive"),
+    RoutingUnavailable = (4011, "routing unavailable"),
+}
+
+/// A close frame with `code` and a short reason for the log and the browser's `reason`.
+pub fn close_message(code: Close, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.code(),
+        reason: reason.into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "type")
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn shape_keys(fields: &[(&str, &str)], with_optional: bool) -> Vec<String> {
+        let mut keys: Vec<String> = fields
+            .iter()
+            .filter(|(name, _)| with_optional || !name.ends_with('?'))
+            .map(|(name, _)| name.trim_end_matches('?').to_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn server_event_shapes_match_what_the_enum_serialises() {
+        let samples = [
+            (
+                ServerEvent::Exit {
+                    code: Some(0),
+                    signal: None,
+                },
+                false,
+            ),
+            (
+                ServerEvent::Exit {
+                    code: None,
+                    signal: Some("KILL".into()),
+                },
+                true,
+            ),
+            (ServerEvent::error("x"), true),
+            (
+                ServerEvent::Shutdown {
+                    message: "x".into(),
+                    grace_secs: 1,
+                },
+                true,
+            ),
+        ];
+        for (event, with_optional) in samples {
+            let value: Value = serde_json::to_value(&event).unwrap();
+            let kind = value["type"].as_str().unwrap();
+            let (_, fields) = SERVER_EVENT_SHAPES
+                .iter()
+                .find(|(name, _)| *name == kind)
+                .unwrap_or_else(|| panic!("{kind} has no shape"));
+            assert_eq!(keys(&value), shape_keys(fields, with_optional), "{kind}");
+        }
+        assert_eq!(
+            serde_json::to_string(&ServerEvent::Exit {
+                code: Some(3),
+                signal: None
+            })
+            .unwrap(),
+            r#"{"type":"exit","code":3}"#
+        );
+    }
+
+    #[test]
+    fn client_event_shapes_parse() {
+        for (kind, fields) in CLIENT_EVENT_SHAPES {
+            let mut object = serde_json::Map::new();
+            object.insert("type".into(), Value::from(*kind));
+            for (name, ts) in *fields {
+                let value = if *ts == "number" {
+                    Value::from(80)
+                } else {
+                    Value::from("x")
+                };
+                object.insert((*name).to_owned(), value);
+            }
+            let parsed: Result<ClientEvent, _> = serde_json::from_value(Value::Object(object));
+            assert!(parsed.is_ok(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn close_codes_round_trip_and_are_unique() {
+        for close in Close::ALL {
+            assert_eq!(Close::from_code(close.code()), Some(*close));
+        }
+    }
+}

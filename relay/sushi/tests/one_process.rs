@@ -1,0 +1,62 @@
+//! The README's local run: one `sushi` process serves the API, connect and the terminal, so
+//! the seed's curl flow works end to end against one port.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use testkit::relay_world::STEP;
+use testkit::ws::Terminal;
+use testkit::{Client, JWT_SECRET, Process};
+
+#[tokio::test]
+async fn the_seed_flow_including_connect_works_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+    ]);
+    let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+    let client = Client::new(&sushi.base_url, None).as_user("local@sushi.test");
+    assert_eq!(
+        client.set_master_password("local master pw").await.status,
+        200
+    );
+    let sshd = testkit::ssh::shared_sshd();
+    let created = client
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "local", "hostname": sshd.host, "port": sshd.port.to_string(),
+                    "username": sshd.user, "password": sshd.password}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.data()["id"].as_u64().unwrap();
+    let connected = client
+        .post_json(
+            &format!("/api/v1/machine/{id}/connect"),
+            &json!({"password": "local master pw"}),
+        )
+        .await;
+    assert_eq!(connected.status, 200, "{:?}", connected.body);
+    assert_eq!(connected.message(), "Connected to machine successfully");
+    let ticket = connected.data().as_str().unwrap();
+    let mut term = Terminal::open(&sushi.base_url, ticket, &[]).await.unwrap();
+    term.run("echo local-$((6*7))").await;
+    term.expect_output("local-42", STEP).await;
+    term.close().await;
+    // The pinned host key shows on the machine.
+    let machine = client.get(&format!("/api/v1/machine/{id}")).await;
+    assert!(
+        machine.data()["host_key_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+}

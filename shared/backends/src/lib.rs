@@ -1,0 +1,117 @@
+//! The domain's ports implemented, and wired from configuration in one place.
+//!
+//! | port | cloud | embedded default |
+//! |---|---|---|
+//! | `Store` | DynamoDB (`dynamodb` feature) | SQLite file under `DATA_DIR` (`sqlite`) |
+//! | `KeyProvider` | AWS KMS (`kms`) | `DATA_DIR/master.key` (`keyfile`) |
+//! | `AttemptLimiter` | the DynamoDB table (`dynamodb`) | in-process |
+//!
+//! Each backend is a cargo feature so a binary links only what it can use: the Lambda build of
+//! the API takes `dynamodb` + `kms` and no SQLite. A configuration that names a backend this
+//! build lacks is refused at start with one line naming it. The relay adds its Redis limiter on
+//! top through [`wire_with_limiter`].
+//!
+//! Nothing here makes a network call: SDK clients connect lazily, which keeps a Lambda cold
+//! start to process start-up plus reading the environment.
+
+#[cfg(any(feature = "dynamodb", feature = "kms"))]
+pub mod aws;
+pub mod keys;
+#[cfg(feature = "dynamodb")]
+pub mod limiter_dynamodb;
+pub mod store;
+
+use std::sync::Arc;
+
+use domain::Machines;
+use domain::config::{Backend, Config, ConfigError};
+use domain::keys::KeyProvider;
+use domain::limiter::{AttemptLimiter, InProcessLimiter};
+use domain::store::Store;
+
+/// The domain service over the configured backends, counting master-password failures where
+/// every instance sees them: in the DynamoDB table with the AWS backend (many Lambda
+/// instances), in-process when embedded.
+pub async fn wire(config: &Config) -> Result<Arc<Machines>, ConfigError> {
+    wire_inner(config, None).await
+}
+
+/// [`wire`] with a caller-chosen failure limiter (the relay counts in Redis).
+pub async fn wire_with_limiter(
+    config: &Config,
+    limiter: Arc<dyn AttemptLimiter>,
+) -> Result<Arc<Machines>, ConfigError> {
+    wire_inner(config, Some(limiter)).await
+}
+
+type Ports = (
+    Arc<dyn Store>,
+    Arc<dyn KeyProvider>,
+    Arc<dyn AttemptLimiter>,
+);
+
+async fn wire_inner(
+    config: &Config,
+    limiter: Option<Arc<dyn AttemptLimiter>>,
+) -> Result<Arc<Machines>, ConfigError> {
+    let (store, keys, default_limiter) = match &config.backend {
+        Backend::Embedded { data_dir } => embedded(data_dir.clone()).await?,
+        Backend::Aws { table, kms_key_id } => cloud(table, kms_key_id).await?,
+    };
+    let limiter = limiter.unwrap_or(default_limiter);
+    tracing::info!(
+        store = %store.describe(),
+        keys = %keys.describe(),
+        jwt = if config.jwks_url.is_some() { "JWKS" } else if config.jwt_secret.is_some() { "JWT_SECRET" } else { "local secret file" },
+        "backends selected"
+    );
+    Ok(Arc::new(Machines::new(
+        store,
+        keys,
+        limiter,
+        config.max_machines_per_user,
+    )))
+}
+
+#[cfg(all(feature = "sqlite", feature = "keyfile"))]
+async fn embedded(dir: std::path::PathBuf) -> Result<Ports, ConfigError> {
+    // Opening runs migrations and may create the key file: blocking work, off the runtime.
+    let (store, keys) = tokio::task::spawn_blocking(move || {
+        let store = store::SqliteStore::open(&dir)
+            .map_err(|e| ConfigError(format!("DATA_DIR={}: {e}", dir.display())))?;
+        let keys = keys::LocalKeyFile::open_or_create(&dir)
+            .map_err(|e| ConfigError(format!("DATA_DIR={}: {e}", dir.display())))?;
+        Ok::<_, ConfigError>((store, keys))
+    })
+    .await
+    .map_err(|e| ConfigError(e.to_string()))??;
+    Ok((
+        Arc::new(store),
+        Arc::new(keys),
+        Arc::new(InProcessLimiter::default()),
+    ))
+}
+
+#[cfg(not(all(feature = "sqlite", feature = "keyfile")))]
+async fn embedded(_dir: std::path::PathBuf) -> Result<Ports, ConfigError> {
+    Err(ConfigError(
+        "this build has no embedded store; set DYNAMODB_TABLE and KMS_KEY_ID".to_owned(),
+    ))
+}
+
+#[cfg(all(feature = "dynamodb", feature = "kms"))]
+async fn cloud(table: &str, kms_key_id: &str) -> Result<Ports, ConfigError> {
+    let sdk = aws::load_sdk_config().await;
+    Ok((
+        Arc::new(store::DynamoStore::new(&sdk, table.to_owned())),
+        Arc::new(keys::KmsKeys::new(&sdk, kms_key_id.to_owned())),
+        Arc::new(limiter_dynamodb::DynamoLimiter::new(&sdk, table.to_owned())),
+    ))
+}
+
+#[cfg(not(all(feature = "dynamodb", feature = "kms")))]
+async fn cloud(_table: &str, _kms_key_id: &str) -> Result<Ports, ConfigError> {
+    Err(ConfigError(
+        "this build has no DynamoDB/KMS support; unset DYNAMODB_TABLE and KMS_KEY_ID".to_owned(),
+    ))
+}

@@ -1,0 +1,511 @@
+//! The embedded default store: one SQLite file under `DATA_DIR`.
+//!
+//! SQLite calls block, so each runs on tokio's blocking pool (`spawn_blocking`) holding a
+//! connection behind a `std::sync::Mutex`: a sync mutex is right here because it is only ever
+//! locked on a blocking thread and never across an `.await`. One writer connection serialises
+//! writes, which SQLite does anyway; reads go to a small pool of reader connections (WAL mode
+//! lets them run beside the writer), so concurrent list/get requests use every core instead of
+//! queueing on one lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use domain::machine::{Machine, MachineSummary, SealedSecrets};
+use domain::store::{Store, StoreError, VaultPrecondition};
+use domain::vault::{KdfParams, PreviousKey, VaultRecord};
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+/// Reader connections: a few per core is plenty; each holds its own page cache.
+const READERS: usize = 4;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('machine_id', 0);
+CREATE TABLE IF NOT EXISTS machines (
+    id INTEGER PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    username TEXT NOT NULL,
+    organization TEXT,
+    host_key_fingerprint TEXT,
+    vault_gen INTEGER NOT NULL,
+    wrapped_data_key BLOB NOT NULL,
+    hpke_enc BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+-- The owner's machines in id order with every listed column, so a listing reads the index
+-- alone and never visits the rows (whose sealed blobs it has no use for). Get, delete and
+-- count use its (owner_id, id) prefix. It replaces the narrower index of earlier versions.
+CREATE INDEX IF NOT EXISTS machines_listing ON machines
+    (owner_id, id, name, hostname, port, username, organization, host_key_fingerprint);
+DROP INDEX IF EXISTS machines_by_owner;
+CREATE TABLE IF NOT EXISTS vaults (
+    owner_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    public_key BLOB NOT NULL,
+    kdf_memory_kib INTEGER NOT NULL,
+    kdf_iterations INTEGER NOT NULL,
+    kdf_parallelism INTEGER NOT NULL,
+    kdf_salt BLOB NOT NULL,
+    wrapped_seed BLOB NOT NULL,
+    prev_generation INTEGER,
+    prev_wrapped_seed BLOB
+);
+";
+
+/// The summary columns come first, in [`summary_from_row`]'s order, so one mapper serves both.
+const SUMMARY_COLUMNS: &str =
+    "id, owner_id, name, hostname, port, username, organization, host_key_fingerprint";
+const MACHINE_COLUMNS: &str = "id, owner_id, name, hostname, port, username, organization, \
+     host_key_fingerprint, vault_gen, wrapped_data_key, hpke_enc, ciphertext, created_at";
+
+impl SqliteStore {
+    /// Open (creating if needed) `dir/sushi.db`. Blocking; call at start-up.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let path = dir.join("sushi.db");
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(&path).map_err(unavailable)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(unavailable)?;
+            Ok(conn)
+        };
+        let writer = open()?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let readers = (0..READERS)
+            .map(|_| open().map(|conn| Arc::new(Mutex::new(conn))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            path,
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Run `f` with the writer connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::run(Arc::clone(&self.writer), f).await
+    }
+
+    /// Run a read-only `f` with one of the reader connections, round robin.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+        let conn = self
+            .readers
+            .get(index)
+            .map_or_else(|| Arc::clone(&self.writer), Arc::clone);
+        Self::run(conn, f).await
+    }
+
+    async fn run<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Unavailable("store lock poisoned".to_owned()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+fn unavailable(err: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<MachineSummary> {
+    let id: i64 = row.get(0)?;
+    let port: i64 = row.get(4)?;
+    Ok(MachineSummary {
+        id: id as u64,
+        owner_id: row.get(1)?,
+        name: row.get(2)?,
+        hostname: row.get(3)?,
+        port: port as u16,
+        username: row.get(5)?,
+        organization: row.get(6)?,
+        host_key_fingerprint: row.get(7)?,
+    })
+}
+
+fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
+    let summary = summary_from_row(row)?;
+    let vault_gen: i64 = row.get(8)?;
+    Ok(Machine {
+        id: summary.id,
+        owner_id: summary.owner_id,
+        name: summary.name,
+        hostname: summary.hostname,
+        port: summary.port,
+        username: summary.username,
+        organization: summary.organization,
+        host_key_fingerprint: summary.host_key_fingerprint,
+        sealed: SealedSecrets {
+            vault_gen: vault_gen as u32,
+            wrapped_data_key: row.get(9)?,
+            hpke_enc: row.get(10)?,
+            ciphertext: row.get(11)?,
+        },
+        created_at: row.get(12)?,
+    })
+}
+
+fn vault_from_row(row: &Row<'_>) -> rusqlite::Result<VaultRecord> {
+    let prev_generation: Option<i64> = row.get(8)?;
+    let prev_wrapped_seed: Option<Vec<u8>> = row.get(9)?;
+    let generation: i64 = row.get(1)?;
+    Ok(VaultRecord {
+        owner_id: row.get(0)?,
+        generation: generation as u32,
+        public_key: row.get(2)?,
+        kdf: KdfParams {
+            memory_kib: row.get(3)?,
+            iterations: row.get(4)?,
+            parallelism: row.get(5)?,
+            salt: row.get(6)?,
+        },
+        wrapped_seed: row.get(7)?,
+        previous: match (prev_generation, prev_wrapped_seed) {
+            (Some(generation), Some(wrapped_seed)) => Some(PreviousKey {
+                generation: generation as u32,
+                wrapped_seed,
+            }),
+            _ => None,
+        },
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn next_machine_id(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            let id: i64 = conn
+                .query_row(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'machine_id' RETURNING value",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            Ok(id as u64)
+        })
+        .await
+    }
+
+    async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError> {
+        let m = machine.clone();
+        self.with_conn(move |conn| {
+            let inserted = conn
+                .execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO machines ({MACHINE_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    ),
+                    params![
+                        m.id as i64,
+                        m.owner_id,
+                        m.name,
+                        m.hostname,
+                        m.port,
+                        m.username,
+                        m.organization,
+                        m.host_key_fingerprint,
+                        m.sealed.vault_gen,
+                        m.sealed.wrapped_data_key,
+                        m.sealed.hpke_enc,
+                        m.sealed.ciphertext,
+                        m.created_at,
+                    ],
+                )
+                .map_err(unavailable)?;
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        })
+        .await
+    }
+
+    async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_reader(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 AND id = ?2"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![owner_id, id as i64], machine_from_row)
+                    .optional()
+            })
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_machines(&self, owner_id: &str) -> Result<Vec<Machine>, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 ORDER BY id"
+                ))
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![owner_id], machine_from_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_summaries(&self, owner_id: &str) -> Result<Vec<MachineSummary>, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM machines WHERE owner_id = ?1 ORDER BY id"
+                ))
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![owner_id], summary_from_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_reader(move |conn| {
+            let count: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM machines WHERE owner_id = ?1",
+                    params![owner_id],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            Ok(count as usize)
+        })
+        .await
+    }
+
+    async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_conn(move |conn| {
+            let deleted = conn
+                .execute(
+                    "DELETE FROM machines WHERE owner_id = ?1 AND id = ?2",
+                    params![owner_id, id as i64],
+                )
+                .map_err(unavailable)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    async fn replace_sealed(
+        &self,
+        owner_id: &str,
+        id: u64,
+        expected_gen: u32,
+        sealed: &SealedSecrets,
+    ) -> Result<bool, StoreError> {
+        let owner_id = owner_id.to_owned();
+        let sealed = sealed.clone();
+        self.with_conn(move |conn| {
+            let updated = conn
+                .execute(
+                    "UPDATE machines SET vault_gen = ?1, wrapped_data_key = ?2, hpke_enc = ?3, \
+                     ciphertext = ?4 WHERE owner_id = ?5 AND id = ?6 AND vault_gen = ?7",
+                    params![
+                        sealed.vault_gen,
+                        sealed.wrapped_data_key,
+                        sealed.hpke_enc,
+                        sealed.ciphertext,
+                        owner_id,
+                        id as i64,
+                        expected_gen
+                    ],
+                )
+                .map_err(unavailable)?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
+    async fn set_host_key(
+        &self,
+        owner_id: &str,
+        id: u64,
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let owner_id = owner_id.to_owned();
+        let expected = expected.map(str::to_owned);
+        let new = new.map(str::to_owned);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let current: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT host_key_fingerprint FROM machines WHERE owner_id = ?1 AND id = ?2",
+                    params![owner_id, id as i64],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(current) = current else {
+                return Ok(false);
+            };
+            if current != expected {
+                return Err(StoreError::Conflict);
+            }
+            tx.execute(
+                "UPDATE machines SET host_key_fingerprint = ?1 WHERE owner_id = ?2 AND id = ?3",
+                params![new, owner_id, id as i64],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_vault(&self, owner_id: &str) -> Result<Option<VaultRecord>, StoreError> {
+        let owner_id = owner_id.to_owned();
+        self.with_reader(move |conn| {
+            conn.query_row(
+                "SELECT owner_id, generation, public_key, kdf_memory_kib, kdf_iterations, \
+                 kdf_parallelism, kdf_salt, wrapped_seed, prev_generation, prev_wrapped_seed \
+                 FROM vaults WHERE owner_id = ?1",
+                params![owner_id],
+                vault_from_row,
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn put_vault(
+        &self,
+        vault: &VaultRecord,
+        precondition: VaultPrecondition,
+    ) -> Result<(), StoreError> {
+        let v = vault.clone();
+        self.with_conn(move |conn| {
+            let prev_generation = v.previous.as_ref().map(|p| p.generation);
+            let prev_wrapped = v.previous.as_ref().map(|p| p.wrapped_seed.clone());
+            let changed = match precondition {
+                VaultPrecondition::Absent => conn.execute(
+                    "INSERT OR IGNORE INTO vaults (owner_id, generation, public_key, kdf_memory_kib, \
+                     kdf_iterations, kdf_parallelism, kdf_salt, wrapped_seed, prev_generation, \
+                     prev_wrapped_seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        v.owner_id,
+                        v.generation,
+                        v.public_key,
+                        v.kdf.memory_kib,
+                        v.kdf.iterations,
+                        v.kdf.parallelism,
+                        v.kdf.salt,
+                        v.wrapped_seed,
+                        prev_generation,
+                        prev_wrapped
+                    ],
+                ),
+                VaultPrecondition::At {
+                    generation,
+                    has_previous,
+                } => conn.execute(
+                    "UPDATE vaults SET generation = ?2, public_key = ?3, kdf_memory_kib = ?4, \
+                     kdf_iterations = ?5, kdf_parallelism = ?6, kdf_salt = ?7, wrapped_seed = ?8, \
+                     prev_generation = ?9, prev_wrapped_seed = ?10 \
+                     WHERE owner_id = ?1 AND generation = ?11 \
+                     AND (prev_generation IS NOT NULL) = ?12",
+                    params![
+                        v.owner_id,
+                        v.generation,
+                        v.public_key,
+                        v.kdf.memory_kib,
+                        v.kdf.iterations,
+                        v.kdf.parallelism,
+                        v.kdf.salt,
+                        v.wrapped_seed,
+                        prev_generation,
+                        prev_wrapped,
+                        generation,
+                        has_previous
+                    ],
+                ),
+            }
+            .map_err(unavailable)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded SQLite store {}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listing must be answered from the covering index alone: if a column is added to
+    /// the summary but not to the index, SQLite silently goes back to reading every row.
+    #[test]
+    fn listing_reads_only_the_covering_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.readers[0].lock().unwrap();
+        let mut statement = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {SUMMARY_COLUMNS} FROM machines \
+                 WHERE owner_id = ?1 ORDER BY id"
+            ))
+            .unwrap();
+        let plan: Vec<String> = statement
+            .query_map(params!["alice@example.com"], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH machines USING COVERING INDEX machines_listing (owner_id=?)"]
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The deployment's configuration from the environment, read once at start: which backends,
+//! which identity source, the create quota. Every binary reads this the same way; each adds
+//! its own settings on top (the relay's are in `relay::config`).
+//!
+//! Cloud backends are chosen by configuration: `DYNAMODB_TABLE` + `KMS_KEY_ID` select DynamoDB
+//! and KMS; both unset select the embedded store and the local key file under `DATA_DIR`.
+//! Setting only one of the pair is refused, because DynamoDB with a key file on a Lambda's
+//! ephemeral disk would lose every secret. Errors name the variable, in one line.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Embedded { data_dir: PathBuf },
+    Aws { table: String, kms_key_id: String },
+}
+
+pub struct Config {
+    pub port: u16,
+    pub jwt_secret: Option<SecretString>,
+    pub jwks_url: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+    pub max_machines_per_user: usize,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| ConfigError(format!("{name}={raw} is not a valid value"))),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let backend = match (var("DYNAMODB_TABLE"), var("KMS_KEY_ID")) {
+            (None, None) => Backend::Embedded {
+                data_dir: data_dir.clone(),
+            },
+            (Some(table), Some(kms_key_id)) => Backend::Aws { table, kms_key_id },
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "KMS_KEY_ID must be set when DYNAMODB_TABLE is set".to_owned(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "DYNAMODB_TABLE must be set when KMS_KEY_ID is set".to_owned(),
+                ));
+            }
+        };
+        let jwt_secret = var("JWT_SECRET").map(SecretString::from);
+        let jwks_url = var("JWKS_URL");
+        if jwt_secret.is_none() && jwks_url.is_none() && matches!(backend, Backend::Aws { .. }) {
+            return Err(ConfigError(
+                "JWT_SECRET or JWKS_URL must be set when using DynamoDB/KMS".to_owned(),
+            ));
+        }
+        if let Some(url) = &jwks_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "JWKS_URL={url} must be an http(s) URL"
+                )));
+            }
+        }
+        let port = parse_var("PORT", 8080u16)?;
+        let max_machines_per_user = parse_var("MAX_MACHINES_PER_USER", 500usize)?;
+        if max_machines_per_user == 0 {
+            return Err(ConfigError(
+                "MAX_MACHINES_PER_USER must be at least 1".to_owned(),
+            ));
+        }
+        Ok(Self {
+            port,
+            jwt_secret,
+            jwks_url,
+            jwt_issuer: var("JWT_ISSUER"),
+            jwt_audience: var("JWT_AUDIENCE"),
+            data_dir,
+            backend,
+            max_machines_per_user,
+        })
+    }
+}
+
+impl Config {
+    /// The HS256 secret tokens are verified (and sign-in sessions signed) with: `JWT_SECRET`;
+    /// else, on the embedded default without `JWKS_URL`, the generated `DATA_DIR/jwt.secret`;
+    /// else none (JWKS only). One function, so the API, the relay, sign-in and the `token`
+    /// command cannot disagree about it.
+    pub fn hmac_secret(&self) -> Result<Option<SecretString>, ConfigError> {
+        match (&self.jwt_secret, &self.jwks_url, &self.backend) {
+            (Some(secret), _, _) => Ok(Some(SecretString::from(secret.expose_secret().to_owned()))),
+            (None, None, Backend::Embedded { data_dir }) => local_jwt_secret(data_dir).map(Some),
+            (None, _, _) => Ok(None),
+        }
+    }
+}
+
+/// The embedded default's HS256 secret: `DATA_DIR/jwt.secret` (0600), created on first start,
+/// so a newcomer needs no configuration and `api-fn token` can mint tokens for the same server.
+pub fn local_jwt_secret(data_dir: &Path) -> Result<SecretString, ConfigError> {
+    let path = data_dir.join("jwt.secret");
+    let err = |e: std::io::Error| ConfigError(format!("{}: {e}", path.display()));
+    std::fs::create_dir_all(data_dir).map_err(err)?;
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(encoded.as_bytes()).map_err(err)?;
+            Ok(SecretString::from(encoded))
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let mut text = String::new();
+            std::fs::File::open(&path)
+                .and_then(|mut f| f.read_to_string(&mut text))
+                .map_err(err)?;
+            Ok(SecretString::from(text.trim().to_owned()))
+        }
+        Err(e) => Err(err(e)),
+    }
+}

@@ -1,0 +1,71 @@
+//! What can go wrong in a domain operation, in the domain's own terms.
+//!
+//! No status codes here: the edge decides what a client may learn and with which HTTP status
+//! and machine-readable code (`edge::error`). Variants say *what* happened (the request was
+//! invalid, the vault refused the password, a backend is unavailable); backend details stay
+//! inside the wrapped errors, for the log.
+
+use std::borrow::Cow;
+
+use crate::keys::KeyError;
+use crate::store::StoreError;
+use crate::vault::VaultError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The request itself is wrong; the message names the field and the rule.
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+    /// Missing, or someone else's: the same answer for both, so ids cannot be probed.
+    #[error("Machine not found")]
+    MachineNotFound,
+    /// Create (or anything that seals) before the user has a vault.
+    #[error(
+        "Set a master password first: PUT /api/v1/master-password with {{\"password\": \"...\"}}"
+    )]
+    MasterPasswordRequired,
+    /// Opening (connect) for a user who never set a master password.
+    #[error("No master password is set for this user")]
+    MasterPasswordNotSet,
+    /// The vault's AEAD tag refused the password.
+    #[error("Invalid master password")]
+    InvalidMasterPassword,
+    /// Too many wrong master passwords in the current window.
+    #[error("Too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// The per-user machine quota.
+    #[error("Machine limit reached ({limit} per user)")]
+    MachineLimit { limit: usize },
+    /// A concurrent change won a compare-and-set; retrying is the answer.
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
+    /// The target presented a host key other than the pinned one.
+    #[error("Host key for this machine has changed (expected {expected}, presented {presented})")]
+    HostKeyChanged { expected: String, presented: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// A stored vault or sealed blob that does not open as it should: never the client's fault.
+    #[error("vault: {0}")]
+    Vault(VaultError),
+    /// A blocking task died (a bug, not an input).
+    #[error("internal: {0}")]
+    Internal(&'static str),
+}
+
+impl DomainError {
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Invalid(message.into())
+    }
+}
+
+impl From<VaultError> for DomainError {
+    fn from(err: VaultError) -> Self {
+        match err {
+            VaultError::WrongPassword => Self::InvalidMasterPassword,
+            VaultError::Keys(keys) => Self::Keys(keys),
+            other => Self::Vault(other),
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Every request body the product accepts, validated in one place.
+//!
+//! Each type is built from the parsed JSON body by [`FromJson`], and only a value that passed
+//! every rule exists: handlers receive `NewMachine`, `MasterPasswordChange`, `ConnectRequest` or
+//! `HostKeyPin`, never a raw object. Validation works on the JSON object rather than a serde
+//! struct so that every message names the offending field ("port must be ..."), which serde's
+//! positional errors do not, and so that secrets are moved out of the parsed body into
+//! `SecretString`s instead of being copied.
+
+use std::net::IpAddr;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use crate::error::DomainError;
+use crate::machine::{is_valid_fingerprint, limits};
+use crate::secret::MachineSecrets;
+use crate::sshkey::parse_private_key;
+
+/// Shortest and longest master password accepted.
+pub const MIN_MASTER_PASSWORD: usize = 8;
+pub const MAX_MASTER_PASSWORD: usize = 1024;
+
+/// A request type built from a JSON body. The edge's body extractor calls this, so a handler
+/// never sees an unvalidated body.
+pub trait FromJson: Sized {
+    fn from_json(body: Value) -> Result<Self, DomainError>;
+}
+
+/// Bodies read as plain JSON (the sign-in routes' small forms).
+impl FromJson for Value {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        Ok(body)
+    }
+}
+
+/// A create request that passed validation.
+#[derive(Debug)]
+pub struct NewMachine {
+    pub name: String,
+    pub hostname: String,
+    pub port: u16,
+    pub username: String,
+    pub organization: Option<String>,
+    pub host_key_fingerprint: Option<String>,
+    pub secrets: MachineSecrets,
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "name",
+    "hostname",
+    "port",
+    "username",
+    "password",
+    "private_key",
+    "passphrase",
+    "organization",
+    "host_key_fingerprint",
+];
+
+impl FromJson for NewMachine {
+    /// Unknown fields are refused: a typo such as `private-key` would otherwise silently save
+    /// a machine without its key.
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, KNOWN_FIELDS)?;
+        let name = required_text(fields, "name", limits::NAME)?;
+        let hostname = parse_hostname(&required_text(fields, "hostname", limits::HOSTNAME)?)?;
+        let port = parse_port(fields.get("port"))?;
+        let username = required_text(fields, "username", limits::USERNAME)?;
+        let organization = optional_text(fields, "organization", limits::ORGANIZATION)?;
+        let host_key_fingerprint = optional_text(fields, "host_key_fingerprint", 128)?;
+        if let Some(fp) = &host_key_fingerprint {
+            if !is_valid_fingerprint(fp) {
+                return Err(DomainError::invalid(
+                    "host_key_fingerprint must look like SHA256:<base64>, as ssh-keygen -lf prints it",
+                ));
+            }
+        }
+        let secrets = parse_secrets(fields)?;
+        Ok(Self {
+            name,
+            hostname,
+            port,
+            username,
+            organization,
+            host_key_fingerprint,
+            secrets,
+        })
+    }
+}
+
+/// `PUT /api/v1/master-password`: `{"password": new, "current_password": old}`, the latter only
+/// when changing an existing one.
+pub struct MasterPasswordChange {
+    pub password: SecretString,
+    pub current: Option<SecretString>,
+}
+
+impl FromJson for MasterPasswordChange {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, &["password", "current_password"])?;
+        let password = optional_secret(fields, "password", usize::MAX)?
+            .ok_or_else(|| DomainError::invalid("password is required"))?;
+        check_master_password_policy(&password)?;
+        let current = optional_secret(fields, "current_password", usize::MAX)?;
+        Ok(Self { password, current })
+    }
+}
+
+fn check_master_password_policy(password: &SecretString) -> Result<(), DomainError> {
+    let length = password.expose_secret().chars().count();
+    if length < MIN_MASTER_PASSWORD {
+        return Err(DomainError::invalid(format!(
+            "password must be at least {MIN_MASTER_PASSWORD} characters"
+        )));
+    }
+    if length > MAX_MASTER_PASSWORD {
+        return Err(DomainError::invalid(format!(
+            "password must be at most {MAX_MASTER_PASSWORD} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/machine/{id}/connect`: `{"password": master}`, the seed's shape. Other fields
+/// are ignored, as the seed's clients may send them.
+pub struct ConnectRequest {
+    pub master_password: SecretString,
+}
+
+impl FromJson for ConnectRequest {
+    /// The password is moved out of the parsed JSON, not copied, so the `SecretString`
+    /// (zeroized on drop) is the only copy this process owns. Not covered: the request body
+    /// bytes (hyper's buffer) and serde_json's scratch buffer for strings with escapes.
+    fn from_json(mut body: Value) -> Result<Self, DomainError> {
+        match body.get_mut("password") {
+            Some(Value::String(p)) if !p.is_empty() => Ok(Self {
+                master_password: SecretString::from(std::mem::take(p)),
+            }),
+            Some(Value::String(_)) | None | Some(Value::Null) => Err(DomainError::invalid(
+                "password (the master password) is required",
+            )),
+            Some(_) => Err(DomainError::invalid("password must be a string")),
+        }
+    }
+}
+
+/// `PUT /api/v1/machine/{id}/host-key`: `{"fingerprint": "SHA256:…" | null}`: pre-set,
+/// re-pin after a legitimate key rotation, or clear (the next connect pins again).
+pub struct HostKeyPin {
+    pub fingerprint: Option<String>,
+}
+
+impl FromJson for HostKeyPin {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fingerprint = match body.get("fingerprint") {
+            Some(Value::Null) => None,
+            Some(Value::String(fp)) if is_valid_fingerprint(fp.trim()) => {
+                Some(fp.trim().to_owned())
+            }
+            Some(Value::String(_)) => {
+                return Err(DomainError::invalid(
+                    "fingerprint must look like SHA256:<43 base64 characters> (as ssh-keygen -lf prints it)",
+                ));
+            }
+            None => {
+                return Err(DomainError::invalid(
+                    "fingerprint is required (a SHA256:… string, or null to clear the pin)",
+                ));
+            }
+            Some(_) => {
+                return Err(DomainError::invalid("fingerprint must be a string or null"));
+            }
+        };
+        Ok(Self { fingerprint })
+    }
+}
+
+/// The body as an object that has no field outside `known`.
+fn object_with_only<'a>(
+    body: &'a Value,
+    known: &[&str],
+) -> Result<&'a Map<String, Value>, DomainError> {
+    let Value::Object(fields) = body else {
+        return Err(DomainError::invalid("Request body must be a JSON object"));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(DomainError::invalid(format!(
+            "Unknown field '{}'",
+            truncate(unknown, 64)
+        )));
+    }
+    Ok(fields)
+}
+
+fn parse_secrets(fields: &Map<String, Value>) -> Result<MachineSecrets, DomainError> {
+    let password = optional_secret(fields, "password", limits::PASSWORD)?;
+    let private_key = optional_secret(fields, "private_key", limits::PRIVATE_KEY)?;
+    let passphrase = optional_secret(fields, "passphrase", limits::PASSPHRASE)?;
+    if password.is_none() && private_key.is_none() {
+        return Err(DomainError::invalid(
+            "Either password or private_key is required",
+        ));
+    }
+    if let Some(key) = &private_key {
+        let passphrase = passphrase.as_ref().map(|p| p.expose_secret());
+        parse_private_key(key.expose_secret(), passphrase)
+            .map_err(|problem| DomainError::invalid(problem.to_string()))?;
+    }
+    Ok(MachineSecrets {
+        password,
+        private_key,
+        passphrase,
+    })
+}
+
+fn string_field<'a>(
+    fields: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, DomainError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DomainError::invalid(format!("{field} must be a string"))),
+    }
+}
+
+fn check_length(field: &str, value: &str, max: usize) -> Result<(), DomainError> {
+    if value.chars().count() > max {
+        return Err(DomainError::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A required, non-blank, single-line text field, trimmed.
+fn required_text(
+    fields: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<String, DomainError> {
+    optional_text(fields, field, max)?
+        .ok_or_else(|| DomainError::invalid(format!("{field} is required")))
+}
+
+fn optional_text(
+    fields: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, DomainError> {
+    let Some(raw) = string_field(fields, field)? else {
+        return Ok(None);
+    };
+    let value = raw.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    check_length(field, value, max)?;
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// A secret is kept exactly as sent (a password may legitimately start with a space); an empty
+/// string counts as absent.
+fn optional_secret(
+    fields: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<SecretString>, DomainError> {
+    let Some(raw) = string_field(fields, field)? else {
+        return Ok(None);
+    };
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    check_length(field, raw, max)?;
+    Ok(Some(SecretString::from(raw.to_owned())))
+}
+
+/// The seed sends the port as a string; a JSON integer is accepted too, as clients often send it.
+fn parse_port(value: Option<&Value>) -> Result<u16, DomainError> {
+    const MESSAGE: &str = "port must be a number between 1 and 65535";
+    let text = match value {
+        None | Some(Value::Null) => return Err(DomainError::invalid("port is required")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(DomainError::invalid("port is required"));
+        }
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(DomainError::invalid("port must be a string")),
+    };
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DomainError::invalid(MESSAGE));
+    }
+    match text.parse::<u16>() {
+        Ok(port) if port >= 1 => Ok(port),
+        _ => Err(DomainError::invalid(MESSAGE)),
+    }
+}
+
+/// A DNS name or an IP literal (IPv6 with or without brackets). Stored normalised: IPs in their
+/// canonical form, names lower-cased without a trailing dot.
+pub fn parse_hostname(raw: &str) -> Result<String, DomainError> {
+    let unbracketed = raw
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(raw);
+    if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    let name = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
+    let valid_label = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let all_numeric = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if name.is_empty() || name.len() > 253 || all_numeric || !name.split('.').all(valid_label) {
+        return Err(DomainError::invalid(
+            "hostname must be a DNS name or an IP address",
+        ));
+    }
+    Ok(name)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn message(body: Value) -> String {
+        NewMachine::from_json(body).unwrap_err().to_string()
+    }
+
+    fn valid() -> Value {
+        json!({"name": "web", "hostname": "example.com", "port": "22", "username": "root", "password": "pw"})
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut body = valid();
+        body[field] = value;
+        body
+    }
+
+    #[test]
+    fn accepts_the_seed_example() {
+        let machine = NewMachine::from_json(valid()).unwrap();
+        assert_eq!(machine.port, 22);
+        assert_eq!(machine.hostname, "example.com");
+    }
+
+    #[test]
+    fn every_required_field_is_named_when_missing_or_blank() {
+        for field in ["name", "hostname", "port", "username"] {
+            let mut body = valid();
+            body.as_object_mut().unwrap().remove(field);
+            assert_eq!(message(body), format!("{field} is required"));
+            assert_eq!(
+                message(with(field, json!("   "))),
+                format!("{field} is required")
+            );
+        }
+    }
+
+    #[test]
+    fn ports_outside_1_to_65535_are_refused() {
+        for port in [
+            json!("0"),
+            json!("65536"),
+            json!("-1"),
+            json!("22a"),
+            json!("1e3"),
+            json!(0),
+        ] {
+            assert_eq!(
+                message(with("port", port)),
+                "port must be a number between 1 and 65535"
+            );
+        }
+        assert_eq!(
+            NewMachine::from_json(with("port", json!(2222)))
+                .unwrap()
+                .port,
+            2222
+        );
+        assert_eq!(
+            NewMachine::from_json(with("port", json!("65535")))
+                .unwrap()
+                .port,
+            65535
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        assert_eq!(message(with("name", json!(5))), "name must be a string");
+        assert_eq!(message(with("port", json!(true))), "port must be a string");
+        assert_eq!(
+            message(with("password", json!(["x"]))),
+            "password must be a string"
+        );
+        assert_eq!(message(json!([1, 2])), "Request body must be a JSON object");
+    }
+
+    #[test]
+    fn a_secret_is_required() {
+        let mut body = valid();
+        body["password"] = json!("");
+        assert_eq!(message(body), "Either password or private_key is required");
+    }
+
+    #[test]
+    fn hostnames_accept_names_and_ips_only() {
+        assert_eq!(parse_hostname("[::1]").unwrap(), "::1");
+        assert_eq!(parse_hostname("2001:DB8::1").unwrap(), "2001:db8::1");
+        assert_eq!(
+            parse_hostname("Host.Example.COM.").unwrap(),
+            "host.example.com"
+        );
+        for bad in [
+            "a b",
+            "-x.com",
+            "x..com",
+            "http://x",
+            "1.2.3.999",
+            "x/y",
+            "ä.com",
+        ] {
+            assert!(parse_hostname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_oversized_values_are_refused() {
+        assert_eq!(
+            message(with("private-key", json!("x"))),
+            "Unknown field 'private-key'"
+        );
+        assert_eq!(
+            message(with("name", json!("x".repeat(129)))),
+            "name must be at most 128 characters"
+        );
+    }
+}

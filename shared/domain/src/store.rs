@@ -1,0 +1,86 @@
+//! Storage of machines and vaults, behind one small trait with two implementations chosen by
+//! configuration, in the `backends` crate: DynamoDB and an embedded SQLite file.
+//!
+//! Every read and write names the owner: there is no "get machine by id" without an owner, so
+//! cross-user access cannot be written by accident, and another user's machine is simply
+//! absent (404), never "forbidden" (which would confirm that the id exists). Writes that race
+//! (vault rotation, host key pinning) are compare-and-set and report [`StoreError::Conflict`].
+
+use async_trait::async_trait;
+
+use crate::machine::{Machine, MachineSummary, SealedSecrets};
+use crate::vault::VaultRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Backend unreachable, timed out or throttled: retryable, 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional write lost a race.
+    #[error("conditional write failed")]
+    Conflict,
+    /// A stored item could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// What a compare-and-set on a vault expects to find.
+#[derive(Clone, Copy, Debug)]
+pub enum VaultPrecondition {
+    /// Create: the user has no vault yet.
+    Absent,
+    /// Update: the stored vault is at this generation, with or without a `previous` key.
+    At { generation: u32, has_previous: bool },
+}
+
+impl VaultPrecondition {
+    pub fn matching(vault: &VaultRecord) -> Self {
+        Self::At {
+            generation: vault.generation,
+            has_previous: vault.previous.is_some(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A new machine id, unique in the deployment (an atomic counter). Gaps are fine.
+    async fn next_machine_id(&self) -> Result<u64, StoreError>;
+    /// Insert a new machine; fails with `Conflict` if the id is taken.
+    async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError>;
+    async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError>;
+    /// The owner's machines with their sealed secrets, sorted by id (re-sealing reads this).
+    async fn list_machines(&self, owner_id: &str) -> Result<Vec<Machine>, StoreError>;
+    /// The owner's machines without their sealed secrets, sorted by id (what a listing shows).
+    async fn list_summaries(&self, owner_id: &str) -> Result<Vec<MachineSummary>, StoreError>;
+    /// How many machines the owner has (the create quota), without reading them.
+    async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError>;
+    /// `false` when the owner has no machine with that id.
+    async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError>;
+    /// Replace the sealed secrets of a machine still sealed to `expected_gen`.
+    /// `false` when the machine is gone or was already re-sealed.
+    async fn replace_sealed(
+        &self,
+        owner_id: &str,
+        id: u64,
+        expected_gen: u32,
+        sealed: &SealedSecrets,
+    ) -> Result<bool, StoreError>;
+    /// Compare-and-set the host key pin: succeeds only if the stored pin equals `expected`.
+    /// `Ok(false)` when the machine does not exist, `Err(Conflict)` when the pin differs.
+    async fn set_host_key(
+        &self,
+        owner_id: &str,
+        id: u64,
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    async fn get_vault(&self, owner_id: &str) -> Result<Option<VaultRecord>, StoreError>;
+    async fn put_vault(
+        &self,
+        vault: &VaultRecord,
+        precondition: VaultPrecondition,
+    ) -> Result<(), StoreError>;
+    /// One line for the start-up log.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,289 @@
+//! The one error type every request path returns, and its one mapping to an HTTP status, a
+//! machine-readable code and a message.
+//!
+//! Lower layers have their own `thiserror` enums that say what went wrong in their terms
+//! (`domain::DomainError`, the relay's SSH and ticket errors, sign-in's); `From` impls decide what
+//! a client may learn about it. The rule is: say precisely what was wrong with the *request*,
+//! say only "unavailable" about the *backends* (details go to the log with the request id), and
+//! never put a secret in a message.
+//!
+//! [`ErrorCode`] is the contract clients switch on (the web app included; never on message
+//! text). Each code has exactly one HTTP status, so the table below is the whole mapping; the
+//! web app's TypeScript copy and the table in `docs/api.md` are checked against it by a test.
+
+use std::borrow::Cow;
+
+use domain::DomainError;
+use domain::keys::KeyError;
+use domain::store::StoreError;
+use http::StatusCode;
+use serde_json::Value;
+
+macro_rules! error_codes {
+    ($($variant:ident = ($code:literal, $status:literal, $meaning:literal),)*) => {
+        /// Machine-readable error codes: `code` in the error envelope.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $(#[doc = $meaning] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order (for generated copies and checks).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status this code always answers with.
+            pub fn status(self) -> StatusCode {
+                let code = match self { $(ErrorCode::$variant => $status,)* };
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+
+            /// What it means, for the docs table.
+            pub fn meaning(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidRequest = ("invalid_request", 400, "The body, a field or a parameter is invalid; the message names it."),
+    Unauthorized = ("unauthorized", 401, "No valid token in `Authorization: Bearer` or the `jwt` cookie."),
+    InvalidMasterPassword = ("invalid_master_password", 401, "The master password does not open the vault."),
+    SignInFailed = ("sign_in_failed", 401, "The identity provider did not complete the sign-in."),
+    SessionExpired = ("session_expired", 400, "The sign-in attempt is missing, expired or does not match; start again."),
+    Forbidden = ("forbidden", 403, "Not allowed for this caller."),
+    OriginNotAllowed = ("origin_not_allowed", 403, "The browser Origin is not allowed to open a terminal."),
+    TargetNotAllowed = ("target_not_allowed", 403, "The SSH target's address is refused by the relay's target policy."),
+    EmailUnverified = ("email_unverified", 403, "The identity provider did not vouch for the email address."),
+    NotFound = ("not_found", 404, "No such route, or the feature is not enabled on this server."),
+    MachineNotFound = ("machine_not_found", 404, "No such machine for this user (another user's machine answers the same)."),
+    MethodNotAllowed = ("method_not_allowed", 405, "The route exists but not with this method."),
+    MasterPasswordRequired = ("master_password_required", 409, "Set a master password before saving machines."),
+    MasterPasswordNotSet = ("master_password_not_set", 409, "The user has no master password yet, so nothing can be opened."),
+    MachineLimitReached = ("machine_limit_reached", 409, "The per-user machine quota is used up."),
+    HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
+    Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
+    PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
+    TooManyAttempts = ("too_many_attempts", 429, "Too many wrong master passwords; `data.retry_after_secs` and `Retry-After` say when to retry."),
+    Internal = ("internal", 500, "A bug or a corrupt record; the request id in the log has the details."),
+    SshFailed = ("ssh_failed", 502, "The SSH target refused, was unreachable, or refused the login."),
+    ProviderUnavailable = ("provider_unavailable", 502, "The identity provider could not be reached."),
+    Unavailable = ("unavailable", 503, "A backend (store, key service, routing) or this relay is unavailable; retry shortly."),
+    SshTimeout = ("ssh_timeout", 504, "Connecting or logging in to the SSH target timed out."),
+}
+
+/// An error answer: its code (which fixes the status), the human message, and optional
+/// structured `data` the client can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    code: ErrorCode,
+    message: Cow<'static, str>,
+    data: Value,
+    retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: Value::Null,
+            retry_after_secs: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = data;
+        self
+    }
+
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorCode::Unauthorized, "Invalid or missing JWT token")
+    }
+
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "Internal server error")
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!("Request body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "Route not found")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(ErrorCode::MethodNotAllowed, "Method not allowed")
+    }
+
+    pub fn host_key_changed(expected: String, presented: String) -> Self {
+        let message = format!(
+            "Host key for this machine has changed (expected {expected}, presented {presented})"
+        );
+        Self::new(ErrorCode::HostKeyChanged, message)
+            .with_data(serde_json::json!({ "expected": expected, "presented": presented }))
+    }
+
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        let mut err = Self::new(
+            ErrorCode::TooManyAttempts,
+            format!("Too many failed attempts; try again in {retry_after_secs} s"),
+        )
+        .with_data(serde_json::json!({ "retry_after_secs": retry_after_secs }));
+        err.retry_after_secs = Some(retry_after_secs);
+        err
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Structured details that accompany the message, when the client can act on them.
+    pub fn data(&self) -> &Value {
+        &self.data
+    }
+
+    /// For `Retry-After`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Invalid(message) => Self::bad_request(message),
+            DomainError::MachineNotFound => Self::new(ErrorCode::MachineNotFound, err.to_string()),
+            DomainError::MasterPasswordRequired => {
+                Self::new(ErrorCode::MasterPasswordRequired, err.to_string())
+            }
+            DomainError::MasterPasswordNotSet => {
+                Self::new(ErrorCode::MasterPasswordNotSet, err.to_string())
+            }
+            DomainError::InvalidMasterPassword => {
+                Self::new(ErrorCode::InvalidMasterPassword, err.to_string())
+            }
+            DomainError::TooManyAttempts { retry_after_secs } => {
+                Self::too_many_attempts(retry_after_secs)
+            }
+            DomainError::MachineLimit { .. } => {
+                Self::new(ErrorCode::MachineLimitReached, err.to_string())
+            }
+            DomainError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            DomainError::HostKeyChanged {
+                expected,
+                presented,
+            } => Self::host_key_changed(expected, presented),
+            DomainError::Store(store) => store.into(),
+            DomainError::Keys(keys) => keys.into(),
+            DomainError::Vault(vault) => {
+                tracing::error!(error = %vault, "vault could not open a record");
+                Self::internal()
+            }
+            DomainError::Internal(what) => {
+                tracing::error!(error = what, "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "store unavailable");
+                Self::unavailable("Machine store is unavailable; try again shortly")
+            }
+            StoreError::Conflict => Self::new(
+                ErrorCode::Conflict,
+                "The record was changed concurrently; retry the request",
+            ),
+            StoreError::Corrupt(detail) => {
+                tracing::error!(error = %detail, "store returned a malformed record");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(err: KeyError) -> Self {
+        match err {
+            KeyError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "key service unavailable");
+                Self::unavailable("Key service is unavailable; try again shortly")
+            }
+            KeyError::Denied(detail) => {
+                tracing::error!(error = %detail, "key service refused the data key");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(err: crate::auth::AuthError) -> Self {
+        tracing::info!(reason = %err, "rejected credentials");
+        Self::unauthorized()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_have_error_statuses() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                code.as_str()
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn domain_errors_keep_the_seed_messages() {
+        let err = ApiError::from(DomainError::InvalidMasterPassword);
+        assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(err.message(), "Invalid master password");
+        let err = ApiError::from(DomainError::MachineNotFound);
+        assert_eq!(
+            (err.status(), err.message()),
+            (StatusCode::NOT_FOUND, "Machine not found")
+        );
+    }
+}

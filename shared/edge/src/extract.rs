@@ -1,0 +1,91 @@
+//! Extractors whose rejections are envelopes, shared by every route of every binary: the
+//! caller's identity, a bounded JSON body turned into a validated domain request, and a
+//! numeric machine id.
+//!
+//! The body extractor parses JSON and then hands the value to the domain's
+//! [`FromJson`](domain::requests::FromJson), so a handler receives `NewMachine` or
+//! `ConnectRequest`, never a raw object, and every binary refuses the same bodies with the same
+//! messages.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
+use domain::Identity;
+use domain::requests::FromJson;
+use http::StatusCode;
+use http::request::Parts;
+use serde_json::Value;
+
+use crate::auth::{AuthError, Authenticator, token_from_parts};
+use crate::error::ApiError;
+
+/// Request bodies above this are refused with 413 (connect, host-key and create bodies are
+/// small; a 32 KiB private key is the largest field).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The authenticated caller, from `Authorization: Bearer` or the `jwt` cookie. Records the
+/// identity on the request span.
+pub struct Caller(pub Identity);
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authenticator = Arc::<Authenticator>::from_ref(state);
+        let token = token_from_parts(parts).ok_or(AuthError::Missing)?;
+        let identity = authenticator.verify(&token).await?;
+        tracing::Span::current().record("user", identity.0.as_str());
+        Ok(Caller(identity))
+    }
+}
+
+/// A JSON body of at most [`MAX_BODY_BYTES`], validated into `T`.
+pub struct JsonBody<T = Value>(pub T);
+
+impl<S: Send + Sync, T: FromJson> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::payload_too_large(MAX_BODY_BYTES)
+                    } else {
+                        ApiError::bad_request("Request body could not be read")
+                    }
+                })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("Request body is required (JSON)"));
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
+            ApiError::bad_request(format!("Request body is not valid JSON: {err}"))
+        })?;
+        T::from_json(value).map(JsonBody).map_err(ApiError::from)
+    }
+}
+
+/// `{id}` as a machine id: decimal digits only, no sign, fits u64.
+pub struct MachineId(pub u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for MachineId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid = || ApiError::bad_request("Machine id must be a positive integer");
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| invalid())?;
+        if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        raw.parse().map(MachineId).map_err(|_| invalid())
+    }
+}

@@ -1,0 +1,81 @@
+//! Serving a router: one function for every binary, so socket options and shutdown cannot
+//! differ between them.
+//!
+//! * `TCP_NODELAY` on every accepted socket. A terminal sends one small frame per keystroke
+//!   echo; with Nagle's algorithm on, an echo that follows an unacknowledged frame waits for
+//!   the client's delayed ACK (up to 40 ms on Linux), which is exactly the tail a person feels
+//!   while typing. Clients cannot fix this from their side.
+//! * Graceful shutdown on SIGTERM *and* SIGINT: the caller passes what to do between the signal
+//!   and the end of serving (the relay drains its terminals; the API has nothing to wait for),
+//!   and in-flight requests finish.
+//! * `listening on http://ADDR` on stdout once bound: tests and scripts read it (`PORT=0` picks
+//!   a free port).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("BIND_ADDR={0} is not an IP address")]
+    BadAddress(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Bind `BIND_ADDR` (default `127.0.0.1`) on `port`.
+pub async fn bind(port: u16) -> Result<TcpListener, ServeError> {
+    let host = std::env::var("BIND_ADDR").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|_| ServeError::BadAddress(host))?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "listening");
+    println!("listening on http://{local}");
+    let listener = listener.tap_io(|socket| {
+        if let Err(err) = socket.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (what ECS, Kubernetes and systemd send) or SIGINT (Ctrl-C).
+pub async fn terminated() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
