@@ -10,10 +10,13 @@
 #   compose    `docker compose config` when a compose client exists, else the compose-spec
 #              schema plus localstack/check_compose.py
 #   provision  localstack/provision.py twice against moto (idempotent), the ready.d hook, destroy
-#   zip        cargo lambda build --release --arm64 --output-format zip -p api-fn, size budget
+#   zip        cargo lambda build --release --arm64 --output-format zip -p api-fn
+#              --no-default-features --features aws (the Lambda's feature set: no rusqlite,
+#              russh or redis in its dependency graph), size budget
 #   deploy     localstack/deploy.sh up/down against moto with that zip, and a failing `up`
 #              that must leave nothing behind
-#   e2e        infra/lambda_e2e.py: api-fn under `cargo lambda watch`, seed flow, cold start
+#   e2e        infra/lambda_e2e.py: api-fn (features: aws only) under `cargo lambda watch`, seed
+#              flow, cold start
 #
 # Figures (zip size, build time, cold start) are printed at the end and written to
 # .local/logs/infra-figures.json.
@@ -116,22 +119,22 @@ fi
 # ------------------------------------------------------------------ images
 if wants images; then
   begin images "hadolint, checkov, shellcheck, relay health check"
-  hadolint relay/Dockerfile localstack/sshd/Dockerfile || fail "hadolint"
-  checkov -f relay/Dockerfile -f localstack/sshd/Dockerfile --framework dockerfile --skip-download \
+  hadolint infra/image/Dockerfile localstack/sshd/Dockerfile || fail "hadolint"
+  checkov -f infra/image/Dockerfile -f localstack/sshd/Dockerfile --framework dockerfile --skip-download \
     --compact --quiet >"$logs/checkov-docker.log" 2>&1 || { cat "$logs/checkov-docker.log" >&2; fail "checkov failed on a Dockerfile"; }
-  shellcheck infra/*.sh localstack/*.sh localstack/ready.d/*.sh relay/docker/*.sh || fail "shellcheck"
+  shellcheck infra/*.sh localstack/*.sh localstack/ready.d/*.sh infra/image/*.sh || fail "shellcheck"
   # The image's health check against a live HTTP server: 200 -> healthy; 404 / closed -> not.
   port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  python -m http.server "$port" --bind 127.0.0.1 --directory "$repo/relay/docker" >/dev/null 2>&1 &
+  python -m http.server "$port" --bind 127.0.0.1 --directory "$repo/infra/image" >/dev/null 2>&1 &
   http_pid=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   hc_ok=0
-  PORT=$port HEALTHCHECK_PATH=/healthcheck.sh relay/docker/healthcheck.sh && hc_ok=1
-  PORT=$port HEALTHCHECK_PATH=/missing relay/docker/healthcheck.sh && hc_ok=0
+  PORT=$port HEALTHCHECK_PATH=/healthcheck.sh infra/image/healthcheck.sh && hc_ok=1
+  PORT=$port HEALTHCHECK_PATH=/missing infra/image/healthcheck.sh && hc_ok=0
   kill "$http_pid" 2>/dev/null || true
   wait "$http_pid" 2>/dev/null || true
-  PORT=$port relay/docker/healthcheck.sh && hc_ok=0
-  [ $hc_ok = 1 ] || fail "relay/docker/healthcheck.sh misjudged health"
+  PORT=$port infra/image/healthcheck.sh && hc_ok=0
+  [ $hc_ok = 1 ] || fail "infra/image/healthcheck.sh misjudged health"
   done_step
 fi
 
@@ -174,7 +177,7 @@ fi
 
 # ------------------------------------------------------------------ zip
 if wants zip; then
-  begin zip "cargo lambda build --release --arm64 (size budget $zip_budget bytes)"
+  begin zip "cargo lambda build --release --arm64 --features aws (size budget $zip_budget bytes)"
   arch=--arm64
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
     rustup target add aarch64-unknown-linux-gnu >"$logs/rustup.log" 2>&1 || {
@@ -182,9 +185,18 @@ if wants zip; then
       arch=--x86-64
     }
   fi
+  # Only the `aws` feature: the Lambda binary links DynamoDB + KMS, no SQLite/SSH/Redis. Checked
+  # on the dependency graph first (no build needed), so a stray dependency fails in seconds.
+  triple=aarch64-unknown-linux-gnu
+  [ "$arch" = --arm64 ] || triple=x86_64-unknown-linux-gnu
+  cargo tree -p api-fn --no-default-features --features aws -e normal --target "$triple" \
+    --prefix none --format '{p}' >"$logs/lambda-deps.txt" 2>&1 \
+    || { tail -20 "$logs/lambda-deps.txt" >&2; fail "cargo tree (see $logs/lambda-deps.txt)"; }
+  stray=$(awk '{print $1}' "$logs/lambda-deps.txt" | grep -xE 'rusqlite|libsqlite3-sys|russh|redis' | sort -u | tr '\n' ' ' || true)
+  [ -z "$stray" ] || fail "the aws-only Lambda build still links: $stray(see: cargo tree -p api-fn --no-default-features --features aws -e normal -i <crate>)"
   build_started=$(date +%s)
   CARGO_TARGET_DIR=$lambda_target cargo lambda build --release "$arch" --output-format zip \
-    -p api-fn --lambda-dir target/lambda >"$logs/lambda-build.log" 2>&1 \
+    -p api-fn --no-default-features --features aws --lambda-dir target/lambda >"$logs/lambda-build.log" 2>&1 \
     || { tail -30 "$logs/lambda-build.log" >&2; fail "cargo lambda build (see $logs/lambda-build.log)"; }
   figures[zip_build_seconds]=$(( $(date +%s) - build_started ))
   [ -f "$zip" ] || fail "$zip was not produced"

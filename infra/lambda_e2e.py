@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end test of the Lambda path: the real api-fn binary under `cargo lambda watch` (the
-Lambda runtime emulator), backed by DynamoDB and KMS on the moto server, driven over HTTP.
+Lambda runtime emulator), backed by DynamoDB and KMS on the moto server, driven over HTTP. The
+binary is built with the Lambda zip's feature set (`--no-default-features --features aws`), so
+the test exercises what is deployed.
 
 What it proves, in order:
   1. missing configuration stops the binary at start with one line naming the variable;
@@ -39,6 +41,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FUNCTION = "api-fn"
+# The Lambda build's features (infra/check.sh's zip step, infra/README.md): DynamoDB + KMS only.
+LAMBDA_FEATURES = ["--no-default-features", "--features", "aws"]
 JWT_SECRET = "lambda-e2e-secret-" + uuid.uuid4().hex
 MASTER = "correct horse battery staple"
 SECRET_VALUE = "e2e-ssh-password-never-returned"
@@ -193,9 +197,10 @@ def main(argv: list[str]) -> int:
     function_log = Path(workdir) / "function.log"
     try:
         profile = ["--release"] if args.release else []
-        log(f"building api-fn ({'release' if args.release else 'debug'})")
+        log(f"building api-fn ({'release' if args.release else 'debug'}, {' '.join(LAMBDA_FEATURES)})")
         started = time.perf_counter()
-        subprocess.run(["cargo", "build", "-q", "-p", FUNCTION, *profile], cwd=REPO, check=True)
+        subprocess.run(["cargo", "build", "-q", "-p", FUNCTION, *LAMBDA_FEATURES, *profile],
+                       cwd=REPO, check=True)
         log(f"built in {time.perf_counter() - started:.1f}s")
         binary = binary_path(args.release)
         check_missing_config(binary)

@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """Provision the DynamoDB table and KMS key sushi needs, against any AWS-compatible endpoint.
 
-The table is the one infra/template.yaml declares: `PK` (S) hash key, `SK` (S) range key,
-on-demand billing, server-side encryption, TTL on `ttl`. The key is a symmetric KMS key with
+The table's schema is defined once, by the `Table` resource of infra/template.yaml, and read
+from it here: its AttributeDefinitions, KeySchema and BillingMode, server-side encryption when
+SSESpecification turns it on, and TTL on TimeToLiveSpecification's attribute (today: `PK` (S)
+hash key, `SK` (S) range key, on-demand, SSE, TTL on `ttl`). The template's stack-only settings
+(its table name, its own KMS key for SSE, deletion protection, point-in-time recovery) are not
+copied. The template is $SUSHI_TABLE_TEMPLATE if set, else `template.yaml` beside this script
+(where the LocalStack container mounts it), else ../infra/template.yaml relative to it. An
+existing table must have the template's key schema. The key is a symmetric KMS key with
 rotation on, reached through its alias.
 
 One script for every place the stack runs: the moto server the tests use, LocalStack's
@@ -17,7 +23,7 @@ Progress and errors go to stderr. Exit status: 0 on success, 1 on a provisioning
 
 usage:
     provision.py [--table NAME] [--alias alias/NAME] [--endpoint-url URL] [--region R]
-                 [--ttl-attribute ATTR (default ttl)] [--export] [--wait SECONDS]
+                 [--ttl-attribute ATTR (default: the template's, ttl)] [--export] [--wait SECONDS]
     provision.py --destroy [--table NAME] [--alias alias/NAME]   # delete what provision made
 """
 
@@ -27,20 +33,27 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 try:
     import boto3
+    import yaml
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # pragma: no cover - a missing dependency is a setup error, say so plainly
+except ImportError as missing:  # pragma: no cover - a setup error, say so plainly
     sys.stderr.write(
-        "provision.py: boto3 is not installed; run `pip install -r localstack/requirements.txt`\n"
+        f"provision.py: {missing.name} is not installed; "
+        "run `pip install -r localstack/requirements.txt`\n"
     )
     sys.exit(1)
 
 DEFAULT_TABLE = "sushi"
 DEFAULT_ALIAS = "alias/sushi"
 KEY_DESCRIPTION = "sushi machine secrets (data keys bound to purpose=sushi-machine-secrets)"
+
+
+HERE = Path(__file__).resolve().parent
+TABLE_RESOURCE = "Table"
 
 
 def log(msg: str) -> None:
@@ -50,6 +63,80 @@ def log(msg: str) -> None:
 
 class ProvisionError(Exception):
     """A failure with a one-line, human-readable explanation."""
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short-form tags (!Sub, !Ref, !GetAtt, ...) as the
+    plain scalar, list or mapping they wrap: the table's schema never depends on them."""
+
+
+def _construct_tagged(loader: CfnLoader, _suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)
+
+
+CfnLoader.add_multi_constructor("!", _construct_tagged)
+
+
+def template_path() -> Path:
+    env = os.environ.get("SUSHI_TABLE_TEMPLATE")
+    if env:
+        return Path(env)
+    for candidate in (HERE / "template.yaml", HERE.parent / "infra" / "template.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ProvisionError(
+        f"no table template: set SUSHI_TABLE_TEMPLATE, or put template.yaml beside {HERE / 'provision.py'}"
+        f" (tried {HERE / 'template.yaml'} and {HERE.parent / 'infra' / 'template.yaml'})"
+    )
+
+
+def table_spec(path: Path) -> dict:
+    """The create_table arguments and TTL attribute from the template's `Table` resource."""
+    try:
+        doc = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError) as err:
+        raise ProvisionError(f"cannot read table template {path}: {err}") from err
+    resource = ((doc or {}).get("Resources") or {}).get(TABLE_RESOURCE) or {}
+    if resource.get("Type") != "AWS::DynamoDB::Table":
+        raise ProvisionError(f"{path}: no AWS::DynamoDB::Table resource named {TABLE_RESOURCE!r}")
+    props = resource.get("Properties") or {}
+    attributes = [
+        {"AttributeName": str(a["AttributeName"]), "AttributeType": str(a["AttributeType"])}
+        for a in props.get("AttributeDefinitions") or []
+    ]
+    keys = [
+        {"AttributeName": str(k["AttributeName"]), "KeyType": str(k["KeyType"])}
+        for k in props.get("KeySchema") or []
+    ]
+    defined = {a["AttributeName"] for a in attributes}
+    if not keys or not {k["AttributeName"] for k in keys} <= defined:
+        raise ProvisionError(f"{path}: {TABLE_RESOURCE} has no key schema over its AttributeDefinitions")
+    create = {
+        "AttributeDefinitions": attributes,
+        "KeySchema": keys,
+        "BillingMode": str(props.get("BillingMode") or "PROVISIONED"),
+    }
+    if create["BillingMode"] == "PROVISIONED":
+        throughput = props.get("ProvisionedThroughput") or {}
+        create["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": int(throughput.get("ReadCapacityUnits", 1)),
+            "WriteCapacityUnits": int(throughput.get("WriteCapacityUnits", 1)),
+        }
+    sse = props.get("SSESpecification") or {}
+    if sse.get("SSEEnabled"):
+        # The stack's own KMS key (a !Ref) exists only in the stack: the AWS-managed key here.
+        create["SSESpecification"] = {"Enabled": True, "SSEType": str(sse.get("SSEType") or "KMS")}
+    ttl = props.get("TimeToLiveSpecification") or {}
+    ttl_attribute = str(ttl["AttributeName"]) if ttl.get("Enabled") and ttl.get("AttributeName") else ""
+    return {"create": create, "ttl_attribute": ttl_attribute, "source": path}
+
+
+def describe_keys(keys) -> str:
+    return " + ".join(f"{name} ({kind})" for name, kind in keys) or "none"
 
 
 def client(service: str, args: argparse.Namespace):
@@ -71,34 +158,25 @@ def error_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-def ensure_table(ddb, name: str, ttl_attribute: str | None, wait_s: float) -> None:
+def ensure_table(ddb, name: str, spec: dict, ttl_attribute: str | None, wait_s: float) -> None:
+    create = spec["create"]
+    want = [(k["AttributeName"], k["KeyType"]) for k in create["KeySchema"]]
     try:
         desc = ddb.describe_table(TableName=name)["Table"]
         log(f"table {name} exists ({desc.get('TableStatus')})")
-        keys = {(k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", [])}
-        if keys != {("PK", "HASH"), ("SK", "RANGE")}:
+        keys = [(k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", [])]
+        if sorted(keys) != sorted(want):
             raise ProvisionError(
-                f"table {name} exists with key schema {sorted(keys)}; expected PK (HASH) + SK (RANGE)"
+                f"table {name} exists with key schema {describe_keys(keys)}; "
+                f"{spec['source']} declares {describe_keys(want)}"
             )
     except ClientError as err:
         if error_code(err) != "ResourceNotFoundException":
             raise
-        log(f"creating table {name} (PK/SK strings, on-demand)")
+        log(f"creating table {name} as {spec['source']} declares it: key "
+            f"{describe_keys(want)}, {create['BillingMode']}")
         try:
-            ddb.create_table(
-                TableName=name,
-                AttributeDefinitions=[
-                    {"AttributeName": "PK", "AttributeType": "S"},
-                    {"AttributeName": "SK", "AttributeType": "S"},
-                ],
-                KeySchema=[
-                    {"AttributeName": "PK", "KeyType": "HASH"},
-                    {"AttributeName": "SK", "KeyType": "RANGE"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-                SSESpecification={"Enabled": True},
-                Tags=[{"Key": "app", "Value": "sushi"}],
-            )
+            ddb.create_table(TableName=name, **create, Tags=[{"Key": "app", "Value": "sushi"}])
         except ClientError as create_err:
             # Another provisioner won the race: that is the idempotent outcome we want.
             if error_code(create_err) != "ResourceInUseException":
@@ -193,9 +271,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="AWS-compatible endpoint (default: $AWS_ENDPOINT_URL, else real AWS)")
     p.add_argument("--region", default=os.environ.get("AWS_REGION")
                    or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    p.add_argument("--ttl-attribute", default="ttl",
-                   help="enable DynamoDB TTL on this attribute (default: ttl, as the "
-                        "master-password failure windows use; '' to leave TTL off)")
+    p.add_argument("--ttl-attribute", default=None,
+                   help="enable DynamoDB TTL on this attribute (default: the template's "
+                        "TimeToLiveSpecification, ttl, as the master-password failure windows "
+                        "use; '' to leave TTL off)")
     p.add_argument("--export", action="store_true", help="prefix output lines with 'export '")
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for ACTIVE table")
     p.add_argument("--destroy", action="store_true",
@@ -217,7 +296,9 @@ def main(argv: list[str]) -> int:
         if args.destroy:
             destroy(ddb, kms, args.table, args.alias)
             return 0
-        ensure_table(ddb, args.table, args.ttl_attribute, args.wait)
+        spec = table_spec(template_path())
+        ttl_attribute = spec["ttl_attribute"] if args.ttl_attribute is None else args.ttl_attribute
+        ensure_table(ddb, args.table, spec, ttl_attribute, args.wait)
         key_id = ensure_key(kms, args.alias)
     except ProvisionError as err:
         log(f"error: {err}")

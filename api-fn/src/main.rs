@@ -55,16 +55,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command {
-        Some(Command::Token { email, ttl_secs }) => print_token(&config, &email, ttl_secs),
-        None | Some(Command::Serve) => serve(config),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("api-fn: {err:#}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Some(Command::Token { email, ttl_secs }) => match print_token(&config, &email, ttl_secs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("api-fn: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        None | Some(Command::Serve) => edge::serve::run("api-fn", serve(config)),
     }
 }
 
@@ -77,7 +76,6 @@ fn print_token(config: &Config, email: &str, ttl_secs: u64) -> anyhow::Result<()
     Ok(())
 }
 
-#[tokio::main]
 async fn serve(config: Config) -> anyhow::Result<()> {
     let sign_in = Arc::new(signin::SignIn::from_env(&config, false)?);
     let state = AppState {

@@ -36,7 +36,8 @@ async fn assert_unauthorized(client: &Client, why: &str) {
     assert_eq!(answer.status, 401, "{why}: {:?}", answer.body);
     assert_eq!(
         answer.body,
-        json!({"status": "Unauthorized", "message": "Invalid or missing JWT token", "data": null}),
+        json!({"status": "Unauthorized", "message": "Invalid or missing JWT token", "data": null,
+               "code": "unauthorized"}),
         "{why}"
     );
 }

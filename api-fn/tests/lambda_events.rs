@@ -130,11 +130,13 @@ fn envelope(response: &Value) -> Value {
     let object = value.as_object().expect("envelope is an object");
     let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["data", "message", "status"],
-        "envelope shape: {value}"
-    );
+    // Errors add the machine-readable `code`; successes are exactly the seed's three fields.
+    let expected: &[&str] = if status(response) >= 400 {
+        &["code", "data", "message", "status"]
+    } else {
+        &["data", "message", "status"]
+    };
+    assert_eq!(keys, expected, "envelope shape: {value}");
     value
 }
 

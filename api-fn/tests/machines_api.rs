@@ -25,6 +25,7 @@ on_both_backends!(
     changing_the_master_password_needs_the_current_one,
     wrong_master_passwords_are_rate_limited,
     private_keys_are_validated,
+    errors_carry_a_machine_readable_code,
 );
 
 async fn seed_flow_works_end_to_end(backend: Backend) {
@@ -529,4 +530,39 @@ async fn password_failures_are_counted_across_instances() {
             .status,
         429
     );
+}
+
+/// Clients switch on `code`, never on the message: every error envelope carries one, and the
+/// same situation always has the same code.
+async fn errors_carry_a_machine_readable_code(backend: Backend) {
+    let server = start(backend);
+    let alice = server.user("alice@example.com");
+    let early = alice
+        .post_json("/api/v1/machine", &machine_body("web"))
+        .await;
+    assert_eq!(
+        (early.status, &early.body["code"]),
+        (409, &json!("master_password_required"))
+    );
+    alice.set_master_password(MASTER).await;
+    let bad = alice
+        .post_json("/api/v1/machine", &json!({"name": "x"}))
+        .await;
+    assert_eq!(
+        (bad.status, &bad.body["code"]),
+        (400, &json!("invalid_request"))
+    );
+    let missing = alice.get("/api/v1/machine/999999").await;
+    assert_eq!(
+        (missing.status, &missing.body["code"]),
+        (404, &json!("machine_not_found"))
+    );
+    // `server.client` carries no token.
+    let anonymous = server.client.get("/api/v1/machines").await;
+    assert_eq!(
+        (anonymous.status, &anonymous.body["code"]),
+        (401, &json!("unauthorized"))
+    );
+    let ok = alice.get("/api/v1/machines").await;
+    assert!(ok.body.get("code").is_none(), "success has no code");
 }

@@ -116,6 +116,37 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
     term.close().await;
 }
 
+/// The relay-to-relay hop header carries an identity the next relay trusts; from outside, with
+/// anything but a proof signed with the relays' shared key, it must be refused, not honoured.
+#[tokio::test]
+async fn a_relay_hop_without_a_valid_proof_is_refused() {
+    use base64::Engine;
+    let gw = RelayWorld::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let email = gw.user("forged-hop").await;
+    let id = gw.password_machine(&email).await;
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
+    let owner = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&email);
+    let signed_with_a_guess = format!("{ticket}.{owner}.9999999999.{}", "A".repeat(43));
+    for proof in ["1", signed_with_a_guess.as_str()] {
+        let refused = Terminal::open(&relay.base_url, &ticket, &[("x-sushi-hop", proof)])
+            .await
+            .err()
+            .expect("handshake must fail");
+        match refused {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                assert_eq!(response.status(), 403, "{proof}")
+            }
+            other => panic!("expected HTTP 403, got {other}"),
+        }
+    }
+    // The refusals did not consume the ticket.
+    let mut term = Terminal::open(&relay.base_url, &ticket, &[]).await.unwrap();
+    term.run("echo hop-$((5+5))").await;
+    term.expect_output("hop-10", STEP).await;
+    term.close().await;
+}
+
 #[tokio::test]
 async fn repeated_wrong_master_passwords_are_rate_limited() {
     let gw = RelayWorld::new().await;

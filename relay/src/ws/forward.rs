@@ -27,12 +27,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
 use uuid::Uuid;
 
+use super::hop;
 use super::liveness::{Liveness, Verdict, within_stall};
 use super::protocol::{
     Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES,
-    close_message,
+    close_message, refuse,
 };
-use super::{hop, refuse};
 use crate::Relay;
 use crate::drain::Phase;
 use crate::tickets::Route;

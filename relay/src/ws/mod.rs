@@ -34,8 +34,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use self::protocol::{
-    Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES,
-    close_message,
+    Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES, refuse,
 };
 use crate::config::Origins;
 use crate::tickets::Opening;
@@ -209,15 +208,5 @@ async fn open(relay: Arc<Relay>, socket: WebSocket, ticket: String, opener: Open
         session,
     )
     .instrument(span)
-    .await;
-}
-
-/// Close with `code` and a short reason, bounded in time.
-pub async fn refuse(mut socket: WebSocket, code: Close, reason: &'static str) {
-    tracing::info!(code = code.code(), reason, "websocket refused");
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        socket.send(close_message(code, reason)),
-    )
     .await;
 }

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use axum::extract::ws::{CloseFrame, Message};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde::{Deserialize, Serialize};
 
 /// Largest client message (a paste) or frame accepted; larger ones close the socket (1009).
@@ -101,7 +101,7 @@ pub const SERVER_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
 ];
 
 macro_rules! close_codes {
-    ($($variant:ident = ($code:literal, $meaning:literal),)*) => {
+    ($($variant:ident = ($code:literal, $meaning:literal, $detail:literal),)*) => {
         /// Close codes, and why (RFC 6455 leaves 4000–4999 to applications).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Close {
@@ -120,6 +120,11 @@ macro_rules! close_codes {
                 match self { $(Close::$variant => $meaning,)* }
             }
 
+            /// When exactly it is sent (the protocol document's table).
+            pub fn detail(self) -> &'static str {
+                match self { $(Close::$variant => $detail,)* }
+            }
+
             pub fn from_code(code: u16) -> Option<Self> {
                 match code { $($code => Some(Close::$variant),)* _ => None }
             }
@@ -128,16 +133,26 @@ macro_rules! close_codes {
 }
 
 close_codes! {
-    Normal = (1000, "session ended"),
-    GoingAway = (1001, "the relay is shutting down"),
-    MessageTooBig = (1009, "message too large"),
-    TicketInvalid = (4001, "ticket invalid or expired"),
-    TicketUsed = (4002, "ticket already used"),
-    TicketNotYours = (4003, "ticket belongs to another user"),
-    SshClosed = (4004, "SSH connection closed"),
-    IdleTimeout = (4008, "idle timeout"),
-    ClientUnresponsive = (4009, "connection unresponsive"),
-    RoutingUnavailable = (4011, "routing unavailable"),
+    Normal = (1000, "session ended",
+        "the remote shell ended (an `exit` event precedes it), or the client closed"),
+    GoingAway = (1001, "the relay is shutting down",
+        "the relay shut down after its drain grace period"),
+    MessageTooBig = (1009, "message too large",
+        "a client message over 64 KiB"),
+    TicketInvalid = (4001, "ticket invalid or expired",
+        "unknown, malformed or expired ticket (or its session is gone)"),
+    TicketUsed = (4002, "ticket already used",
+        "the ticket was already used to open a terminal"),
+    TicketNotYours = (4003, "ticket belongs to another user",
+        "the `jwt` cookie names another user than the ticket's owner (or is invalid)"),
+    SshClosed = (4004, "SSH connection closed",
+        "the SSH connection ended without an exit status"),
+    IdleTimeout = (4008, "idle timeout",
+        "no keystroke and no output for `IDLE_TIMEOUT_SECS` (1800)"),
+    ClientUnresponsive = (4009, "connection unresponsive",
+        "the client sent nothing (no frames, no pongs) for three keepalive intervals and received no output meanwhile, or accepted nothing for 60 s"),
+    RoutingUnavailable = (4011, "routing unavailable",
+        "Redis or the relay holding the session could not be reached (within 5 s), or that relay was lost mid-session"),
 }
 
 /// A close frame with `code` and a short reason for the log and the browser's `reason`.
@@ -146,6 +161,16 @@ pub fn close_message(code: Close, reason: &'static str) -> Message {
         code: code.code(),
         reason: reason.into(),
     }))
+}
+
+/// Refuse a just-upgraded socket: close with `code` and a short reason, bounded in time.
+pub async fn refuse(mut socket: WebSocket, code: Close, reason: &'static str) {
+    tracing::info!(code = code.code(), reason, "websocket refused");
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        socket.send(close_message(code, reason)),
+    )
+    .await;
 }
 
 #[cfg(test)]

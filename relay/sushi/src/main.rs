@@ -19,20 +19,7 @@ use relay::{Relay, RelayConfig};
 fn main() -> ExitCode {
     edge::telemetry::init();
     relay::install_tls_provider();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("sushi: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("sushi: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    edge::serve::run("sushi", serve())
 }
 
 async fn serve() -> anyhow::Result<()> {

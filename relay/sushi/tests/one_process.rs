@@ -9,6 +9,7 @@
 )]
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::json;
 use testkit::relay_world::STEP;
@@ -59,4 +60,51 @@ async fn the_seed_flow_including_connect_works_on_one_port() {
             .unwrap()
             .starts_with("SHA256:")
     );
+}
+
+/// `sushi` serves through the same edge as the relay: SIGTERM (what systemd, Docker and
+/// Kubernetes send) drains open terminals and exits cleanly instead of killing them.
+#[tokio::test]
+async fn sigterm_drains_open_terminals_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+        ("DRAIN_GRACE_SECS".to_owned(), "2".to_owned()),
+    ]);
+    let mut sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+    let client = Client::new(&sushi.base_url, None).as_user("drain@sushi.test");
+    assert_eq!(
+        client.set_master_password("local master pw").await.status,
+        200
+    );
+    let sshd = testkit::ssh::shared_sshd();
+    let created = client
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "local", "hostname": sshd.host, "port": sshd.port.to_string(),
+                    "username": sshd.user, "password": sshd.password}),
+        )
+        .await;
+    let id = created.data()["id"].as_u64().unwrap();
+    let connected = client
+        .post_json(
+            &format!("/api/v1/machine/{id}/connect"),
+            &json!({"password": "local master pw"}),
+        )
+        .await;
+    let ticket = connected.data().as_str().unwrap();
+    let mut term = Terminal::open(&sushi.base_url, ticket, &[]).await.unwrap();
+    term.run("echo up-$((1+2))").await;
+    term.expect_output("up-3", STEP).await;
+
+    sushi.signal("TERM");
+    let notice = term.expect_event("shutdown", STEP).await;
+    assert_eq!(notice["grace_secs"], 2);
+    let (code, _) = term.expect_close(Duration::from_secs(10)).await;
+    assert_eq!(code, 1001);
+    let exit = sushi
+        .wait_exit(Duration::from_secs(10))
+        .expect("sushi exits after draining");
+    assert!(exit.success(), "{exit:?}\n{}", sushi.output());
 }

@@ -1,15 +1,18 @@
 // The API client: every call goes to the page's own origin with the HttpOnly `jwt` cookie,
-// and every answer is the envelope {status, message, data}. Errors carry the API's own
-// message, which the page shows as is.
+// and every answer is the envelope {status, message, data}, plus `code` on errors. The page
+// shows the message as is and decides what to do by `code`, never by the message text.
+
+import type { ErrorCode } from './protocol';
 
 export interface Envelope<T> {
   status: string;
   message: string;
   data: T;
+  code?: ErrorCode;
 }
 
 export class ApiError extends Error {
-  constructor(public status: number, message: string) {
+  constructor(public status: number, message: string, public code?: ErrorCode) {
     super(message);
   }
 }
@@ -49,7 +52,7 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   }
   if (!response.ok) {
     const message = envelope?.message || `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, envelope?.code);
   }
   if (!envelope) throw new ApiError(response.status, 'The server sent an unreadable answer.');
   return envelope.data;

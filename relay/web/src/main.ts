@@ -45,7 +45,7 @@ function errorText(err: unknown): string {
 
 /** A 401 that means the session is gone (not, say, a wrong master password, also 401). */
 function sessionEnded(err: unknown): boolean {
-  return err instanceof ApiError && err.status === 401 && err.message === 'Invalid or missing JWT token';
+  return err instanceof ApiError && err.code === 'unauthorized';
 }
 
 /** Run `work` with `button` disabled; show the API's message on failure. */

@@ -6,23 +6,15 @@
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
+import { CLOSE_REASONS, type ServerEvent } from './protocol';
 
 export type State = 'connecting' | 'connected' | 'closed';
 
-/** Why the relay closed the socket, by close code (RFC 6455 + the relay's 4000s). */
-const CLOSE_REASONS: Record<number, string> = {
-  1000: 'session ended',
-  1001: 'the relay is shutting down',
-  1006: 'connection lost',
-  1009: 'message too large',
-  4001: 'ticket invalid or expired',
-  4002: 'ticket already used',
-  4003: 'ticket belongs to another user',
-  4004: 'SSH connection closed',
-  4008: 'idle timeout',
-  4009: 'connection unresponsive',
-  4011: 'routing unavailable',
-};
+/** Why the socket closed, by close code: the relay's codes (generated from its protocol
+ * definition) plus 1006, which only the browser reports (the connection dropped). */
+function closeReason(code: number): string | undefined {
+  return code === 1006 ? 'connection lost' : CLOSE_REASONS[code];
+}
 
 const HEARTBEAT_MS = 25_000;
 
@@ -114,15 +106,15 @@ export class TerminalSession {
       if (this.socket !== socket) return;
       window.clearInterval(this.heartbeat);
       this.socket = null;
-      const reason = CLOSE_REASONS[event.code] ?? (event.reason || `closed (${event.code})`);
+      const reason = closeReason(event.code) ?? (event.reason || `closed (${event.code})`);
       this.onState('closed', `disconnected: ${reason}`);
     };
   }
 
   private control(text: string): void {
-    let event: { type?: string; code?: number; message?: string; signal?: string };
+    let event: ServerEvent;
     try {
-      event = JSON.parse(text);
+      event = JSON.parse(text) as ServerEvent;
     } catch {
       return;
     }

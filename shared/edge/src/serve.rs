@@ -11,8 +11,10 @@
 //! * `listening on http://ADDR` on stdout once bound: tests and scripts read it (`PORT=0` picks
 //!   a free port).
 
+use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -61,6 +63,26 @@ pub async fn serve(
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The body of every server binary's `main`: a multi-threaded runtime running `app`, and on
+/// failure one line on stderr that names the binary (the configuration errors say which
+/// variable is wrong).
+pub fn run<E: Display>(name: &str, app: impl Future<Output = Result<(), E>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGTERM (what ECS, Kubernetes and systemd send) or SIGINT (Ctrl-C).
