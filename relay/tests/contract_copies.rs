@@ -125,7 +125,8 @@ fn event_table(shapes: &[(&str, &[(&str, &str)])]) -> String {
     for (kind, fields) in shapes {
         let fields: Vec<String> = fields
             .iter()
-            .map(|(name, ty)| format!("`{name}`: {ty}"))
+            // A `|` inside a table cell must be escaped.
+            .map(|(name, ty)| format!("`{name}`: {}", ty.replace('|', "\\|")))
             .collect();
         let fields = if fields.is_empty() {
             "—".to_owned()
