@@ -96,7 +96,9 @@ async fn throttled_dynamodb_answers_503() {
         (503, "Machine store is unavailable; try again shortly")
     );
     assert!(
-        process.output().contains("ThrottlingException"),
+        process
+            .printed("ThrottlingException", Duration::from_secs(5))
+            .await,
         "the cause is logged"
     );
 }

@@ -1,4 +1,4 @@
-//! Relay benchmark (issue 3): throughput and keystroke echo through relay+WebSocket versus
+//! Relay benchmark: throughput and keystroke echo through relay+WebSocket versus
 //! `ssh` directly, relay memory per idle terminal at N concurrent sessions, connect latency
 //! and time to the first prompt byte. Not a test: it prints figures for `docs/relay-benchmark.md`.
 //!
@@ -8,7 +8,13 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
+//!     [--only connect,throughput,echo,memory] [--think-ms 0] [--echo-writes 1] [--echo-csv FILE]
 //! ```
+//!
+//! `--only` runs the named phases alone (for instance `--only echo`, a minute instead of the
+//! 1,000 sessions and the 256 MiB file); `--think-ms` pauses between keystrokes in the echo
+//! phase; `--echo-writes 2` has the remote answer each keystroke in two writes instead of the
+//! PTY echo; `--echo-csv` writes every echo sample (relay and direct) to a file.
 //!
 //! The 1,000 idle sessions go to a lightweight in-process SSH server built on russh (one
 //! OpenSSH process per session would not fit on the machine); everything else uses the real
@@ -21,7 +27,7 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -43,6 +49,31 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+const PHASES: [&str; 4] = ["connect", "throughput", "echo", "memory"];
+
+/// The phases to run: all, or those named by `--only a,b`.
+fn phases() -> Vec<&'static str> {
+    let Some(only) = arg_str("--only") else {
+        return PHASES.to_vec();
+    };
+    let wanted: Vec<&str> = only.split(',').map(str::trim).collect();
+    for name in &wanted {
+        assert!(
+            PHASES.contains(name),
+            "--only takes a comma-separated list of {PHASES:?}, not {name:?}"
+        );
+    }
+    PHASES.into_iter().filter(|p| wanted.contains(p)).collect()
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -57,6 +88,33 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[index]
+}
+
+/// p50, p90, p99 and max of a set of samples (sorts them).
+struct Summary {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn summary(samples: &mut [f64]) -> Summary {
+    Summary {
+        p50: percentile(samples, 0.5),
+        p90: percentile(samples, 0.9),
+        p99: percentile(samples, 0.99),
+        max: percentile(samples, 1.0),
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            self.p50, self.p90, self.p99, self.max
+        )
+    }
 }
 
 /// A minimal SSH server: any password, a PTY, a shell that prints a prompt and echoes.
@@ -189,12 +247,125 @@ async fn discard_until(term: &mut Terminal, needle: &[u8], limit: Duration) {
     }
 }
 
+/// Read `ssh`'s output until `needle` appears in it (bounded by `limit`).
+async fn ssh_read_until(
+    out: &mut tokio::process::ChildStdout,
+    seen: &mut Vec<u8>,
+    needle: &[u8],
+    limit: Duration,
+) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    while find(seen, needle).is_none() {
+        let n = tokio::time::timeout_at(deadline, out.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("ssh: no {:?} in {limit:?}", String::from_utf8_lossy(needle))
+            })
+            .unwrap();
+        assert!(
+            n > 0,
+            "ssh ended; output so far {:?}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Keystroke echo: one byte to `cat` on a non-canonical PTY (the PTY echoes it), wait for the
+/// echo, then the next byte, as a person types. Two sessions are open at once, one through the
+/// relay (a WebSocket client that does not set `TCP_NODELAY`, like a browser or any client that
+/// leaves its sockets untuned) and one with `ssh -tt` directly (keystrokes on a pipe, as
+/// `ssh -tt` is fed by a program); samples alternate between them one by one, the side that
+/// goes first swapping every sample, so whatever else the machine does falls on both. Both
+/// clients run on the same tokio runtime (write, then wait for the socket or pipe to become
+/// readable), so the client-side cost is the same on both sides. Returns the samples in ms.
+///
+/// With `two_writes`, the remote answers each keystroke with two separate writes (`.`, then the
+/// byte) instead of the PTY's echo, as a shell redrawing a line does, and the sample ends when
+/// the second arrives: the case where Nagle's algorithm on a socket can hold the second frame.
+async fn echo_phase(
+    base: &str,
+    ticket: &str,
+    keyfile: &std::path::Path,
+    sshd: &testkit::ssh::SharedSshd,
+    samples: usize,
+    think: Duration,
+    two_writes: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    use tokio::io::AsyncWriteExt;
+    const WARM_UP: usize = 20;
+    let setup = if two_writes {
+        "stty -echo -icanon; printf '%s%s' RE ADY; while IFS= read -r -n1 c; do printf .; printf %s \"$c\"; done"
+    } else {
+        "stty -icanon; printf '%s%s' RE ADY; cat >/dev/null"
+    };
+
+    let mut term = Terminal::open_with_nodelay(base, ticket, &[], false)
+        .await
+        .unwrap();
+    let nodelay = term.nodelay().unwrap();
+    assert!(!nodelay, "the echo client must not set TCP_NODELAY");
+    term.run(setup).await;
+    read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
+
+    let mut child = tokio::process::Command::from(ssh_command(keyfile, sshd, setup))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    ssh_read_until(&mut stdout, &mut seen, b"READY", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut relay_rtt = Vec::with_capacity(samples);
+    let mut direct_rtt = Vec::with_capacity(samples);
+    for i in 0..WARM_UP + samples {
+        for side in [i % 2, 1 - i % 2] {
+            let t0 = Instant::now();
+            if side == 0 {
+                let mark = term.output.len();
+                term.send_bytes(b"k").await;
+                read_until(&mut term, mark, b"k", Duration::from_secs(5)).await;
+            } else {
+                stdin.write_all(b"k").await.unwrap();
+                stdin.flush().await.unwrap();
+                seen.clear();
+                ssh_read_until(&mut stdout, &mut seen, b"k", Duration::from_secs(5)).await;
+            }
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if i >= WARM_UP {
+                if side == 0 {
+                    relay_rtt.push(ms)
+                } else {
+                    direct_rtt.push(ms)
+                }
+            }
+            if !think.is_zero() {
+                tokio::time::sleep(think).await;
+            }
+        }
+    }
+    term.close().await;
+    drop(stdin);
+    let _ = child.kill().await;
+    (relay_rtt, direct_rtt)
+}
+
 #[tokio::main]
 async fn main() {
     let sessions = arg("--sessions", 1000);
     let mib = arg("--mib", 256);
     let samples = arg("--samples", 500);
     let rounds = arg("--rounds", 3).max(1);
+    let think = Duration::from_millis(arg("--think-ms", 0) as u64);
+    let two_writes = arg("--echo-writes", 1) == 2;
+    let phases = phases();
     let relay_bin = std::env::current_exe()
         .unwrap()
         .parent()
@@ -246,172 +417,142 @@ async fn main() {
     );
 
     // 1. Connect latency and time to first prompt byte.
-    let (mut connect_ms, mut first_byte_ms) = (Vec::new(), Vec::new());
-    for _ in 0..20 {
-        let t0 = Instant::now();
-        let ticket = relay_world::ticket(&base, &email, id).await;
-        connect_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let t1 = Instant::now();
-        let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
-        loop {
-            match term.next(Duration::from_secs(10)).await {
-                Some(Frame::Output(_)) => break,
-                Some(Frame::Event(_)) => {}
-                other => panic!("no prompt: {other:?}"),
-            }
-        }
-        first_byte_ms.push(t1.elapsed().as_secs_f64() * 1000.0);
-        term.close().await;
-    }
-    println!(
-        "connect (POST → uuid, incl. Argon2id unlock + SSH handshake): p50 {:.1} ms, p99 {:.1} ms",
-        percentile(&mut connect_ms, 0.5),
-        percentile(&mut connect_ms, 0.99)
-    );
-    println!(
-        "WebSocket open → first prompt byte: p50 {:.1} ms, p99 {:.1} ms",
-        percentile(&mut first_byte_ms, 0.5),
-        percentile(&mut first_byte_ms, 0.99)
-    );
-
-    // 2. Throughput: cat of a large random file, through the relay and with ssh directly.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let file = dir.path().join("big.bin");
-    let mut data = vec![0u8; mib * 1024 * 1024];
-    rand::thread_rng().fill_bytes(&mut data);
-    std::fs::write(&file, &data).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    drop(data);
-    let bytes = (mib * 1024 * 1024) as f64;
-
-    let direct = |remote: String| {
-        let t0 = Instant::now();
-        let mut child = ssh_command(&keyfile, &sshd, &remote)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0usize;
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            total += n;
-        }
-        let _ = child.wait();
-        (t0.elapsed().as_secs_f64(), total)
-    };
-    let mibps = |secs: f64| bytes / secs / (1024.0 * 1024.0);
-    // Rounds alternate relay and direct so that whatever else the machine is doing lands on
-    // both sides; the median ratio is the figure.
-    let mut ratios = Vec::new();
-    for round in 1..=rounds {
-        let ticket = relay_world::ticket(&base, &email, id).await;
-        let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
-        term.run("stty raw -echo; printf '%s%s' RE ADY").await;
-        read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
-        term.output.clear();
-        let t0 = Instant::now();
-        term.run(&format!("cat {}; printf '%s%s' DO NE", file.display()))
-            .await;
-        discard_until(&mut term, b"DONE", Duration::from_secs(600)).await;
-        let relay_secs = t0.elapsed().as_secs_f64();
-        term.output.clear();
-        term.close().await;
-
-        let (handshake_secs, _) = direct("true".to_owned());
-        let (direct_total, got) = direct(format!("stty raw -echo; cat {}", file.display()));
-        assert!(got as f64 >= bytes, "direct ssh returned {got} bytes");
-        let direct_secs = (direct_total - handshake_secs).max(0.001);
-        ratios.push(direct_secs / relay_secs);
-        println!(
-            "throughput round {round} ({mib} MiB cat, PTY raw): relay+WebSocket {:.0} MiB/s, ssh direct {:.0} MiB/s, ratio {:.2}",
-            mibps(relay_secs),
-            mibps(direct_secs),
-            direct_secs / relay_secs
-        );
-    }
-    println!(
-        "throughput ratio relay/direct, median of {rounds}: {:.2}",
-        percentile(&mut ratios, 0.5)
-    );
-
-    // 3. Keystroke echo round trip (PTY echo of `cat`), relay vs direct.
-    let ticket = relay_world::ticket(&base, &email, id).await;
-    let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
-    term.run("stty -icanon; printf '%s%s' RE ADY; cat >/dev/null")
-        .await;
-    read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut relay_rtt = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let mark = term.output.len();
-        let t0 = Instant::now();
-        term.send_bytes(b"k").await;
-        read_until(&mut term, mark, b"k", Duration::from_secs(5)).await;
-        relay_rtt.push(t0.elapsed().as_secs_f64() * 1000.0);
-    }
-    term.close().await;
-
-    let mut child = ssh_command(
-        &keyfile,
-        &sshd,
-        "stty -icanon; printf '%s%s' RE ADY; cat >/dev/null",
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let direct_rtt = tokio::task::spawn_blocking(move || {
-        let mut seen = Vec::new();
-        let mut byte = [0u8; 1];
-        while find(&seen, b"READY").is_none() {
-            stdout.read_exact(&mut byte).unwrap();
-            seen.push(byte[0]);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let mut rtt = Vec::with_capacity(samples);
-        for _ in 0..samples {
+    if phases.contains(&"connect") {
+        let (mut connect_ms, mut first_byte_ms) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
             let t0 = Instant::now();
-            stdin.write_all(b"k").unwrap();
-            stdin.flush().unwrap();
+            let ticket = relay_world::ticket(&base, &email, id).await;
+            connect_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            let t1 = Instant::now();
+            let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
             loop {
-                stdout.read_exact(&mut byte).unwrap();
-                if byte[0] == b'k' {
-                    break;
+                match term.next(Duration::from_secs(10)).await {
+                    Some(Frame::Output(_)) => break,
+                    Some(Frame::Event(_)) => {}
+                    other => panic!("no prompt: {other:?}"),
                 }
             }
-            rtt.push(t0.elapsed().as_secs_f64() * 1000.0);
+            first_byte_ms.push(t1.elapsed().as_secs_f64() * 1000.0);
+            term.close().await;
         }
-        rtt
-    })
-    .await
-    .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let (mut relay_rtt, mut direct_rtt) = (relay_rtt, direct_rtt);
-    let (r50, r99) = (
-        percentile(&mut relay_rtt, 0.5),
-        percentile(&mut relay_rtt, 0.99),
-    );
-    let (d50, d99) = (
-        percentile(&mut direct_rtt, 0.5),
-        percentile(&mut direct_rtt, 0.99),
-    );
-    println!(
-        "keystroke echo ({samples} samples): relay p50 {r50:.3} ms p99 {r99:.3} ms; direct p50 {d50:.3} ms p99 {d99:.3} ms; added p50 {:.3} ms p99 {:.3} ms",
-        r50 - d50,
-        r99 - d99
-    );
+        println!(
+            "connect (POST → uuid, incl. Argon2id unlock + SSH handshake): p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&mut connect_ms, 0.5),
+            percentile(&mut connect_ms, 0.99)
+        );
+        println!(
+            "WebSocket open → first prompt byte: p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&mut first_byte_ms, 0.5),
+            percentile(&mut first_byte_ms, 0.99)
+        );
+    }
+
+    // 2. Throughput: cat of a large random file, through the relay and with ssh directly.
+    if phases.contains(&"throughput") {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = dir.path().join("big.bin");
+        let mut data = vec![0u8; mib * 1024 * 1024];
+        rand::thread_rng().fill_bytes(&mut data);
+        std::fs::write(&file, &data).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(data);
+        let bytes = (mib * 1024 * 1024) as f64;
+
+        let direct = |remote: String| {
+            let t0 = Instant::now();
+            let mut child = ssh_command(&keyfile, &sshd, &remote)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut out = child.stdout.take().unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut total = 0usize;
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            let _ = child.wait();
+            (t0.elapsed().as_secs_f64(), total)
+        };
+        let mibps = |secs: f64| bytes / secs / (1024.0 * 1024.0);
+        // Rounds alternate relay and direct so that whatever else the machine is doing lands on
+        // both sides; the median ratio is the figure.
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let ticket = relay_world::ticket(&base, &email, id).await;
+            let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
+            term.run("stty raw -echo; printf '%s%s' RE ADY").await;
+            read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
+            term.output.clear();
+            let t0 = Instant::now();
+            term.run(&format!("cat {}; printf '%s%s' DO NE", file.display()))
+                .await;
+            discard_until(&mut term, b"DONE", Duration::from_secs(600)).await;
+            let relay_secs = t0.elapsed().as_secs_f64();
+            term.output.clear();
+            term.close().await;
+
+            let (handshake_secs, _) = direct("true".to_owned());
+            let (direct_total, got) = direct(format!("stty raw -echo; cat {}", file.display()));
+            assert!(got as f64 >= bytes, "direct ssh returned {got} bytes");
+            let direct_secs = (direct_total - handshake_secs).max(0.001);
+            ratios.push(direct_secs / relay_secs);
+            println!(
+                "throughput round {round} ({mib} MiB cat, PTY raw): relay+WebSocket {:.0} MiB/s, ssh direct {:.0} MiB/s, ratio {:.2}",
+                mibps(relay_secs),
+                mibps(direct_secs),
+                direct_secs / relay_secs
+            );
+        }
+        println!(
+            "throughput ratio relay/direct, median of {rounds}: {:.2}",
+            percentile(&mut ratios, 0.5)
+        );
+    }
+
+    // 3. Keystroke echo round trip (PTY echo of `cat`), relay vs direct, interleaved.
+    if phases.contains(&"echo") {
+        let ticket = relay_world::ticket(&base, &email, id).await;
+        let (mut relay_rtt, mut direct_rtt) =
+            echo_phase(&base, &ticket, &keyfile, &sshd, samples, think, two_writes).await;
+        if let Some(path) = arg_str("--echo-csv") {
+            let mut csv = String::from("sample,relay_ms,direct_ms\n");
+            for (i, (r, d)) in relay_rtt.iter().zip(&direct_rtt).enumerate() {
+                csv.push_str(&format!("{i},{r:.4},{d:.4}\n"));
+            }
+            std::fs::write(&path, csv).unwrap();
+        }
+        let via_relay = summary(&mut relay_rtt);
+        let via_ssh = summary(&mut direct_rtt);
+        println!(
+            "keystroke echo ({samples} samples per side, interleaved, think {} ms, {}, WebSocket client without TCP_NODELAY):",
+            think.as_millis(),
+            if two_writes {
+                "remote answers in 2 writes"
+            } else {
+                "PTY echo of cat"
+            }
+        );
+        println!("  relay+WebSocket: {via_relay}");
+        println!("  ssh -tt direct:  {via_ssh}");
+        println!(
+            "  added by the relay: p50 {:+.3} ms, p99 {:+.3} ms; ratio relay/direct p50 {:.2}, p99 {:.2}",
+            via_relay.p50 - via_ssh.p50,
+            via_relay.p99 - via_ssh.p99,
+            via_relay.p50 / via_ssh.p50,
+            via_relay.p99 / via_ssh.p99
+        );
+    }
 
     // 4. Memory per idle open terminal, against the lightweight russh server.
+    if !phases.contains(&"memory") {
+        return;
+    }
     let echo_port = start_echo_server().await;
     let echo_id = gw
         .machine(

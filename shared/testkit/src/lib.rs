@@ -201,6 +201,21 @@ impl Process {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// Whether the process prints `needle` within `timeout`. Log lines reach us through a pipe
+    /// and a reader thread, so a line written just before an HTTP answer may arrive after it.
+    pub async fn printed(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.output().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait up to `timeout` for the process to exit by itself; its exit status if it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;

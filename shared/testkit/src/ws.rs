@@ -33,11 +33,24 @@ pub fn terminal_url(base_url: &str, ticket: &str) -> String {
 }
 
 impl Terminal {
-    /// Open the terminal WebSocket, with extra request headers (Origin, Cookie).
+    /// Open the terminal WebSocket, with extra request headers (Origin, Cookie). The client
+    /// leaves its socket untuned (Nagle's algorithm on, no `TCP_NODELAY`), as a browser or any
+    /// client that does not tune its own sockets does.
     pub async fn open(
         base_url: &str,
         ticket: &str,
         headers: &[(&str, &str)],
+    ) -> Result<Self, Error> {
+        Self::open_with_nodelay(base_url, ticket, headers, false).await
+    }
+
+    /// Like [`Terminal::open`], choosing whether the client sets `TCP_NODELAY` on its socket.
+    /// Benchmarks that measure latency should state which kind of client they are.
+    pub async fn open_with_nodelay(
+        base_url: &str,
+        ticket: &str,
+        headers: &[(&str, &str)],
+        nodelay: bool,
     ) -> Result<Self, Error> {
         let mut request = terminal_url(base_url, ticket).into_client_request()?;
         for (name, value) in headers {
@@ -47,7 +60,7 @@ impl Terminal {
         }
         let (ws, _) = tokio::time::timeout(
             Duration::from_secs(10),
-            tokio_tungstenite::connect_async(request),
+            tokio_tungstenite::connect_async_with_config(request, None, nodelay),
         )
         .await
         .expect("websocket handshake timed out")?;
@@ -57,6 +70,11 @@ impl Terminal {
             events: Vec::new(),
             closed: None,
         })
+    }
+
+    /// Whether `TCP_NODELAY` is set on the client's socket.
+    pub fn nodelay(&self) -> std::io::Result<bool> {
+        self.ws.get_ref().get_ref().nodelay()
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
