@@ -259,7 +259,17 @@ fn startup_time(env: &HashMap<String, String>) -> Duration {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async { reqwest::get(&url).await.unwrap().bytes().await.unwrap() });
+        let client = edge::tls::http_client().build().unwrap();
+        rt.block_on(async {
+            client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        });
         samples.push(started.elapsed());
     }
     samples.sort();

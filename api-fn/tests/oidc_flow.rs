@@ -344,7 +344,7 @@ fn start_api(issuer: Option<&str>, extra: &[(&str, &str)]) -> Site {
         base: process.base_url.clone(),
         _process: process,
         _data_dir: data_dir,
-        http: reqwest::Client::builder()
+        http: edge::tls::http_client()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(20))
             .build()

@@ -167,12 +167,10 @@ pub async fn shutdown(relay: Arc<Relay>) {
     drain(&relay).await;
 }
 
-/// Choose rustls's process-wide crypto provider before any TLS client exists. Several crates
-/// here enable different rustls back ends (aws-lc-rs through the AWS SDK, ring through reqwest);
-/// with more than one compiled in, clients that rely on the default (the Redis `rediss://`
-/// connection) would otherwise refuse to start. Idempotent.
+/// Choose rustls's process-wide crypto provider before any TLS client exists (the Redis
+/// `rediss://` connection relies on the default). Idempotent.
 pub fn install_tls_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    edge::tls::install_crypto_provider();
 }
 
 /// The relay's routes, for mounting (the local binary merges them with api-fn's). Connect and

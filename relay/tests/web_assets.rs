@@ -10,7 +10,13 @@
 use std::collections::HashMap;
 
 async fn get(url: &str) -> reqwest::Response {
-    reqwest::Client::new().get(url).send().await.unwrap()
+    edge::tls::http_client()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

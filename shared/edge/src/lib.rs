@@ -12,6 +12,7 @@ pub mod extract;
 pub mod layers;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;
 
 pub use envelope::Reply;
 pub use error::{ApiError, ErrorCode};

@@ -97,7 +97,7 @@ impl SignIn {
                 "sign-in providers are configured but JWT_SECRET is not: sign-in is off"
             );
         }
-        let http = reqwest::Client::builder()
+        let http = edge::tls::http_client()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

@@ -29,8 +29,8 @@ use edge::auth::{Authenticator, cookie};
 use edge::extract::{Caller, JsonBody};
 use edge::{ApiError, Reply};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::provider::Callback;
 use crate::session::{SESSION_COOKIE, clear_cookie, set_cookie};
@@ -101,16 +101,51 @@ fn is_https(headers: &HeaderMap) -> bool {
     request_origin(headers).is_ok_and(|(_, https)| https)
 }
 
-async fn providers(State(state): State<AuthState>) -> Reply<Value> {
-    let providers: Vec<Value> = state
+/// One sign-in button.
+#[derive(Serialize)]
+struct ProviderOption {
+    id: String,
+    name: String,
+}
+
+/// `GET /api/v1/auth/providers`.
+#[derive(Serialize)]
+struct SignInOptions {
+    providers: Vec<ProviderOption>,
+    /// Whether the development sign-in is on.
+    dev: bool,
+}
+
+/// `GET /api/v1/auth/url`.
+#[derive(Serialize)]
+struct SignInUrl {
+    url: String,
+}
+
+/// Who a session belongs to (`/me`, and the development sign-in's answer).
+#[derive(Serialize)]
+struct SessionOwner {
+    email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'static str>,
+}
+
+async fn providers(State(state): State<AuthState>) -> Reply<SignInOptions> {
+    let providers = state
         .sign_in
         .providers()
         .into_iter()
-        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .map(|(id, name)| ProviderOption {
+            id: id.to_string(),
+            name: name.to_string(),
+        })
         .collect();
     Reply::ok(
         "Sign-in options fetched successfully",
-        json!({ "providers": providers, "dev": state.sign_in.dev().is_some() }),
+        SignInOptions {
+            providers,
+            dev: state.sign_in.dev().is_some(),
+        },
     )
 }
 
@@ -145,8 +180,8 @@ async fn start(
     {
         Ok((url, sealed)) => {
             let secure = state.sign_in.secure_cookies(https);
-            let mut response = Reply::ok("Sign-in URL created successfully", json!({ "url": url }))
-                .into_response();
+            let mut response =
+                Reply::ok("Sign-in URL created successfully", SignInUrl { url }).into_response();
             append_cookies(
                 &mut response,
                 &[set_cookie(
@@ -232,11 +267,11 @@ async fn dev(
     let secure = state.sign_in.secure_cookies(is_https(&headers));
     match state.sign_in.dev_session_cookie(proof, email, secure) {
         Ok(session) => {
-            let mut response = Reply::ok(
-                "Signed in successfully",
-                json!({ "email": email.trim(), "provider": "dev" }),
-            )
-            .into_response();
+            let owner = SessionOwner {
+                email: email.trim().to_owned(),
+                provider: Some("dev"),
+            };
+            let mut response = Reply::ok("Signed in successfully", owner).into_response();
             append_cookies(&mut response, &[session]);
             response
         }
@@ -244,9 +279,12 @@ async fn dev(
     }
 }
 
-async fn me(Caller(identity): Caller) -> Reply<Value> {
+async fn me(Caller(identity): Caller) -> Reply<SessionOwner> {
     Reply::ok(
         "Session fetched successfully",
-        json!({ "email": identity.0 }),
+        SessionOwner {
+            email: identity.0,
+            provider: None,
+        },
     )
 }

@@ -309,7 +309,7 @@ impl Answer {
 impl Client {
     pub fn new(base_url: &str, token: Option<String>) -> Self {
         Self {
-            http: reqwest::Client::builder()
+            http: edge::tls::http_client()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),

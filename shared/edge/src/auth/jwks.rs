@@ -31,7 +31,7 @@ pub struct JwksCache {
 
 impl JwksCache {
     pub fn new(url: String) -> Result<Self, AuthError> {
-        let client = reqwest::Client::builder()
+        let client = crate::tls::http_client()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(Duration::from_secs(2))
             .build()
