@@ -10,7 +10,7 @@
 #   compose    `docker compose config` when a compose client exists, else the compose-spec
 #              schema plus localstack/check_compose.py
 #   provision  localstack/provision.py twice against moto (idempotent), the ready.d hook, destroy
-#   zip        cargo lambda build --release --arm64 --output-format zip -p api-fn
+#   zip        cargo lambda build --profile lambda --arm64 --output-format zip -p api-fn
 #              --no-default-features --features aws (the Lambda's feature set: no rusqlite,
 #              russh or redis in its dependency graph), size budget
 #   deploy     localstack/deploy.sh up/down against moto with that zip, and a failing `up`
@@ -26,7 +26,7 @@
 #   SUSHI_LAMBDA_TARGET_DIR  CARGO_TARGET_DIR of the cross build (default
 #                            ~/.cache/sushi/lambda-target, kept between runs: a cold build takes
 #                            ~11 CPU-minutes on 2 cores, a warm one seconds)
-#   SUSHI_ZIP_BUDGET_BYTES   size budget of bootstrap.zip (default 10 MB)
+#   SUSHI_ZIP_BUDGET_BYTES   size budget of bootstrap.zip (default 5 MB)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,7 +35,7 @@ state=${SUSHI_STATE_DIR:-$repo/.local}
 logs=$state/logs
 venv=$state/venv-infra
 awscli_venv=$state/venv-awscli
-zip_budget=${SUSHI_ZIP_BUDGET_BYTES:-10000000}
+zip_budget=${SUSHI_ZIP_BUDGET_BYTES:-5000000}
 lambda_target=${SUSHI_LAMBDA_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sushi/lambda-target}
 zip=$repo/target/lambda/api-fn/bootstrap.zip
 only=${SUSHI_CHECK_ONLY:-template images compose provision zip deploy e2e}
@@ -177,7 +177,7 @@ fi
 
 # ------------------------------------------------------------------ zip
 if wants zip; then
-  begin zip "cargo lambda build --release --arm64 --features aws (size budget $zip_budget bytes)"
+  begin zip "cargo lambda build --profile lambda --arm64 --features aws (size budget $zip_budget bytes)"
   arch=--arm64
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
     rustup target add aarch64-unknown-linux-gnu >"$logs/rustup.log" 2>&1 || {
@@ -195,7 +195,7 @@ if wants zip; then
   stray=$(awk '{print $1}' "$logs/lambda-deps.txt" | grep -xE 'rusqlite|libsqlite3-sys|russh|redis' | sort -u | tr '\n' ' ' || true)
   [ -z "$stray" ] || fail "the aws-only Lambda build still links: $stray(see: cargo tree -p api-fn --no-default-features --features aws -e normal -i <crate>)"
   build_started=$(date +%s)
-  CARGO_TARGET_DIR=$lambda_target cargo lambda build --release "$arch" --output-format zip \
+  CARGO_TARGET_DIR=$lambda_target cargo lambda build --profile lambda "$arch" --output-format zip \
     -p api-fn --no-default-features --features aws --lambda-dir target/lambda >"$logs/lambda-build.log" 2>&1 \
     || { tail -30 "$logs/lambda-build.log" >&2; fail "cargo lambda build (see $logs/lambda-build.log)"; }
   figures[zip_build_seconds]=$(( $(date +%s) - build_started ))

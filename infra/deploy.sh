@@ -46,7 +46,7 @@ log "validating $params against the template"
 "$python" "$repo/infra/validate_params.py" --template "$template" "$params" \
   || die "invalid parameters (listed above); nothing was deployed"
 
-[ -f "$zip" ] || die "$zip is missing; build it: cargo lambda build --release --arm64 --output-format zip -p api-fn --no-default-features --features aws --lambda-dir target/lambda"
+[ -f "$zip" ] || die "$zip is missing; build it: cargo lambda build --profile lambda --arm64 --output-format zip -p api-fn --no-default-features --features aws --lambda-dir target/lambda"
 command -v sam >/dev/null || die "the SAM CLI is missing: pip install aws-sam-cli (into its own virtualenv)"
 command -v aws >/dev/null || die "the AWS CLI is missing: pip install -r localstack/requirements-deploy.txt"
 

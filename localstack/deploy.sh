@@ -16,7 +16,7 @@
 #   NAME              resource name prefix (default sushi-local)
 #   JWT_SECRET        HS256 secret for the function (required; e.g. $(openssl rand -hex 32))
 #   LAMBDA_ZIP        artifact (default target/lambda/api-fn/bootstrap.zip, from
-#                     `cargo lambda build --release --arm64 --output-format zip -p api-fn
+#                     `cargo lambda build --profile lambda --arm64 --output-format zip -p api-fn
 #                     --no-default-features --features aws`)
 #   LAMBDA_ARCH       arm64 | x86_64 (default arm64; must match the build)
 #   SMOKE_TEST        1 (default) to GET /health through the function URL after deploying;
@@ -105,7 +105,7 @@ checkpoint() { # step name; the test hook fails here on request
 up() {
   trap on_error ERR
   [ -n "${JWT_SECRET:-}" ] || die "JWT_SECRET is not set (e.g. export JWT_SECRET=\$(openssl rand -hex 32))"
-  [ -f "$LAMBDA_ZIP" ] || die "LAMBDA_ZIP $LAMBDA_ZIP not found; build it with: cargo lambda build --release --arm64 --output-format zip -p api-fn --no-default-features --features aws"
+  [ -f "$LAMBDA_ZIP" ] || die "LAMBDA_ZIP $LAMBDA_ZIP not found; build it with: cargo lambda build --profile lambda --arm64 --output-format zip -p api-fn --no-default-features --features aws"
   case "$LAMBDA_ARCH" in arm64 | x86_64) ;; *) die "LAMBDA_ARCH=$LAMBDA_ARCH must be arm64 or x86_64" ;; esac
   python=$(python_with_boto3) || die "no Python with boto3 (run localstack/services.sh install, or set SUSHI_PYTHON)"
   aws_cli --version >/dev/null 2>&1 || die "the AWS CLI is missing: pip install -r localstack/requirements-deploy.txt"

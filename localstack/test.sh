@@ -25,6 +25,9 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo clippy for the Lambda build's feature set (aws only)"
+cargo clippy -p api-fn --no-default-features --features aws -- -D warnings
+
 step "cargo test --workspace"
 results=$(mktemp)
 trap '"$services" stop; rm -f "$results"' EXIT

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use domain::Machines;
 use domain::config::{Backend, Config, ConfigError};
 use domain::keys::KeyProvider;
-use domain::limiter::{AttemptLimiter, InProcessLimiter};
+use domain::limiter::AttemptLimiter;
 use domain::store::Store;
 
 /// The domain service over the configured backends, counting master-password failures where
@@ -88,7 +88,7 @@ async fn embedded(dir: std::path::PathBuf) -> Result<Ports, ConfigError> {
     Ok((
         Arc::new(store),
         Arc::new(keys),
-        Arc::new(InProcessLimiter::default()),
+        Arc::new(domain::limiter::InProcessLimiter::default()),
     ))
 }
 
