@@ -107,8 +107,17 @@ impl Liveness {
         {
             return Verdict::Gone;
         }
-        if self.since(&self.pinged_ms) >= self.keepalive {
-            self.pinged_ms.store(self.now_ms(), Ordering::Relaxed);
+        let now = self.now_ms();
+        let keepalive_ms = u64::try_from(self.keepalive.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let since_ping = now.saturating_sub(self.pinged_ms.load(Ordering::Relaxed));
+        if since_ping >= keepalive_ms {
+            // Keep to the schedule (one ping per interval since the start), not to when this
+            // tick happened to run: a late tick must not push the next ping a whole interval
+            // later, or a busy relay would ping half as often as configured.
+            self.pinged_ms
+                .store(now - since_ping % keepalive_ms, Ordering::Relaxed);
             return Verdict::Ping;
         }
         Verdict::Alive
@@ -140,6 +149,17 @@ mod tests {
         live.heard();
         advance(20).await;
         assert_eq!(live.check(), Verdict::Ping);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_tick_does_not_delay_the_next_ping() {
+        let live = Liveness::new(Duration::from_secs(1), None);
+        tokio::time::advance(Duration::from_millis(1300)).await;
+        assert_eq!(live.check(), Verdict::Ping, "late first tick");
+        tokio::time::advance(Duration::from_millis(750)).await;
+        assert_eq!(live.check(), Verdict::Ping, "second interval began at 2 s");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(live.check(), Verdict::Alive);
     }
 
     #[tokio::test(start_paused = true)]
