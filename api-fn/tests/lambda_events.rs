@@ -21,11 +21,9 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use domain::config::{Backend, Config};
 use edge::auth::Authenticator;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 const ALICE: &str = "alice@example.com";
@@ -44,18 +42,7 @@ struct Harness {
 impl Harness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            port: 0,
-            jwt_secret: Some(SecretString::from(testkit::JWT_SECRET.to_owned())),
-            jwks_url: None,
-            jwt_issuer: None,
-            jwt_audience: None,
-            data_dir: dir.path().to_path_buf(),
-            backend: Backend::Embedded {
-                data_dir: dir.path().to_path_buf(),
-            },
-            max_machines_per_user: 500,
-        };
+        let config = testkit::embedded_config(dir.path());
         let state = api_fn::AppState {
             machines: backends::wire(&config).await.unwrap(),
             authenticator: std::sync::Arc::new(Authenticator::from_config(&config).unwrap()),

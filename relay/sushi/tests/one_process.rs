@@ -16,19 +16,24 @@ use testkit::relay_world::STEP;
 use testkit::ws::Terminal;
 use testkit::{Client, JWT_SECRET, Process};
 
-#[tokio::test]
-async fn the_seed_flow_including_connect_works_on_one_port() {
+const MASTER: &str = "local master pw";
+
+/// A `sushi` on a fresh data dir (plus `extra` settings), the client of one user with a master
+/// password set, and that user's password machine on the shared sshd, created through the API.
+async fn sushi_with_machine(extra: &[(&str, &str)]) -> (tempfile::TempDir, Process, Client, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let env = HashMap::from([
+    let mut env = HashMap::from([
         ("DATA_DIR".to_owned(), dir.path().display().to_string()),
         ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
     ]);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
     let client = Client::new(&sushi.base_url, None).as_user("local@sushi.test");
-    assert_eq!(
-        client.set_master_password("local master pw").await.status,
-        200
-    );
+    assert_eq!(client.set_master_password(MASTER).await.status, 200);
     let sshd = testkit::ssh::shared_sshd();
     let created = client
         .post_json(
@@ -39,16 +44,27 @@ async fn the_seed_flow_including_connect_works_on_one_port() {
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.data()["id"].as_u64().unwrap();
+    (dir, sushi, client, id)
+}
+
+/// Connect to machine `id` and open its terminal.
+async fn open_terminal(sushi: &Process, client: &Client, id: u64) -> Terminal {
     let connected = client
         .post_json(
             &format!("/api/v1/machine/{id}/connect"),
-            &json!({"password": "local master pw"}),
+            &json!({ "password": MASTER }),
         )
         .await;
     assert_eq!(connected.status, 200, "{:?}", connected.body);
     assert_eq!(connected.message(), "Connected to machine successfully");
     let ticket = connected.data().as_str().unwrap();
-    let mut term = Terminal::open(&sushi.base_url, ticket, &[]).await.unwrap();
+    Terminal::open(&sushi.base_url, ticket, &[]).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_seed_flow_including_connect_works_on_one_port() {
+    let (_dir, sushi, client, id) = sushi_with_machine(&[]).await;
+    let mut term = open_terminal(&sushi, &client, id).await;
     term.run("echo local-$((6*7))").await;
     term.expect_output("local-42", STEP).await;
     term.close().await;
@@ -66,35 +82,8 @@ async fn the_seed_flow_including_connect_works_on_one_port() {
 /// Kubernetes send) drains open terminals and exits cleanly instead of killing them.
 #[tokio::test]
 async fn sigterm_drains_open_terminals_then_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = HashMap::from([
-        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
-        ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
-        ("DRAIN_GRACE_SECS".to_owned(), "2".to_owned()),
-    ]);
-    let mut sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
-    let client = Client::new(&sushi.base_url, None).as_user("drain@sushi.test");
-    assert_eq!(
-        client.set_master_password("local master pw").await.status,
-        200
-    );
-    let sshd = testkit::ssh::shared_sshd();
-    let created = client
-        .post_json(
-            "/api/v1/machine",
-            &json!({"name": "local", "hostname": sshd.host, "port": sshd.port.to_string(),
-                    "username": sshd.user, "password": sshd.password}),
-        )
-        .await;
-    let id = created.data()["id"].as_u64().unwrap();
-    let connected = client
-        .post_json(
-            &format!("/api/v1/machine/{id}/connect"),
-            &json!({"password": "local master pw"}),
-        )
-        .await;
-    let ticket = connected.data().as_str().unwrap();
-    let mut term = Terminal::open(&sushi.base_url, ticket, &[]).await.unwrap();
+    let (_dir, mut sushi, client, id) = sushi_with_machine(&[("DRAIN_GRACE_SECS", "2")]).await;
+    let mut term = open_terminal(&sushi, &client, id).await;
     term.run("echo up-$((1+2))").await;
     term.expect_output("up-3", STEP).await;
 

@@ -49,6 +49,23 @@ pub fn service_env(name: &str) -> String {
     })
 }
 
+/// The configuration of an embedded deployment on `dir` with [`JWT_SECRET`], for tests that
+/// drive the domain or a router in-process next to the binaries they start.
+pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
+    domain::config::Config {
+        port: 0,
+        jwt_secret: Some(secrecy::SecretString::from(JWT_SECRET.to_owned())),
+        jwks_url: None,
+        jwt_issuer: None,
+        jwt_audience: None,
+        data_dir: dir.to_path_buf(),
+        backend: domain::config::Backend::Embedded {
+            data_dir: dir.to_path_buf(),
+        },
+        max_machines_per_user: 500,
+    }
+}
+
 /// An HS256 token for `email`, signed with [`JWT_SECRET`].
 pub fn token(email: &str) -> String {
     edge::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()

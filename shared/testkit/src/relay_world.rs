@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use domain::config::{Backend, Config};
 use domain::requests::{FromJson, MasterPasswordChange, NewMachine};
 use domain::{Identity, Machines};
 use secrecy::SecretString;
@@ -34,18 +33,7 @@ pub fn unique_email(test: &str) -> String {
 impl RelayWorld {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            port: 0,
-            jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
-            jwks_url: None,
-            jwt_issuer: None,
-            jwt_audience: None,
-            data_dir: dir.path().to_path_buf(),
-            backend: Backend::Embedded {
-                data_dir: dir.path().to_path_buf(),
-            },
-            max_machines_per_user: 500,
-        };
+        let config = crate::embedded_config(dir.path());
         let machines = backends::wire(&config).await.unwrap();
         Self { dir, machines }
     }
