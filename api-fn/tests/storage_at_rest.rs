@@ -61,6 +61,8 @@ async fn library_for(server: &Server) -> Library {
         data_dir: server.data_dir.path().to_path_buf(),
         backend,
         max_machines_per_user: 500,
+        kdf_memory_mib: domain::kdf::DEFAULT_MEMORY_MIB,
+        kdf_wait: domain::kdf::DEFAULT_WAIT,
     };
     Library {
         machines: backends::wire(&config).await.unwrap(),

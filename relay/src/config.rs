@@ -38,6 +38,11 @@ pub struct RelayConfig {
     pub drain_grace: Duration,
     /// `MAX_SESSIONS` (2000): pending plus open SSH sessions on this relay.
     pub max_sessions: usize,
+    /// `MAX_SESSIONS_PER_USER` (20): of those, how many one user may hold.
+    pub max_sessions_per_user: usize,
+    /// `MAX_CONNECTS_PER_USER` (4): connects one user may have in progress at once (each runs
+    /// an Argon2id and an SSH handshake).
+    pub max_connects_per_user: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +65,14 @@ fn number(name: &str, default: u64) -> Result<u64, ConfigError> {
         Some(raw) => raw
             .parse()
             .map_err(|_| ConfigError(format!("{name}={raw} is not a whole number"))),
+    }
+}
+
+/// A capacity: a whole number of at least 1.
+fn count(name: &str, default: u64) -> Result<usize, ConfigError> {
+    match number(name, default)? {
+        0 => Err(ConfigError(format!("{name} must be at least 1"))),
+        value => Ok(usize::try_from(value).unwrap_or(usize::MAX)),
     }
 }
 
@@ -125,7 +138,9 @@ impl RelayConfig {
             idle_timeout: secs("IDLE_TIMEOUT_SECS", 1800)?,
             keepalive: secs("KEEPALIVE_SECS", 20)?,
             drain_grace: secs("DRAIN_GRACE_SECS", 30)?,
-            max_sessions: usize::try_from(number("MAX_SESSIONS", 2000)?).unwrap_or(usize::MAX),
+            max_sessions: count("MAX_SESSIONS", 2000)?,
+            max_sessions_per_user: count("MAX_SESSIONS_PER_USER", 20)?,
+            max_connects_per_user: count("MAX_CONNECTS_PER_USER", 4)?,
         })
     }
 

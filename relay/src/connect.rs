@@ -1,9 +1,11 @@
 //! `connect` and the host-key pin endpoint: authenticate, open the vault, open SSH, pin the
 //! host key, register the ticket, answer with the uuid.
 //!
-//! Order matters and is the security argument: the master password is checked by the vault
-//! (an AEAD tag, rate-limited per user) before the key provider is called and long before any
-//! TCP connection to the target; the host key is verified inside the SSH handshake, before any
+//! Order matters and is the security argument: capacity is taken first (the user's connects in
+//! progress, then a session slot: cheap counters, so a burst is refused before any Argon2id
+//! runs); the master password is checked by the vault (an AEAD tag, one attempt reserved from
+//! the user's guess budget first) before the key provider is called and long before any TCP
+//! connection to the target; the host key is verified inside the SSH handshake, before any
 //! credential is sent; the ticket is registered only once the shell is running, and if that
 //! registration fails (Redis down) the SSH connection is closed and the answer is 503.
 
@@ -13,11 +15,11 @@ use domain::Identity;
 use domain::machine::MachineView;
 use domain::requests::{ConnectRequest, HostKeyPin};
 use edge::extract::{Caller, JsonBody, MachineId};
-use edge::{ApiError, Reply};
+use edge::{ApiError, ErrorCode, Reply};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::sessions::Session;
+use crate::sessions::{Full, Session};
 use crate::ssh::{self, Limits, Target};
 use crate::tickets::Route;
 use crate::{Relay, RelayState};
@@ -34,6 +36,24 @@ fn not_draining(relay: &Relay) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Capacity refusals: the relay is full (503) or this user holds their share (429); both say
+/// when to retry.
+fn full(what: &'static str) -> impl Fn(Full) -> ApiError {
+    move |full| match full {
+        Full::Relay => {
+            ApiError::unavailable("This relay is at its session limit; try again shortly")
+                .with_retry_after(5)
+        }
+        Full::User { limit } => ApiError::new(
+            ErrorCode::UserLimitReached,
+            format!(
+                "You already have {limit} {what} on this relay; close one or try again shortly"
+            ),
+        )
+        .with_retry_after(5),
+    }
+}
+
 pub async fn connect(
     State(RelayState(relay)): State<RelayState>,
     Caller(owner): Caller,
@@ -41,13 +61,19 @@ pub async fn connect(
     JsonBody(request): JsonBody<ConnectRequest>,
 ) -> Result<Reply<String>, ApiError> {
     not_draining(&relay)?;
+    let _connecting = relay
+        .connects
+        .take(&owner.0)
+        .map_err(full("connects in progress"))?;
+    let slot = relay
+        .sessions
+        .reserve(&owner.0)
+        .map_err(full("open sessions"))?;
     let (machine, secrets) = relay
         .machines
         .open(&owner, id, request.master_password)
         .await?;
-    let slot = relay.sessions.reserve().ok_or(ApiError::unavailable(
-        "This relay is at its session limit; try again shortly",
-    ))?;
+    let credentials = ssh::Credentials::prepare(secrets, relay.machines.kdf()).await?;
     let opened = ssh::open(
         Target {
             host: &machine.hostname,
@@ -55,7 +81,7 @@ pub async fn connect(
             username: &machine.username,
             pin: machine.host_key_fingerprint.as_deref(),
         },
-        secrets,
+        credentials,
         &relay.config.target_policy,
         &Limits {
             connect_timeout: relay.config.ssh_connect_timeout,
@@ -133,30 +159,19 @@ async fn pin_first_key(
     }
 }
 
-/// `PUT /api/v1/machine/{id}/host-key {"fingerprint": "SHA256:…" | null}`: pre-set, re-pin
-/// after a legitimate key rotation, or clear (the next connect pins again).
+/// `PUT /api/v1/machine/{id}/host-key {"fingerprint": "SHA256:…" | null, "master_password"}`:
+/// pre-set, re-pin after a legitimate key rotation, or clear (the next connect pins again).
+/// Replacing or clearing a pin needs the master password (see `Machines::change_host_key`).
 pub async fn set_host_key(
     State(RelayState(relay)): State<RelayState>,
     Caller(owner): Caller,
     MachineId(id): MachineId,
-    JsonBody(HostKeyPin { fingerprint }): JsonBody<HostKeyPin>,
+    JsonBody(pin): JsonBody<HostKeyPin>,
 ) -> Result<Reply<MachineView>, ApiError> {
-    let machine = relay.machines.load(&owner, id).await?;
-    relay
+    let view = relay
         .machines
-        .set_host_key(
-            &owner,
-            id,
-            machine.host_key_fingerprint.as_deref(),
-            fingerprint.as_deref(),
-        )
+        .change_host_key(&owner, id, pin.fingerprint.as_deref(), pin.master_password)
         .await?;
-    let view = relay.machines.get(&owner, id).await?;
-    tracing::info!(
-        machine_id = id,
-        pinned = fingerprint.is_some(),
-        "host key pin set"
-    );
     Ok(Reply::ok("Host key pin updated", view))
 }
 

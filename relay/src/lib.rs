@@ -8,14 +8,13 @@
 //! does not contain the API. Module map: `config` (the relay's settings), `connect` (HTTP
 //! handlers), `ssh/` (russh client, target policy), `tickets/` (the ticket table), `ws/` (the
 //! terminal: protocol, liveness, pump, forwarding), `sessions` (pending sessions and capacity),
-//! `drain` (SIGTERM), `redis` and `limiter` (the shared Redis connection and the attempt
-//! limiter on it), `web` (the embedded web app). HTTP plumbing (envelope, auth, layers, serve)
+//! `drain` (SIGTERM), `redis` (the Redis connection behind the ticket table), `web` (the
+//! embedded web app). HTTP plumbing (envelope, auth, layers, serve)
 //! comes from the `edge` crate, the machine/vault logic from `domain`.
 
 pub mod config;
 mod connect;
 pub mod drain;
-pub mod limiter;
 pub mod redis;
 pub mod sessions;
 pub mod ssh;
@@ -31,7 +30,6 @@ use axum::extract::FromRef;
 use axum::routing::{get, post, put};
 use domain::Machines;
 use domain::config::{Config, ConfigError};
-use domain::limiter::{AttemptLimiter, InProcessLimiter};
 use edge::auth::Authenticator;
 use edge::layers;
 use tokio::sync::watch;
@@ -46,6 +44,8 @@ pub struct Relay {
     pub authenticator: Arc<Authenticator>,
     pub tickets: Arc<dyn TicketTable>,
     pub sessions: Arc<sessions::Sessions>,
+    /// Connects in progress, per user (`MAX_CONNECTS_PER_USER`).
+    pub connects: Arc<sessions::PerUser>,
     pub config: RelayConfig,
     /// This relay's base URL as other relays reach it, stored in every route it registers.
     pub advertise: String,
@@ -62,9 +62,10 @@ impl FromRef<RelayState> for Arc<Authenticator> {
     }
 }
 
-/// The backends a relay runs on, wired from configuration: with `REDIS_URL`, one Redis
-/// connection (TLS trusting `REDIS_CA_FILE` when set) serves both the ticket table and the
-/// attempt limiter, so the limit holds across replicas; without it, both are in-process.
+/// The backends a relay runs on, wired from configuration: the domain service (store, keys
+/// and the guess limiter, which lives in the store so the API and every relay share it) and
+/// the ticket table: with `REDIS_URL`, Redis (TLS trusting `REDIS_CA_FILE` when set), shared by
+/// replicas; without it, in-process.
 pub async fn wire(
     shared_config: &Config,
     config: &RelayConfig,
@@ -76,22 +77,15 @@ pub async fn wire(
         ),
         None => None,
     };
-    let (limiter, tickets): (Arc<dyn AttemptLimiter>, Arc<dyn TicketTable>) =
-        match &config.redis_url {
-            Some(url) => {
-                let conn =
-                    redis::connect(url, ca.as_deref()).map_err(|e| ConfigError(e.to_string()))?;
-                (
-                    Arc::new(limiter::RedisLimiter::with_defaults(conn.clone())),
-                    Arc::new(RedisTickets::new(conn, url)),
-                )
-            }
-            None => (
-                Arc::new(InProcessLimiter::default()),
-                Arc::new(InProcessTickets::new()),
-            ),
-        };
-    let machines = backends::wire_with_limiter(shared_config, limiter).await?;
+    let tickets: Arc<dyn TicketTable> = match &config.redis_url {
+        Some(url) => {
+            let conn =
+                redis::connect(url, ca.as_deref()).map_err(|e| ConfigError(e.to_string()))?;
+            Arc::new(RedisTickets::new(conn, url))
+        }
+        None => Arc::new(InProcessTickets::new()),
+    };
+    let machines = backends::wire(shared_config).await?;
     tracing::info!(tickets = %tickets.describe(), "ticket table selected");
     Ok((machines, tickets))
 }
@@ -132,7 +126,8 @@ impl Relay {
             machines,
             authenticator,
             tickets,
-            sessions: sessions::Sessions::new(config.max_sessions),
+            sessions: sessions::Sessions::new(config.max_sessions, config.max_sessions_per_user),
+            connects: sessions::PerUser::new(config.max_connects_per_user),
             clock: TicketClock::new(config.ticket_bucket_secs),
             config,
             advertise,

@@ -1,5 +1,6 @@
-//! The relay's one Redis connection module: the ticket table and the attempt limiter share one
-//! lazily connected `ConnectionManager` made here, and run every command through [`bounded`].
+//! The relay's one Redis connection module: the ticket table (tickets, routes, the hop key) uses
+//! one lazily connected `ConnectionManager` made here, and runs every command through
+//! [`bounded`].
 //!
 //! The manager reconnects by itself after Redis restarts, and every command also runs under our
 //! own deadline, so a hung Redis costs a request at most [`OP_TIMEOUT`] and then a 503 (or a
@@ -17,7 +18,7 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
 #[error("{0}")]
 pub struct Unavailable(pub String);
 
-/// A connection manager with short timeouts, shared by the ticket table and the rate limiter.
+/// A connection manager with short timeouts, for the ticket table.
 /// Creating it makes no network call.
 ///
 /// TLS (`rediss://`) verifies the server's certificate and name. By default the trust anchors

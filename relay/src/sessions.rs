@@ -6,8 +6,11 @@
 //! the ticket's bucket expires and closes the SSH connection, so an unopened ticket never leaves
 //! a shell behind. The map lock is a `std` mutex because it is never held across an `.await`.
 //!
-//! Capacity is a counter of [`Slot`]s: a slot is taken before dialling SSH and released when
-//! the session's last owner drops it, so "live sessions" is exact however a session ends.
+//! Capacity is a counter of [`Slot`]s: a slot is taken before the vault is opened (so a burst
+//! of connects cannot each run a 19 MiB Argon2id first) and released when the session's last
+//! owner drops it, so "live sessions" is exact however a session ends. Beside the relay-wide
+//! `MAX_SESSIONS`, each user has a cap on sessions (`MAX_SESSIONS_PER_USER`) and on connects in
+//! progress (`MAX_CONNECTS_PER_USER`), so one account cannot take the whole relay.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,9 +33,77 @@ pub struct Session {
     pub slot: Slot,
 }
 
-/// One unit of capacity; released on drop.
+/// One unit of capacity, relay-wide and of its user; released on drop.
 pub struct Slot {
     counter: Arc<Counter>,
+    _user: UserUnit,
+}
+
+/// Why a slot or a connect was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The relay holds `MAX_SESSIONS` sessions.
+    Relay,
+    /// This user holds their per-user limit.
+    User { limit: usize },
+}
+
+/// Live counts per user with a cap: what one user holds of something.
+pub struct PerUser {
+    cap: usize,
+    counts: Mutex<HashMap<String, usize>>,
+}
+
+/// One unit of a user's count; given back on drop.
+pub struct UserUnit {
+    table: Arc<PerUser>,
+    user: String,
+}
+
+impl PerUser {
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cap,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One more for `user`, or `Full::User` at the cap.
+    pub fn take(self: &Arc<Self>, user: &str) -> Result<UserUnit, Full> {
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| Full::User { limit: self.cap })?;
+        let count = counts.entry(user.to_owned()).or_insert(0);
+        if *count >= self.cap {
+            return Err(Full::User { limit: self.cap });
+        }
+        *count += 1;
+        Ok(UserUnit {
+            table: Arc::clone(self),
+            user: user.to_owned(),
+        })
+    }
+
+    pub fn held_by(&self, user: &str) -> usize {
+        self.counts
+            .lock()
+            .map(|counts| counts.get(user).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for UserUnit {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.table.counts.lock() {
+            if let Some(count) = counts.get_mut(&self.user) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(&self.user);
+                }
+            }
+        }
+    }
 }
 
 struct Counter {
@@ -51,10 +122,12 @@ pub struct Sessions {
     pending: Mutex<HashMap<Uuid, Session>>,
     counter: Arc<Counter>,
     max: usize,
+    per_user: Arc<PerUser>,
 }
 
 impl Sessions {
-    pub fn new(max: usize) -> Arc<Self> {
+    /// Room for `max` sessions on the relay, `max_per_user` of them one user's.
+    pub fn new(max: usize, max_per_user: usize) -> Arc<Self> {
         Arc::new(Self {
             pending: Mutex::new(HashMap::new()),
             counter: Arc::new(Counter {
@@ -62,20 +135,28 @@ impl Sessions {
                 changed: Notify::new(),
             }),
             max,
+            per_user: PerUser::new(max_per_user),
         })
     }
 
-    /// A slot, or `None` when the relay is at `MAX_SESSIONS`.
-    pub fn reserve(&self) -> Option<Slot> {
+    /// A slot for one of `owner`'s sessions, or why there is none.
+    pub fn reserve(&self, owner: &str) -> Result<Slot, Full> {
+        let user = self.per_user.take(owner)?;
         self.counter
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
                 (live < self.max).then_some(live + 1)
             })
-            .ok()
-            .map(|_| Slot {
-                counter: Arc::clone(&self.counter),
-            })
+            .map_err(|_| Full::Relay)?;
+        Ok(Slot {
+            counter: Arc::clone(&self.counter),
+            _user: user,
+        })
+    }
+
+    /// Sessions `owner` holds on this relay (pending or open).
+    pub fn held_by(&self, owner: &str) -> usize {
+        self.per_user.held_by(owner)
     }
 
     pub fn live(&self) -> usize {
@@ -128,5 +209,28 @@ impl Sessions {
                 return self.live() == 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_user_and_relay_caps_both_hold_and_drops_give_back() {
+        let sessions = Sessions::new(3, 2);
+        let a1 = sessions.reserve("a").unwrap();
+        let _a2 = sessions.reserve("a").unwrap();
+        assert_eq!(sessions.reserve("a").err(), Some(Full::User { limit: 2 }));
+        let _b1 = sessions.reserve("b").unwrap();
+        assert_eq!(sessions.reserve("c").err(), Some(Full::Relay));
+        assert_eq!(
+            sessions.held_by("c"),
+            0,
+            "a refused reservation holds nothing"
+        );
+        drop(a1);
+        assert_eq!(sessions.live(), 2);
+        let _c1 = sessions.reserve("c").unwrap();
     }
 }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use testkit::relay_world::{self, ALLOWED_ORIGIN, RelayWorld, STEP};
+use testkit::relay_world::{self, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -32,9 +32,13 @@ async fn a_client_that_stops_reading_does_not_grow_relay_memory() {
     let email = gw.user("backpressure").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
-        .await
-        .unwrap();
+    let mut term = Terminal::open(
+        &relay.base_url,
+        &ticket,
+        &relay_world::browser(&email).headers(),
+    )
+    .await
+    .unwrap();
     term.run("echo flood-$((2*3))").await;
     term.expect_output("flood-6", STEP).await;
     let before = rss_kib(relay.pid());
@@ -72,9 +76,13 @@ async fn an_idle_terminal_is_closed_with_the_idle_code() {
     let email = gw.user("idle").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
-        .await
-        .unwrap();
+    let mut term = Terminal::open(
+        &relay.base_url,
+        &ticket,
+        &relay_world::browser(&email).headers(),
+    )
+    .await
+    .unwrap();
     let (code, _) = term.expect_close(Duration::from_secs(10)).await;
     assert_eq!(code, 4008);
 }

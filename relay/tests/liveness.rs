@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::relay_world::{self, ALLOWED_ORIGIN, RelayWorld, STEP};
+use testkit::relay_world::{self, RelayWorld, STEP};
 use testkit::ws::{SilentClient, Terminal};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -51,8 +51,12 @@ async fn a_client_that_stops_answering_pings_is_closed_with_4009() {
     let email = gw.user("silent").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut client =
-        SilentClient::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)]).await;
+    let mut client = SilentClient::open(
+        &relay.base_url,
+        &ticket,
+        &relay_world::browser(&email).headers(),
+    )
+    .await;
     client.run("echo alive-$((3*4))").await;
     client.expect_output("alive-12", STEP).await;
 
@@ -75,9 +79,13 @@ async fn an_idle_client_that_answers_pings_stays_connected() {
     let email = gw.user("idle-alive").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = Terminal::open(&relay.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
-        .await
-        .unwrap();
+    let mut term = Terminal::open(
+        &relay.base_url,
+        &ticket,
+        &relay_world::browser(&email).headers(),
+    )
+    .await
+    .unwrap();
     term.run("echo before-$((2*5))").await;
     term.expect_output("before-10", STEP).await;
     // Six keepalive intervals with nothing typed and nothing printed; the client keeps reading,
@@ -109,8 +117,12 @@ async fn an_unresponsive_client_behind_a_forwarding_relay_is_closed_with_4009() 
     let email = gw.user("silent-forwarded").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
-    let mut client =
-        SilentClient::open(&forwarder.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)]).await;
+    let mut client = SilentClient::open(
+        &forwarder.base_url,
+        &ticket,
+        &relay_world::browser(&email).headers(),
+    )
+    .await;
     client.run("echo via-$((6*6))").await;
     client.expect_output("via-36", STEP).await;
 

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use testkit::redis::{TlsRedis, make_certificates};
-use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
+use testkit::relay_world::{self, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
@@ -70,9 +70,13 @@ async fn relays_share_tickets_through_a_tls_only_redis_with_a_private_ca() {
         "route not in the TLS Redis: {keys:?}"
     );
     // The other relay finds the owner through it, and the terminal works.
-    let mut term = Terminal::open(&other.base_url, &ticket, &[("origin", ALLOWED_ORIGIN)])
-        .await
-        .unwrap();
+    let mut term = Terminal::open(
+        &other.base_url,
+        &ticket,
+        &relay_world::browser(&email).headers(),
+    )
+    .await
+    .unwrap();
     term.run("echo over-tls-$((6*7))").await;
     term.expect_output("over-tls-42", STEP).await;
     term.close().await;

@@ -12,13 +12,13 @@
 use std::time::{Duration, Instant};
 
 use testkit::redis::PrivateRedis;
-use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
+use testkit::relay_world::{self, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ws::Terminal;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
-async fn open(base: &str, ticket: &str) -> Terminal {
-    Terminal::open(base, ticket, &[("origin", ALLOWED_ORIGIN)])
+async fn open(base: &str, ticket: &str, email: &str) -> Terminal {
+    Terminal::open(base, ticket, &relay_world::browser(email).headers())
         .await
         .unwrap()
 }
@@ -32,11 +32,11 @@ async fn a_terminal_opened_on_another_relay_reaches_the_session() {
     let email = gw.user("replicas").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&a.base_url, &email, id).await;
-    let mut term = open(&b.base_url, &ticket).await;
+    let mut term = open(&b.base_url, &ticket, &email).await;
     term.run("echo via-b-$((5*5))").await;
     term.expect_output("via-b-25", STEP).await;
     // Single use holds across relays too.
-    let mut again = open(&a.base_url, &ticket).await;
+    let mut again = open(&a.base_url, &ticket, &email).await;
     assert_eq!(again.expect_close(STEP).await.0, 4002);
     term.run("exit 3").await;
     assert_eq!(term.expect_event("exit", STEP).await["code"], 3);
@@ -47,23 +47,23 @@ async fn a_terminal_opened_on_another_relay_reaches_the_session() {
 async fn ticket_on_owner(
     gw: &RelayWorld,
     test: &str,
-) -> (testkit::Process, testkit::Process, String) {
+) -> (testkit::Process, testkit::Process, String, String) {
     let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
     let owner = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let other = gw.start(RELAY, &[("REDIS_URL", &redis)]);
     let email = gw.user(test).await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
-    (owner, other, ticket)
+    (owner, other, ticket, email)
 }
 
 #[tokio::test]
 async fn a_terminal_routed_to_a_dead_relay_is_closed_with_4011_promptly() {
     let gw = RelayWorld::new().await;
-    let (owner, other, ticket) = ticket_on_owner(&gw, "dead-owner").await;
+    let (owner, other, ticket, email) = ticket_on_owner(&gw, "dead-owner").await;
     owner.kill();
     let started = Instant::now();
-    let mut term = open(&other.base_url, &ticket).await;
+    let mut term = open(&other.base_url, &ticket, &email).await;
     let (code, reason) = term.expect_close(STEP).await;
     assert_eq!(code, 4011, "{reason}");
     assert!(
@@ -76,11 +76,11 @@ async fn a_terminal_routed_to_a_dead_relay_is_closed_with_4011_promptly() {
 #[tokio::test]
 async fn a_terminal_routed_to_a_hung_relay_is_closed_with_4011_within_the_forward_timeout() {
     let gw = RelayWorld::new().await;
-    let (owner, other, ticket) = ticket_on_owner(&gw, "hung-owner").await;
+    let (owner, other, ticket, email) = ticket_on_owner(&gw, "hung-owner").await;
     // Stopped, not dead: its kernel still accepts TCP connections, nothing ever answers.
     owner.signal("STOP");
     let started = Instant::now();
-    let mut term = open(&other.base_url, &ticket).await;
+    let mut term = open(&other.base_url, &ticket, &email).await;
     let (code, reason) = term.expect_close(Duration::from_secs(15)).await;
     assert_eq!(code, 4011, "{reason}");
     // The forwarding connect is bounded at 5 s; allow for a loaded machine.
@@ -95,8 +95,8 @@ async fn a_terminal_routed_to_a_hung_relay_is_closed_with_4011_within_the_forwar
 #[tokio::test]
 async fn a_forwarded_terminal_whose_owner_relay_dies_is_closed_with_4011() {
     let gw = RelayWorld::new().await;
-    let (owner, other, ticket) = ticket_on_owner(&gw, "owner-dies").await;
-    let mut term = open(&other.base_url, &ticket).await;
+    let (owner, other, ticket, email) = ticket_on_owner(&gw, "owner-dies").await;
+    let mut term = open(&other.base_url, &ticket, &email).await;
     term.run("echo forwarded-$((4*4))").await;
     term.expect_output("forwarded-16", STEP).await;
     owner.kill();
@@ -118,7 +118,7 @@ async fn redis_restarting_keeps_open_terminals_and_connect_recovers() {
     let email = gw.user("redis-restart").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = open(&relay.base_url, &ticket).await;
+    let mut term = open(&relay.base_url, &ticket, &email).await;
     term.run("echo before-$((7*7))").await;
     term.expect_output("before-49", STEP).await;
 
@@ -155,7 +155,7 @@ async fn sigterm_drains_open_terminals_then_exits_cleanly() {
     let email = gw.user("drain").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = open(&relay.base_url, &ticket).await;
+    let mut term = open(&relay.base_url, &ticket, &email).await;
     term.run("echo up-$((1+2))").await;
     term.expect_output("up-3", STEP).await;
 

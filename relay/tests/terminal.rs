@@ -14,14 +14,14 @@ use std::time::Duration;
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use testkit::relay_world::{self, ALLOWED_ORIGIN, MASTER_PASSWORD, RelayWorld, STEP};
+use testkit::relay_world::{self, MASTER_PASSWORD, RelayWorld, STEP};
 use testkit::ssh::{self, PrivateSshd, SshdOptions};
 use testkit::ws::{Frame, Terminal, find};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
-async fn open_terminal(base: &str, ticket: &str) -> Terminal {
-    Terminal::open(base, ticket, &[("origin", ALLOWED_ORIGIN)])
+async fn open_terminal(base: &str, ticket: &str, email: &str) -> Terminal {
+    Terminal::open(base, ticket, &relay_world::browser(email).headers())
         .await
         .unwrap()
 }
@@ -29,7 +29,7 @@ async fn open_terminal(base: &str, ticket: &str) -> Terminal {
 /// Log in with `body`'s credentials and prove the shell runs commands as the test user.
 async fn shell_works(gw: &RelayWorld, relay: &testkit::Process, email: &str, id: u64) {
     let ticket = relay_world::ticket(&relay.base_url, email, id).await;
-    let mut term = open_terminal(&relay.base_url, &ticket).await;
+    let mut term = open_terminal(&relay.base_url, &ticket, &email).await;
     term.run("echo hello-$((6*7))").await;
     term.expect_output("hello-42", STEP).await;
     let _ = gw;
@@ -237,11 +237,11 @@ async fn host_key_is_pinned_then_a_changed_key_is_refused() {
     assert_eq!(answer.data()["expected"], first_fp.as_str());
     assert_eq!(answer.data()["presented"], second.fingerprint().as_str());
 
-    // The owner re-pins to the new key and can connect again.
+    // The owner re-pins to the new key (with the master password) and can connect again.
     let answer = client
         .put_json(
             &format!("/api/v1/machine/{id}/host-key"),
-            &json!({ "fingerprint": second.fingerprint() }),
+            &json!({ "fingerprint": second.fingerprint(), "master_password": MASTER_PASSWORD }),
         )
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
@@ -265,6 +265,78 @@ async fn host_key_is_pinned_then_a_changed_key_is_refused() {
     assert_eq!(answer.status, 404);
 }
 
+/// A stolen session alone cannot point a machine at another host key: replacing or clearing a
+/// pin needs the master password (and a wrong one counts as a guess); setting the first pin
+/// does not.
+#[tokio::test]
+async fn replacing_or_clearing_a_pin_needs_the_master_password() {
+    const PINNED: &str = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const ATTACKER: &str = "SHA256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA";
+    let gw = RelayWorld::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let email = gw.user("repin").await;
+    let id = gw
+        .machine(
+            &email,
+            json!({"name": "pinned", "hostname": "127.0.0.1", "port": "22", "username": "u",
+                   "password": "pw", "host_key_fingerprint": PINNED}),
+        )
+        .await;
+    let client = testkit::Client::new(&relay.base_url, None).as_user(&email);
+    let path = format!("/api/v1/machine/{id}/host-key");
+    let pin_now = || async {
+        gw.machines
+            .get(&domain::Identity(email.clone()), id)
+            .await
+            .unwrap()
+            .host_key_fingerprint
+    };
+
+    for body in [
+        json!({"fingerprint": ATTACKER}),
+        json!({"fingerprint": null}),
+    ] {
+        let answer = client.put_json(&path, &body).await;
+        assert_eq!(answer.status, 400, "{:?}", answer.body);
+        assert!(
+            answer.message().contains("master_password"),
+            "{:?}",
+            answer.body
+        );
+    }
+    let wrong = client
+        .put_json(
+            &path,
+            &json!({"fingerprint": ATTACKER, "master_password": "not it at all"}),
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{:?}", wrong.body);
+    assert_eq!(
+        pin_now().await.as_deref(),
+        Some(PINNED),
+        "the pin did not move"
+    );
+
+    let right = client
+        .put_json(
+            &path,
+            &json!({"fingerprint": ATTACKER, "master_password": MASTER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(right.status, 200, "{:?}", right.body);
+    assert_eq!(right.data()["host_key_fingerprint"], ATTACKER);
+
+    // The first pin of an unpinned machine needs only the session.
+    let unpinned = gw.password_machine(&email).await;
+    let answer = client
+        .put_json(
+            &format!("/api/v1/machine/{unpinned}/host-key"),
+            &json!({"fingerprint": PINNED}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+}
+
 #[tokio::test]
 async fn resize_is_seen_by_stty() {
     let gw = RelayWorld::new().await;
@@ -272,7 +344,7 @@ async fn resize_is_seen_by_stty() {
     let email = gw.user("resize").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = open_terminal(&relay.base_url, &ticket).await;
+    let mut term = open_terminal(&relay.base_url, &ticket, &email).await;
     term.send_json(json!({"type": "resize", "cols": 123, "rows": 45}))
         .await;
     // Seed-compatible JSON input works too.
@@ -300,7 +372,7 @@ async fn output_bytes_arrive_unchanged() {
     let expected = Sha256::digest(&data);
 
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = open_terminal(&relay.base_url, &ticket).await;
+    let mut term = open_terminal(&relay.base_url, &ticket, &email).await;
     // Raw mode so the PTY passes bytes through untouched; markers are assembled by the shell
     // so the echoed command line never contains them.
     term.run(&format!(
@@ -348,7 +420,7 @@ async fn exit_code_arrives_and_closes_the_socket() {
     let email = gw.user("exit").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = open_terminal(&relay.base_url, &ticket).await;
+    let mut term = open_terminal(&relay.base_url, &ticket, &email).await;
     term.run("exit 7").await;
     let exit = term.expect_event("exit", STEP).await;
     assert_eq!(exit["code"], 7);
@@ -363,7 +435,7 @@ async fn closing_the_websocket_ends_the_remote_process() {
     let email = gw.user("hangup").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = open_terminal(&relay.base_url, &ticket).await;
+    let mut term = open_terminal(&relay.base_url, &ticket, &email).await;
     let marker = 100_000 + (rand::random::<u32>() % 800_000);
     term.run(&format!("echo started; sleep {marker}")).await;
     term.expect_output("started", STEP).await;

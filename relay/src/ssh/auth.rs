@@ -15,22 +15,60 @@
 
 use std::sync::Arc;
 
+use domain::kdf::KdfGate;
 use domain::secret::MachineSecrets;
 use russh::MethodKind;
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
-use russh::keys::PrivateKeyWithHashAlg;
-use secrecy::ExposeSecret;
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{HostKeyCheck, SshError};
 
 const MAX_KBD_ROUNDS: usize = 4;
 const MAX_KBD_PROMPTS: usize = 8;
 
+/// What a login may use: the machine's opened secrets, with its private key already decoded
+/// (off the runtime, see [`Credentials::prepare`]).
+pub struct Credentials {
+    secrets: MachineSecrets,
+    key: Option<Arc<PrivateKey>>,
+}
+
+impl Credentials {
+    /// Decode the stored private key through the process's KDF gate: an encrypted key runs
+    /// bcrypt-pbkdf (or PBKDF2/scrypt), which must not stall the runtime or exceed the memory
+    /// budget. Create bounded its cost, so this is at most `sshkey`'s limits.
+    pub async fn prepare(secrets: MachineSecrets, kdf: &KdfGate) -> Result<Self, SshError> {
+        let Some(pem) = &secrets.private_key else {
+            return Ok(Self { secrets, key: None });
+        };
+        let pem = SecretString::from(pem.expose_secret().to_owned());
+        let passphrase = secrets
+            .passphrase
+            .as_ref()
+            .map(|p| SecretString::from(p.expose_secret().to_owned()));
+        let weight = domain::sshkey::kdf_memory_mib(pem.expose_secret());
+        let key = kdf
+            .run(weight, move || {
+                decode_key(
+                    pem.expose_secret(),
+                    passphrase.as_ref().map(|p| p.expose_secret()),
+                )
+            })
+            .await??;
+        Ok(Self {
+            secrets,
+            key: Some(Arc::new(key)),
+        })
+    }
+}
+
 pub async fn login(
     handle: &mut Handle<HostKeyCheck>,
     user: &str,
-    secrets: &MachineSecrets,
+    credentials: &Credentials,
 ) -> Result<(), SshError> {
+    let secrets = &credentials.secrets;
     let mut tried = Vec::new();
     let mut offered: Option<Vec<MethodKind>> = None;
     let allows = |offered: &Option<Vec<MethodKind>>, kind: MethodKind| {
@@ -43,10 +81,8 @@ pub async fn login(
         SshError::Handshake("the server during authentication".to_owned())
     };
 
-    if let Some(pem) = &secrets.private_key {
+    if let Some(key) = &credentials.key {
         tried.push("publickey");
-        let passphrase = secrets.passphrase.as_ref().map(|p| p.expose_secret());
-        let key = decode_key(pem.expose_secret(), passphrase)?;
         let hash = if key.algorithm().is_rsa() {
             handle
                 .best_supported_rsa_hash()
@@ -56,7 +92,7 @@ pub async fn login(
         } else {
             None
         };
-        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        let key = PrivateKeyWithHashAlg::new(Arc::clone(key), hash);
         match handle
             .authenticate_publickey(user, key)
             .await
@@ -132,7 +168,7 @@ pub async fn login(
 /// The stored key, decrypted with its passphrase when it is encrypted. Create accepted it
 /// (`domain::sshkey`, kept in step with this decoder by a differential test), so a failure
 /// here means the record changed under us.
-fn decode_key(pem: &str, passphrase: Option<&str>) -> Result<russh::keys::PrivateKey, SshError> {
+fn decode_key(pem: &str, passphrase: Option<&str>) -> Result<PrivateKey, SshError> {
     match russh::keys::decode_secret_key(pem, None) {
         Ok(key) if !key.is_encrypted() => Ok(key),
         _ => {

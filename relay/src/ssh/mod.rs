@@ -15,12 +15,14 @@
 mod auth;
 pub mod target_policy;
 
+pub use auth::Credentials;
+
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::secret::MachineSecrets;
+use domain::DomainError;
 use edge::{ApiError, ErrorCode};
 use russh::client::{self, Handle, Msg};
 use russh::keys::{HashAlg, PublicKey};
@@ -72,6 +74,9 @@ pub enum SshError {
     BadKey,
     #[error("the server refused to open a shell")]
     Shell,
+    /// The KDF gate refused or failed (busy: 503 with `Retry-After`).
+    #[error(transparent)]
+    Gate(#[from] DomainError),
 }
 
 impl From<SshError> for ApiError {
@@ -89,6 +94,7 @@ impl From<SshError> for ApiError {
                 expected,
                 presented,
             } => ApiError::host_key_changed(expected, presented),
+            SshError::Gate(gate) => gate.into(),
             other => ApiError::new(ErrorCode::SshFailed, capital(&other)),
         }
     }
@@ -156,7 +162,7 @@ fn ssh_config() -> Arc<client::Config> {
 /// than living on through the channel and shell requests.
 pub async fn open(
     target: Target<'_>,
-    secrets: MachineSecrets,
+    credentials: Credentials,
     policy: &TargetPolicy,
     limits: &Limits,
     (cols, rows): (u32, u32),
@@ -184,8 +190,8 @@ pub async fn open(
             }
             (Ok(_) | Err(_), _, _) => return Err(SshError::Handshake(shown.clone())),
         };
-        let login = auth::login(&mut handle, target.username, &secrets).await;
-        drop(secrets);
+        let login = auth::login(&mut handle, target.username, &credentials).await;
+        drop(credentials);
         login?;
         let channel = handle
             .channel_open_session()

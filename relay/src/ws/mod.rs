@@ -1,6 +1,9 @@
 //! The terminal WebSocket, `GET /ssh?uuid=…` (protocol: [`protocol`],
 //! `docs/websocket-protocol.md`).
 //!
+//! A ticket alone opens a terminal only for a non-browser client (no `Origin`); a browser must
+//! also send the owner's `jwt` cookie, so a ticket copied out of a URL is useless elsewhere.
+//!
 //! Before the upgrade, only what a browser can act on as an HTTP answer: a forged relay hop
 //! (403), the Origin check (403) and draining (503). Ticket problems are reported *after* the
 //! upgrade as close codes, because a browser's WebSocket API never shows the status of a
@@ -42,8 +45,12 @@ use crate::{Relay, RelayState};
 
 /// Who is opening the ticket, as far as this relay knows before touching the ticket table.
 enum Opener {
-    /// A browser or client connected here; `caller` is the `jwt` cookie's identity, if any.
-    Direct { caller: Option<String> },
+    /// A browser or client connected here; `caller` is the `jwt` cookie, if any; `browser`
+    /// when the request carries an `Origin` (browsers always send one on a WebSocket).
+    Direct {
+        caller: Option<String>,
+        browser: bool,
+    },
     /// Another relay forwarded the socket, vouching for `owner` with a valid hop proof.
     Hop { owner: String },
 }
@@ -101,6 +108,7 @@ pub async fn terminal(
             }
             Opener::Direct {
                 caller: cookie(&headers, "jwt"),
+                browser: headers.contains_key(http::header::ORIGIN),
             }
         }
     };
@@ -142,9 +150,28 @@ async fn open(relay: Arc<Relay>, socket: WebSocket, ticket: String, opener: Open
     };
     let (caller, forwarded) = match opener {
         Opener::Hop { owner } => (Some(owner), true),
-        Opener::Direct { caller: None } => (None, false),
+        // A ticket in a leaked URL (history, a screenshot, a proxy log) opened from another
+        // browser: the browser's own session must vouch for it. Checked before the ticket
+        // table, so the refusal does not consume the ticket.
+        Opener::Direct {
+            caller: None,
+            browser: true,
+        } => {
+            tracing::warn!("websocket refused: a browser without the session cookie");
+            return refuse(
+                socket,
+                Close::TicketNotYours,
+                "sign in: a browser must present its session cookie",
+            )
+            .await;
+        }
+        Opener::Direct {
+            caller: None,
+            browser: false,
+        } => (None, false),
         Opener::Direct {
             caller: Some(token),
+            ..
         } => match relay.authenticator.verify(&token).await {
             Ok(identity) => (Some(identity.0), false),
             Err(_) => {

@@ -144,7 +144,7 @@ close_codes! {
     TicketUsed = (4002, "ticket already used",
         "the ticket was already used to open a terminal"),
     TicketNotYours = (4003, "ticket belongs to another user",
-        "the `jwt` cookie names another user than the ticket's owner (or is invalid)"),
+        "the `jwt` cookie names another user than the ticket's owner, is invalid, or is missing from a browser (a request with an `Origin`)"),
     SshClosed = (4004, "SSH connection closed",
         "the SSH connection ended without an exit status"),
     IdleTimeout = (4008, "idle timeout",

@@ -4,12 +4,14 @@
 //! |---|---|---|
 //! | `Store` | DynamoDB (`dynamodb` feature) | SQLite file under `DATA_DIR` (`sqlite`) |
 //! | `KeyProvider` | AWS KMS (`kms`) | `DATA_DIR/master.key` (`keyfile`) |
-//! | `AttemptLimiter` | the DynamoDB table (`dynamodb`) | in-process |
+//! | `AttemptLimiter` | the DynamoDB table (`dynamodb`) | the SQLite file (`sqlite`) |
+//!
+//! The attempt limiter always lives in the store, next to the vaults: whoever shares the vaults
+//! (the API and every relay) shares one guess budget per user.
 //!
 //! Each backend is a cargo feature so a binary links only what it can use: the Lambda build of
 //! the API takes `dynamodb` + `kms` and no SQLite. A configuration that names a backend this
-//! build lacks is refused at start with one line naming it. The relay adds its Redis limiter on
-//! top through [`wire_with_limiter`].
+//! build lacks is refused at start with one line naming it.
 //!
 //! Nothing here makes a network call: SDK clients connect lazily, which keeps a Lambda cold
 //! start to process start-up plus reading the environment.
@@ -19,49 +21,29 @@ pub mod aws;
 pub mod keys;
 #[cfg(feature = "dynamodb")]
 pub mod limiter_dynamodb;
+#[cfg(feature = "sqlite")]
+pub mod limiter_sqlite;
 pub mod store;
 
 use std::sync::Arc;
 
 use domain::Machines;
 use domain::config::{Backend, Config, ConfigError};
+use domain::kdf::KdfGate;
 use domain::keys::KeyProvider;
 use domain::limiter::AttemptLimiter;
 use domain::store::Store;
 
-/// The domain service over the configured backends, counting master-password failures where
-/// every instance sees them: in the DynamoDB table with the AWS backend (many Lambda
-/// instances), in-process when embedded.
+/// The domain service over the configured backends.
 pub async fn wire(config: &Config) -> Result<Arc<Machines>, ConfigError> {
-    wire_inner(config, None).await
-}
-
-/// [`wire`] with a caller-chosen failure limiter (the relay counts in Redis).
-pub async fn wire_with_limiter(
-    config: &Config,
-    limiter: Arc<dyn AttemptLimiter>,
-) -> Result<Arc<Machines>, ConfigError> {
-    wire_inner(config, Some(limiter)).await
-}
-
-type Ports = (
-    Arc<dyn Store>,
-    Arc<dyn KeyProvider>,
-    Arc<dyn AttemptLimiter>,
-);
-
-async fn wire_inner(
-    config: &Config,
-    limiter: Option<Arc<dyn AttemptLimiter>>,
-) -> Result<Arc<Machines>, ConfigError> {
-    let (store, keys, default_limiter) = match &config.backend {
+    let (store, keys, limiter) = match &config.backend {
         Backend::Embedded { data_dir } => embedded(data_dir.clone()).await?,
         Backend::Aws { table, kms_key_id } => cloud(table, kms_key_id).await?,
     };
-    let limiter = limiter.unwrap_or(default_limiter);
     tracing::info!(
         store = %store.describe(),
         keys = %keys.describe(),
+        kdf_memory_mib = config.kdf_memory_mib,
         jwt = if config.jwks_url.is_some() { "JWKS" } else if config.jwt_secret.is_some() { "JWT_SECRET" } else { "local secret file" },
         "backends selected"
     );
@@ -69,9 +51,16 @@ async fn wire_inner(
         store,
         keys,
         limiter,
+        Arc::new(KdfGate::new(config.kdf_memory_mib, config.kdf_wait)),
         config.max_machines_per_user,
     )))
 }
+
+type Ports = (
+    Arc<dyn Store>,
+    Arc<dyn KeyProvider>,
+    Arc<dyn AttemptLimiter>,
+);
 
 #[cfg(all(feature = "sqlite", feature = "keyfile"))]
 async fn embedded(dir: std::path::PathBuf) -> Result<Ports, ConfigError> {
@@ -85,11 +74,8 @@ async fn embedded(dir: std::path::PathBuf) -> Result<Ports, ConfigError> {
     })
     .await
     .map_err(|e| ConfigError(e.to_string()))??;
-    Ok((
-        Arc::new(store),
-        Arc::new(keys),
-        Arc::new(domain::limiter::InProcessLimiter::default()),
-    ))
+    let store = Arc::new(store);
+    Ok((store.clone(), Arc::new(keys), store))
 }
 
 #[cfg(not(all(feature = "sqlite", feature = "keyfile")))]

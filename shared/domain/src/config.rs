@@ -34,6 +34,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub backend: Backend,
     pub max_machines_per_user: usize,
+    /// `KDF_MEMORY_MIB` (256): the memory all concurrent key derivations of this process may
+    /// use together (Argon2id takes 19 MiB each); see `kdf::KdfGate`.
+    pub kdf_memory_mib: u32,
+    /// `KDF_WAIT_MS` (10000): how long a request waits for room in that budget before it is
+    /// refused as busy (503, `Retry-After`).
+    pub kdf_wait: std::time::Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -92,6 +98,17 @@ impl Config {
                 "MAX_MACHINES_PER_USER must be at least 1".to_owned(),
             ));
         }
+        let kdf_memory_mib = parse_var("KDF_MEMORY_MIB", crate::kdf::DEFAULT_MEMORY_MIB)?;
+        if kdf_memory_mib < crate::vault::FRESH_MEMORY_MIB {
+            return Err(ConfigError(format!(
+                "KDF_MEMORY_MIB must be at least {} (one Argon2id evaluation)",
+                crate::vault::FRESH_MEMORY_MIB
+            )));
+        }
+        let kdf_wait = std::time::Duration::from_millis(parse_var(
+            "KDF_WAIT_MS",
+            u64::try_from(crate::kdf::DEFAULT_WAIT.as_millis()).unwrap_or(u64::MAX),
+        )?);
         Ok(Self {
             port,
             jwt_secret,
@@ -101,6 +118,8 @@ impl Config {
             data_dir,
             backend,
             max_machines_per_user,
+            kdf_memory_mib,
+            kdf_wait,
         })
     }
 }

@@ -33,6 +33,9 @@ pub enum DomainError {
     /// Too many wrong master passwords in the current window.
     #[error("Too many failed attempts; try again in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
+    /// The process's key-derivation budget stayed full for the whole wait.
+    #[error("The server is busy deriving keys; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// The per-user machine quota.
     #[error("Machine limit reached ({limit} per user)")]
     MachineLimit { limit: usize },

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod kdf;
 pub mod keys;
 pub mod limiter;
 pub mod machine;

@@ -1,97 +1,78 @@
-//! Per-user limits on failed master-password attempts (429 after repeated failures). The trait
-//! lets the relay count in Redis across replicas and api-fn in DynamoDB across Lambda
-//! instances; the in-process counter here serves the embedded single-process mode and is the
-//! Redis limiter's fallback.
+//! The guess limit on master passwords: at most [`MAX_ATTEMPTS`] unverified attempts per user
+//! per [`WINDOW`], then 429 until the window ends.
+//!
+//! An attempt is *reserved* before the password is checked, atomically, and a correct password
+//! clears the window. Checking first and recording the failure afterwards would let N parallel
+//! guesses all pass the check before any failure is written (they did: twenty at once were all
+//! evaluated). The counter lives in the deployment's store (one SQLite file, or the DynamoDB
+//! table), so the API and every relay draw on one budget per user.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::store::StoreError;
+
+/// Unverified master-password attempts allowed per user per window.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// The fixed window those attempts are counted in.
+pub const WINDOW: Duration = Duration::from_secs(300);
+
+/// The answer to a reservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// One attempt taken: go on and check the password.
+    Granted,
+    /// The window's attempts are used up.
+    Refused { retry_after: Duration },
+}
+
 #[async_trait]
 pub trait AttemptLimiter: Send + Sync {
-    /// `Err(retry_after)` when `key` has used up its failures for the current window.
-    async fn check(&self, key: &str) -> Result<(), Duration>;
-    async fn record_failure(&self, key: &str);
-    async fn reset(&self, key: &str);
+    /// Take one attempt from `key`'s budget before evaluating it. Of any number of concurrent
+    /// calls, at most the budget that remains are granted. A store that cannot answer is an
+    /// error (503), never a grant: the vault lives in the same store, so nothing is lost.
+    async fn reserve(&self, key: &str) -> Result<Reservation, StoreError>;
+    /// The attempt proved the password: `key`'s window starts over.
+    async fn clear(&self, key: &str);
 }
 
-/// Fixed-window failure counter. The map is bounded: past `MAX_KEYS` users, expired windows are
-/// swept, and if that frees nothing the oldest window is dropped (which can only ever *allow*
-/// one user an early retry, never lock anyone out).
-pub struct InProcessLimiter {
-    max_failures: u32,
-    window: Duration,
-    state: Mutex<HashMap<String, (u32, Instant)>>,
+/// The window arithmetic every implementation shares, on whole seconds of wall-clock time (the
+/// counters are shared between processes, so no process-local clock will do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub started: i64,
+    pub attempts: u32,
 }
 
-const MAX_KEYS: usize = 100_000;
-
-impl InProcessLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self {
-            max_failures,
-            window,
-            state: Mutex::new(HashMap::new()),
-        }
-    }
+/// What a reservation does to the stored window `current` at time `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Store this window (a new one, or the current one with one more attempt).
+    Take(Window),
+    /// The budget is spent: retry after this long.
+    Refuse(Duration),
 }
 
-impl Default for InProcessLimiter {
-    /// Five wrong master passwords per user per five minutes.
-    fn default() -> Self {
-        Self::new(5, Duration::from_secs(300))
-    }
-}
-
-#[async_trait]
-impl AttemptLimiter for InProcessLimiter {
-    async fn check(&self, key: &str) -> Result<(), Duration> {
-        let Ok(state) = self.state.lock() else {
-            return Ok(());
-        };
-        match state.get(key) {
-            Some((count, started)) if *count >= self.max_failures => {
-                let elapsed = started.elapsed();
-                if elapsed < self.window {
-                    Err(self.window - elapsed)
+impl Window {
+    pub fn decide(current: Option<Window>, now: i64) -> Decision {
+        let window = i64::try_from(WINDOW.as_secs()).unwrap_or(i64::MAX);
+        match current {
+            Some(w) if now < w.started.saturating_add(window) => {
+                if w.attempts < MAX_ATTEMPTS {
+                    Decision::Take(Window {
+                        started: w.started,
+                        attempts: w.attempts + 1,
+                    })
                 } else {
-                    Ok(())
+                    let left = w.started.saturating_add(window).saturating_sub(now);
+                    Decision::Refuse(Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1)))
                 }
             }
-            _ => Ok(()),
-        }
-    }
-
-    async fn record_failure(&self, key: &str) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if state.len() >= MAX_KEYS && !state.contains_key(key) {
-            let window = self.window;
-            state.retain(|_, (_, started)| now.duration_since(*started) < window);
-            if state.len() >= MAX_KEYS {
-                if let Some(oldest) = state
-                    .iter()
-                    .min_by_key(|(_, (_, started))| *started)
-                    .map(|(k, _)| k.clone())
-                {
-                    state.remove(&oldest);
-                }
-            }
-        }
-        let entry = state.entry(key.to_owned()).or_insert((0, now));
-        if now.duration_since(entry.1) >= self.window {
-            *entry = (0, now);
-        }
-        entry.0 = entry.0.saturating_add(1);
-    }
-
-    async fn reset(&self, key: &str) {
-        if let Ok(mut state) = self.state.lock() {
-            state.remove(key);
+            _ => Decision::Take(Window {
+                started: now,
+                attempts: 1,
+            }),
         }
     }
 }
@@ -100,24 +81,29 @@ impl AttemptLimiter for InProcessLimiter {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn locks_after_max_failures_and_resets_on_success() {
-        let limiter = InProcessLimiter::new(2, Duration::from_secs(60));
-        limiter.record_failure("a").await;
-        assert!(limiter.check("a").await.is_ok());
-        limiter.record_failure("a").await;
-        assert!(limiter.check("a").await.is_err());
-        assert!(limiter.check("b").await.is_ok(), "limits are per user");
-        limiter.reset("a").await;
-        assert!(limiter.check("a").await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn window_expiry_lifts_the_limit() {
-        let limiter = InProcessLimiter::new(1, Duration::from_millis(50));
-        limiter.record_failure("a").await;
-        assert!(limiter.check("a").await.is_err());
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(limiter.check("a").await.is_ok());
+    #[test]
+    fn the_budget_is_spent_then_refused_until_the_window_ends() {
+        let mut current = None;
+        for n in 1..=MAX_ATTEMPTS {
+            match Window::decide(current, 1000) {
+                Decision::Take(w) => {
+                    assert_eq!(w.attempts, n);
+                    current = Some(w);
+                }
+                Decision::Refuse(_) => panic!("attempt {n} refused"),
+            }
+        }
+        assert_eq!(
+            Window::decide(current, 1010),
+            Decision::Refuse(Duration::from_secs(290))
+        );
+        let after = 1000 + WINDOW.as_secs() as i64;
+        assert_eq!(
+            Window::decide(current, after),
+            Decision::Take(Window {
+                started: after,
+                attempts: 1
+            })
+        );
     }
 }

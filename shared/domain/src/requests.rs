@@ -15,7 +15,6 @@ use serde_json::{Map, Value};
 use crate::error::DomainError;
 use crate::machine::{is_valid_fingerprint, limits};
 use crate::secret::MachineSecrets;
-use crate::sshkey::parse_private_key;
 
 /// Shortest and longest master password accepted.
 pub const MIN_MASTER_PASSWORD: usize = 8;
@@ -34,7 +33,9 @@ impl FromJson for Value {
     }
 }
 
-/// A create request that passed validation.
+/// A create request that passed validation of every field. One check is left to
+/// [`Machines::create`](crate::Machines::create): that `private_key` decodes with its
+/// passphrase, since that may run a costly KDF.
 #[derive(Debug)]
 pub struct NewMachine {
     pub name: String,
@@ -145,14 +146,24 @@ impl FromJson for ConnectRequest {
     }
 }
 
-/// `PUT /api/v1/machine/{id}/host-key`: `{"fingerprint": "SHA256:…" | null}`: pre-set,
-/// re-pin after a legitimate key rotation, or clear (the next connect pins again).
+/// `PUT /api/v1/machine/{id}/host-key`:
+/// `{"fingerprint": "SHA256:…" | null, "master_password": "…"}`: pre-set, re-pin after a
+/// legitimate key rotation, or clear (the next connect pins again). Replacing or clearing an
+/// existing pin needs the master password: a stolen session alone must not be able to point a
+/// machine at another host key.
 pub struct HostKeyPin {
     pub fingerprint: Option<String>,
+    pub master_password: Option<SecretString>,
 }
 
 impl FromJson for HostKeyPin {
-    fn from_json(body: Value) -> Result<Self, DomainError> {
+    fn from_json(mut body: Value) -> Result<Self, DomainError> {
+        let master_password = match body.get_mut("master_password") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) if p.is_empty() => None,
+            Some(Value::String(p)) => Some(SecretString::from(std::mem::take(p))),
+            Some(_) => return Err(DomainError::invalid("master_password must be a string")),
+        };
         let fingerprint = match body.get("fingerprint") {
             Some(Value::Null) => None,
             Some(Value::String(fp)) if is_valid_fingerprint(fp.trim()) => {
@@ -172,7 +183,10 @@ impl FromJson for HostKeyPin {
                 return Err(DomainError::invalid("fingerprint must be a string or null"));
             }
         };
-        Ok(Self { fingerprint })
+        Ok(Self {
+            fingerprint,
+            master_password,
+        })
     }
 }
 
@@ -202,11 +216,9 @@ fn parse_secrets(fields: &Map<String, Value>) -> Result<MachineSecrets, DomainEr
             "Either password or private_key is required",
         ));
     }
-    if let Some(key) = &private_key {
-        let passphrase = passphrase.as_ref().map(|p| p.expose_secret());
-        parse_private_key(key.expose_secret(), passphrase)
-            .map_err(|problem| DomainError::invalid(problem.to_string()))?;
-    }
+    // Whether the key decodes (and decrypts with its passphrase) is checked by
+    // `Machines::create`, because decrypting it is a key derivation: it belongs on the blocking
+    // pool behind the KDF gate, not in body parsing on the async runtime.
     Ok(MachineSecrets {
         password,
         private_key,

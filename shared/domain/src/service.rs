@@ -4,7 +4,14 @@
 //!
 //! Writes are ordered so that nothing is ever half-written: create validates, checks the vault,
 //! seals (the KMS call) and only then performs its single conditional insert; a failure before
-//! that leaves at most an unused id behind. Argon2id runs on the blocking pool.
+//! that leaves at most an unused id behind. The insert is conditional on the vault still being
+//! at the generation the secrets were sealed to, so a create racing a master-password change
+//! either lands before the change lists the machines (and is re-sealed with them) or is sealed
+//! again to the new key; no machine is ever left on a key that no longer exists.
+//!
+//! Every key derivation (Argon2id, and decrypting an uploaded private key) runs through the
+//! [`KdfGate`]: off the runtime, within the process's memory budget. Every master-password check
+//! first reserves an attempt from the user's guess budget ([`AttemptLimiter`]).
 //!
 //! Errors are [`DomainError`]s; which HTTP status and code each becomes is the edge's business.
 
@@ -12,16 +19,18 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::error::DomainError;
 use crate::identity::Identity;
+use crate::kdf::KdfGate;
 use crate::keys::KeyProvider;
-use crate::limiter::AttemptLimiter;
+use crate::limiter::{AttemptLimiter, Reservation};
 use crate::machine::{Machine, MachineView};
 use crate::requests::{MasterPasswordChange, NewMachine};
 use crate::secret::MachineSecrets;
+use crate::sshkey;
 use crate::store::{Store, StoreError, VaultPrecondition};
 use crate::vault::{self, UnlockedVault, VaultError, VaultRecord};
 
@@ -29,8 +38,14 @@ pub struct Machines {
     store: Arc<dyn Store>,
     keys: Arc<dyn KeyProvider>,
     limiter: Arc<dyn AttemptLimiter>,
+    kdf: Arc<KdfGate>,
     max_per_user: usize,
 }
+
+/// How many times create seals again when the vault rotated under it before giving up (409).
+const CREATE_ATTEMPTS: usize = 4;
+/// How many passes a master-password change makes over the machines still on the old key.
+const RESEAL_PASSES: usize = 5;
 
 /// What `PUT /api/v1/master-password` did.
 #[derive(Debug, Serialize)]
@@ -39,6 +54,9 @@ pub struct MasterPasswordOutcome {
     pub changed: bool,
     /// Machines whose secrets were re-sealed to the new key pair.
     pub resealed: usize,
+    /// Machines whose secrets did not open with the old key (a corrupt or tampered record):
+    /// reported rather than aborting the change, so one bad record cannot block it forever.
+    pub unopenable: Vec<u64>,
 }
 
 fn now_secs() -> i64 {
@@ -48,30 +66,19 @@ fn now_secs() -> i64 {
         .unwrap_or_default()
 }
 
-/// Run Argon2id work off the async runtime.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
-) -> Result<T, DomainError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "vault task failed");
-            DomainError::Internal("vault task failed")
-        })?
-        .map_err(DomainError::from)
-}
-
 impl Machines {
     pub fn new(
         store: Arc<dyn Store>,
         keys: Arc<dyn KeyProvider>,
         limiter: Arc<dyn AttemptLimiter>,
+        kdf: Arc<KdfGate>,
         max_per_user: usize,
     ) -> Self {
         Self {
             store,
             keys,
             limiter,
+            kdf,
             max_per_user,
         }
     }
@@ -80,38 +87,99 @@ impl Machines {
         &self.store
     }
 
+    /// The process's key-derivation gate, for KDFs outside the vault (the relay decrypting a
+    /// stored private key at connect).
+    pub fn kdf(&self) -> &Arc<KdfGate> {
+        &self.kdf
+    }
+
+    /// Run vault work (Argon2id) through the gate, weighted by the memory its KDF asks for.
+    async fn vault_work<T: Send + 'static>(
+        &self,
+        memory_mib: u32,
+        work: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+    ) -> Result<T, DomainError> {
+        self.kdf
+            .run(memory_mib, work)
+            .await?
+            .map_err(DomainError::from)
+    }
+
+    /// Refuse a private key that does not decode, or whose passphrase does not decrypt it,
+    /// with 400: decoding may run its KDF (bounded by `sshkey`), so it runs through the gate.
+    async fn check_private_key(&self, secrets: &MachineSecrets) -> Result<(), DomainError> {
+        let Some(key) = &secrets.private_key else {
+            return Ok(());
+        };
+        let key = SecretString::from(key.expose_secret().to_owned());
+        let passphrase = secrets
+            .passphrase
+            .as_ref()
+            .map(|p| SecretString::from(p.expose_secret().to_owned()));
+        let weight = sshkey::kdf_memory_mib(key.expose_secret());
+        self.kdf
+            .run(weight, move || {
+                sshkey::parse_private_key(
+                    key.expose_secret(),
+                    passphrase.as_ref().map(|p| p.expose_secret()),
+                )
+            })
+            .await?
+            .map_err(|problem| DomainError::invalid(problem.to_string()))
+    }
+
     pub async fn create(
         &self,
         owner: &Identity,
         new: NewMachine,
     ) -> Result<MachineView, DomainError> {
-        let vault = self
-            .store
-            .get_vault(&owner.0)
-            .await?
-            .ok_or(DomainError::MasterPasswordRequired)?;
+        if self.store.get_vault(&owner.0).await?.is_none() {
+            return Err(DomainError::MasterPasswordRequired);
+        }
         if self.store.count_machines(&owner.0).await? >= self.max_per_user {
             return Err(DomainError::MachineLimit {
                 limit: self.max_per_user,
             });
         }
-        let id = self.store.next_machine_id().await?;
-        let sealed = vault::seal(self.keys.as_ref(), &vault, id, &new.secrets).await?;
-        let machine = Machine {
-            id,
-            owner_id: owner.0.clone(),
-            name: new.name,
-            hostname: new.hostname,
-            port: new.port,
-            username: new.username,
-            organization: new.organization,
-            host_key_fingerprint: new.host_key_fingerprint,
-            sealed,
-            created_at: now_secs(),
-        };
-        self.store.insert_machine(&machine).await?;
-        tracing::info!(machine_id = id, "machine created");
-        Ok(MachineView::from(machine))
+        self.check_private_key(&new.secrets).await?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let vault = self
+                .store
+                .get_vault(&owner.0)
+                .await?
+                .ok_or(DomainError::MasterPasswordRequired)?;
+            let id = self.store.next_machine_id().await?;
+            let sealed = vault::seal(self.keys.as_ref(), &vault, id, &new.secrets).await?;
+            let machine = Machine {
+                id,
+                owner_id: owner.0.clone(),
+                name: new.name.clone(),
+                hostname: new.hostname.clone(),
+                port: new.port,
+                username: new.username.clone(),
+                organization: new.organization.clone(),
+                host_key_fingerprint: new.host_key_fingerprint.clone(),
+                sealed,
+                created_at: now_secs(),
+            };
+            match self.store.insert_machine(&machine).await {
+                Ok(()) => {
+                    tracing::info!(machine_id = id, "machine created");
+                    return Ok(MachineView::from(machine));
+                }
+                // The vault rotated while we sealed: seal again, to the new key.
+                Err(StoreError::Conflict) => {
+                    tracing::info!(
+                        machine_id = id,
+                        "vault rotated during create; sealing again"
+                    );
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(DomainError::Conflict(Cow::Borrowed(
+            "The master password was changed concurrently; retry",
+        )))
     }
 
     pub async fn list(&self, owner: &Identity) -> Result<Vec<MachineView>, DomainError> {
@@ -147,10 +215,13 @@ impl Machines {
         change: MasterPasswordChange,
     ) -> Result<MasterPasswordOutcome, DomainError> {
         let MasterPasswordChange { password, current } = change;
-        self.check_limit(owner).await?;
         let Some(stored) = self.store.get_vault(&owner.0).await? else {
             let owner_id = owner.0.clone();
-            let created = blocking(move || VaultRecord::create(&owner_id, &password)).await?;
+            let created = self
+                .vault_work(vault::FRESH_MEMORY_MIB, move || {
+                    VaultRecord::create(&owner_id, &password)
+                })
+                .await?;
             return match self
                 .store
                 .put_vault(&created, VaultPrecondition::Absent)
@@ -159,6 +230,7 @@ impl Machines {
                 Ok(()) => Ok(MasterPasswordOutcome {
                     changed: false,
                     resealed: 0,
+                    unopenable: Vec::new(),
                 }),
                 Err(StoreError::Conflict) => Err(DomainError::Conflict(Cow::Borrowed(
                     "A master password was set concurrently; retry with current_password",
@@ -174,7 +246,10 @@ impl Machines {
         let stored = self.finish_rotation(owner, &stored, &unlocked).await?;
         let rotated = {
             let (stored, unlocked_ref) = (stored.clone(), Arc::clone(&unlocked));
-            blocking(move || stored.rotate(&unlocked_ref, &password)).await?
+            self.vault_work(vault::FRESH_MEMORY_MIB, move || {
+                stored.rotate(&unlocked_ref, &password)
+            })
+            .await?
         };
         self.store
             .put_vault(&rotated, VaultPrecondition::matching(&stored))
@@ -185,7 +260,7 @@ impl Machines {
                 )),
                 other => other.into(),
             })?;
-        let resealed = self.reseal_all(owner, &unlocked, &rotated).await?;
+        let (resealed, unopenable) = self.reseal_all(owner, &unlocked, &rotated).await?;
         self.store
             .put_vault(
                 &rotated.without_previous(),
@@ -194,12 +269,14 @@ impl Machines {
             .await?;
         tracing::info!(
             resealed,
+            unopenable = unopenable.len(),
             generation = rotated.generation,
             "master password changed"
         );
         Ok(MasterPasswordOutcome {
             changed: true,
             resealed,
+            unopenable,
         })
     }
 
@@ -221,54 +298,88 @@ impl Machines {
         Ok(finished)
     }
 
+    /// Re-seal every machine not on `target`'s generation, listing again until a pass finds
+    /// none left (a create that committed before the rotation may appear after the first
+    /// listing was read). Machines whose secrets do not open are reported, not fatal.
     async fn reseal_all(
         &self,
         owner: &Identity,
         unlocked: &UnlockedVault,
         target: &VaultRecord,
-    ) -> Result<usize, DomainError> {
+    ) -> Result<(usize, Vec<u64>), DomainError> {
         let mut resealed = 0;
-        for machine in self.store.list_machines(&owner.0).await? {
-            if machine.sealed.vault_gen == target.generation {
-                continue;
-            }
-            let sealed = unlocked.reseal(machine.id, &machine.sealed, target)?;
-            if self
+        let mut unopenable = Vec::new();
+        for _ in 0..RESEAL_PASSES {
+            let behind: Vec<Machine> = self
                 .store
-                .replace_sealed(&owner.0, machine.id, machine.sealed.vault_gen, &sealed)
+                .list_machines(&owner.0)
                 .await?
-            {
-                resealed += 1;
+                .into_iter()
+                .filter(|m| m.sealed.vault_gen != target.generation)
+                .filter(|m| !unopenable.contains(&m.id))
+                .collect();
+            if behind.is_empty() {
+                return Ok((resealed, unopenable));
+            }
+            for machine in behind {
+                let sealed = match unlocked.reseal(machine.id, &machine.sealed, target) {
+                    Ok(sealed) => sealed,
+                    Err(err) => {
+                        tracing::error!(machine_id = machine.id, error = %err, "machine secrets do not open; left on the old key");
+                        unopenable.push(machine.id);
+                        continue;
+                    }
+                };
+                if self
+                    .store
+                    .replace_sealed(&owner.0, machine.id, machine.sealed.vault_gen, &sealed)
+                    .await?
+                {
+                    resealed += 1;
+                }
             }
         }
-        Ok(resealed)
+        Err(DomainError::Conflict(Cow::Borrowed(
+            "Machines kept appearing on the old key; retry the change",
+        )))
     }
 
-    async fn check_limit(&self, owner: &Identity) -> Result<(), DomainError> {
-        self.limiter
-            .check(&owner.0)
-            .await
-            .map_err(|retry_after| DomainError::TooManyAttempts {
-                retry_after_secs: retry_after.as_secs().max(1),
-            })
+    /// Take one attempt from the owner's guess budget before a master password is checked.
+    async fn reserve_attempt(&self, owner: &Identity) -> Result<(), DomainError> {
+        match self.limiter.reserve(&owner.0).await? {
+            Reservation::Granted => Ok(()),
+            Reservation::Refused { retry_after } => {
+                tracing::warn!(
+                    retry_after_secs = retry_after.as_secs(),
+                    "master-password guess budget spent"
+                );
+                Err(DomainError::TooManyAttempts {
+                    retry_after_secs: retry_after.as_secs().max(1),
+                })
+            }
+        }
     }
 
-    /// Unlock `vault` with `password`, counting failures against the owner's limit.
+    /// Unlock `vault` with `password`: one attempt is reserved first (so parallel guesses
+    /// cannot all be evaluated), a correct password clears the owner's window.
     async fn unlock(
         &self,
         owner: &Identity,
         vault: &VaultRecord,
         password: SecretString,
     ) -> Result<Arc<UnlockedVault>, DomainError> {
+        self.reserve_attempt(owner).await?;
         let record = vault.clone();
-        match blocking(move || record.unlock(&password)).await {
+        match self
+            .vault_work(vault.kdf_memory_mib(), move || record.unlock(&password))
+            .await
+        {
             Ok(unlocked) => {
-                self.limiter.reset(&owner.0).await;
+                self.limiter.clear(&owner.0).await;
                 Ok(Arc::new(unlocked))
             }
             Err(DomainError::InvalidMasterPassword) => {
                 tracing::warn!("wrong master password");
-                self.limiter.record_failure(&owner.0).await;
                 Err(DomainError::InvalidMasterPassword)
             }
             Err(other) => Err(other),
@@ -283,7 +394,6 @@ impl Machines {
         id: u64,
         master_password: SecretString,
     ) -> Result<(Machine, MachineSecrets), DomainError> {
-        self.check_limit(owner).await?;
         let machine = self.load(owner, id).await?;
         let vault = self
             .store
@@ -297,7 +407,46 @@ impl Machines {
         Ok((machine, secrets))
     }
 
-    /// Pin, re-pin or clear (`new = None`) a machine's host key, if it is still `expected`.
+    /// `PUT host-key`: pin, re-pin or clear (`new = None`) a machine's host key. Pinning a
+    /// machine that has no pin needs only the session; replacing or clearing a pin needs the
+    /// master password (one guess from the budget), because that is what a stolen session would
+    /// do to send the user's credentials to another host.
+    pub async fn change_host_key(
+        &self,
+        owner: &Identity,
+        id: u64,
+        new: Option<&str>,
+        master_password: Option<SecretString>,
+    ) -> Result<MachineView, DomainError> {
+        let machine = self.load(owner, id).await?;
+        let current = machine.host_key_fingerprint.as_deref();
+        if current == new {
+            return Ok(MachineView::from(machine));
+        }
+        if current.is_some() {
+            let password = master_password.ok_or_else(|| {
+                DomainError::invalid(
+                    "master_password is required to replace or clear a pinned host key",
+                )
+            })?;
+            let vault = self
+                .store
+                .get_vault(&owner.0)
+                .await?
+                .ok_or(DomainError::MasterPasswordNotSet)?;
+            self.unlock(owner, &vault, password).await?;
+        }
+        self.set_host_key(owner, id, current, new).await?;
+        tracing::info!(
+            machine_id = id,
+            pinned = new.is_some(),
+            replaced = current.is_some(),
+            "host key pin set"
+        );
+        self.get(owner, id).await
+    }
+
+    /// Compare-and-set the host key pin (trust on first use at connect, and `change_host_key`).
     pub async fn set_host_key(
         &self,
         owner: &Identity,

@@ -72,6 +72,17 @@ pub enum KeyProblem {
     TooCostly,
 }
 
+/// The memory decrypting `pem` may take, in MiB, as a weight for the KDF gate: only encrypted
+/// PKCS#8 can ask for scrypt (bounded by [`MAX_SCRYPT_BYTES`]); bcrypt-pbkdf and PBKDF2 need
+/// kilobytes. Read from the armour alone, before anything is decoded.
+pub fn kdf_memory_mib(pem: &str) -> u32 {
+    if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        u32::try_from(MAX_SCRYPT_BYTES / (1024 * 1024)).unwrap_or(u32::MAX)
+    } else {
+        1
+    }
+}
+
 /// Check that `pem` is a private key the relay's SSH client will load, decrypting it with
 /// `passphrase` when it is encrypted. Nothing is returned: the relay decodes the stored text
 /// again at connect time.

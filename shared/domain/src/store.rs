@@ -46,7 +46,9 @@ impl VaultPrecondition {
 pub trait Store: Send + Sync {
     /// A new machine id, unique in the deployment (an atomic counter). Gaps are fine.
     async fn next_machine_id(&self) -> Result<u64, StoreError>;
-    /// Insert a new machine; fails with `Conflict` if the id is taken.
+    /// Insert a new machine, atomically with a check that the owner's vault is still at the
+    /// generation its secrets are sealed to (`machine.sealed.vault_gen`). `Conflict` if the
+    /// vault moved on (a master-password change started: seal again) or the id is taken.
     async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError>;
     async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError>;
     /// The owner's machines with their sealed secrets, sorted by id (re-sealing reads this).

@@ -39,6 +39,10 @@ type Aead256 = hpke::aead::AesGcm256;
 const HPKE_INFO: &[u8] = b"sushi-vault/v1 machine secrets";
 const NONCE_LEN: usize = 12;
 
+/// The memory a freshly created vault's Argon2id uses, in MiB (what the KDF gate is told when
+/// a vault is created or rotated).
+pub const FRESH_MEMORY_MIB: u32 = 19;
+
 /// Argon2id cost, stored per vault so it can be raised later without breaking old vaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KdfParams {
@@ -54,7 +58,7 @@ impl KdfParams {
         let mut salt = vec![0u8; 16];
         OsRng.fill_bytes(&mut salt);
         Self {
-            memory_kib: 19 * 1024,
+            memory_kib: FRESH_MEMORY_MIB * 1024,
             iterations: 2,
             parallelism: 1,
             salt,
@@ -199,6 +203,11 @@ impl VaultRecord {
             kdf,
             previous: None,
         })
+    }
+
+    /// The memory unlocking this vault's Argon2id takes, in MiB (its weight in the KDF gate).
+    pub fn kdf_memory_mib(&self) -> u32 {
+        self.kdf.memory_kib.div_ceil(1024)
     }
 
     /// Open the vault with the master password. Blocking (Argon2id). A wrong password fails the

@@ -69,10 +69,12 @@ error_codes! {
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
     PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
     TooManyAttempts = ("too_many_attempts", 429, "Too many wrong master passwords; `data.retry_after_secs` and `Retry-After` say when to retry."),
+    UserLimitReached = ("user_limit_reached", 429, "This user already has the most connects in progress, or open sessions, a relay allows; `Retry-After` says when to retry."),
     Internal = ("internal", 500, "A bug or a corrupt record; the request id in the log has the details."),
     SshFailed = ("ssh_failed", 502, "The SSH target refused, was unreachable, or refused the login."),
     ProviderUnavailable = ("provider_unavailable", 502, "The identity provider could not be reached."),
     Unavailable = ("unavailable", 503, "A backend (store, key service, routing) or this relay is unavailable; retry shortly."),
+    Busy = ("busy", 503, "The server's key-derivation capacity stayed full; `Retry-After` says when to retry."),
     SshTimeout = ("ssh_timeout", 504, "Connecting or logging in to the SSH target timed out."),
 }
 
@@ -152,6 +154,13 @@ impl ApiError {
         err
     }
 
+    /// The same error, telling the client when to retry (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
     pub fn code(&self) -> ErrorCode {
         self.code
     }
@@ -191,6 +200,9 @@ impl From<DomainError> for ApiError {
             }
             DomainError::TooManyAttempts { retry_after_secs } => {
                 Self::too_many_attempts(retry_after_secs)
+            }
+            DomainError::Busy { retry_after_secs } => {
+                Self::new(ErrorCode::Busy, err.to_string()).with_retry_after(retry_after_secs)
             }
             DomainError::MachineLimit { .. } => {
                 Self::new(ErrorCode::MachineLimitReached, err.to_string())

@@ -118,5 +118,23 @@ pub async fn ticket(base_url: &str, email: &str, id: u64) -> String {
     answer.data().as_str().unwrap().to_owned()
 }
 
+/// A signed-in browser: the Origin the relays allow and the user's `jwt` cookie, which is what
+/// the web app sends with the terminal WebSocket (a browser without the cookie is refused).
+pub struct Browser {
+    cookie: String,
+}
+
+pub fn browser(email: &str) -> Browser {
+    Browser {
+        cookie: format!("jwt={}", crate::token(email)),
+    }
+}
+
+impl Browser {
+    pub fn headers(&self) -> [(&str, &str); 2] {
+        [("origin", ALLOWED_ORIGIN), ("cookie", self.cookie.as_str())]
+    }
+}
+
 /// Generous bound for one interactive step against a real sshd on a busy 2-core machine.
 pub const STEP: Duration = Duration::from_secs(15);

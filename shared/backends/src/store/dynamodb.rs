@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValue, Select, TransactWriteItem,
+};
 
 use crate::aws::{AwsFailure, classify};
 use domain::machine::{Machine, MachineSummary, SealedSecrets};
@@ -26,6 +28,8 @@ use domain::vault::{KdfParams, PreviousKey, VaultRecord};
 type Item = HashMap<String, AttributeValue>;
 
 const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// A transaction one of whose conditions failed (DynamoDB cancels every write in it).
+const TRANSACTION_CANCELED: &str = "TransactionCanceledException";
 /// A user's machine list is bounded by the create quota; this caps pages read per list.
 const MAX_QUERY_PAGES: usize = 50;
 
@@ -308,15 +312,45 @@ impl Store for DynamoStore {
     }
 
     async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+        // One transaction: the vault must still be at the generation the secrets are sealed
+        // to, and the id must be free; either condition failing cancels both.
+        let vault_unchanged = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&machine.owner_id))
+            .key("SK", s("VAULT"))
+            .condition_expression("generation = :generation")
+            .expression_attribute_values(":generation", n(machine.sealed.vault_gen))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(machine_to_item(machine)))
             .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(vault_unchanged)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match classify(&err) {
+                AwsFailure::Service { code, .. } if code == TRANSACTION_CANCELED => {
+                    Err(StoreError::Conflict)
+                }
+                AwsFailure::Service { code, message } => {
+                    Err(StoreError::Unavailable(format!("{code}: {message}")))
+                }
+                AwsFailure::Unavailable(detail) => Err(StoreError::Unavailable(detail)),
+            },
+        }
     }
 
     async fn get_machine(&self, owner_id: &str, id: u64) -> Result<Option<Machine>, StoreError> {

@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS vaults (
     prev_generation INTEGER,
     prev_wrapped_seed BLOB
 );
+-- Master-password guess windows (limiter_sqlite.rs): one row per user with attempts taken.
+CREATE TABLE IF NOT EXISTS attempts (
+    owner_id TEXT PRIMARY KEY,
+    started INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
 ";
 
 /// The summary columns come first, in [`summary_from_row`]'s order, so one mapper serves both.
@@ -99,7 +105,7 @@ impl SqliteStore {
     }
 
     /// Run `f` with the writer connection on the blocking pool.
-    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -222,11 +228,14 @@ impl Store for SqliteStore {
     async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError> {
         let m = machine.clone();
         self.with_conn(move |conn| {
+            // One statement, so the vault check and the insert are one atomic step: the row is
+            // written only while the owner's vault is at the generation it was sealed to.
             let inserted = conn
                 .execute(
                     &format!(
                         "INSERT OR IGNORE INTO machines ({MACHINE_COLUMNS}) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+                         WHERE EXISTS (SELECT 1 FROM vaults WHERE owner_id = ?2 AND generation = ?9)"
                     ),
                     params![
                         m.id as i64,
