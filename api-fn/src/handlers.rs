@@ -3,6 +3,7 @@
 use axum::extract::State;
 use domain::machine::MachineView;
 use domain::requests::{MasterPasswordChange, NewMachine};
+use domain::service::MasterPasswordOutcome;
 use edge::extract::{Caller, JsonBody, MachineId};
 use edge::{ApiError, Reply};
 use serde::Serialize;
@@ -51,30 +52,19 @@ pub async fn delete_machine(
     Ok(Reply::ok("Machine deleted successfully", ()))
 }
 
-/// What a master-password change reports.
-#[derive(Serialize)]
-pub struct Resealed {
-    /// Machines whose secrets were re-sealed to the new key pair.
-    resealed: usize,
-}
-
+/// `PUT /api/v1/master-password`: set it, or change it (re-sealing every machine).
 pub async fn set_master_password(
     State(state): State<AppState>,
     Caller(owner): Caller,
     JsonBody(change): JsonBody<MasterPasswordChange>,
-) -> Answer<Resealed> {
+) -> Answer<MasterPasswordOutcome> {
     let outcome = state.machines.set_master_password(&owner, change).await?;
     let message = if outcome.changed {
         "Master password changed successfully"
     } else {
         "Master password set successfully"
     };
-    Ok(Reply::ok(
-        message,
-        Resealed {
-            resealed: outcome.resealed,
-        },
-    ))
+    Ok(Reply::ok(message, outcome))
 }
 
 /// Which service answered (the local binary serves the API's health).

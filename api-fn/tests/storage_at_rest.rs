@@ -13,7 +13,6 @@ mod common;
 
 use base64::Engine;
 use common::{Backend, Server, machine_body, start};
-use domain::config::{Backend as ConfigBackend, Config};
 use domain::{Identity, Machines};
 use edge::{ApiError, ErrorCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,43 +39,9 @@ fn code<T>(result: Result<T, domain::DomainError>) -> Result<T, ErrorCode> {
 }
 
 async fn library_for(server: &Server) -> Library {
-    let backend = match &server.aws {
-        None => ConfigBackend::Embedded {
-            data_dir: server.data_dir.path().to_path_buf(),
-        },
-        Some(aws) => {
-            assert_sdk_env(&aws.endpoint);
-            ConfigBackend::Aws {
-                table: aws.table.clone(),
-                kms_key_id: aws.kms_key_id.clone(),
-            }
-        }
-    };
-    let config = Config {
-        port: 0,
-        jwt_secret: Some(SecretString::from(testkit::JWT_SECRET.to_owned())),
-        jwks_url: None,
-        jwt_issuer: None,
-        jwt_audience: None,
-        data_dir: server.data_dir.path().to_path_buf(),
-        backend,
-        max_machines_per_user: 500,
-        kdf_memory_mib: domain::kdf::DEFAULT_MEMORY_MIB,
-        kdf_wait: domain::kdf::DEFAULT_WAIT,
-    };
     Library {
-        machines: backends::wire(&config).await.unwrap(),
+        machines: common::domain_for(server).await,
     }
-}
-
-/// The in-process SDK reads its endpoint and credentials from the environment, which the test
-/// runner exports (`localstack/services.sh env`); setting them here would race other tests.
-fn assert_sdk_env(endpoint: &str) {
-    assert_eq!(
-        std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
-        Some(endpoint),
-        "export AWS_ENDPOINT_URL (localstack/services.sh env)"
-    );
 }
 
 fn pw(s: &str) -> SecretString {

@@ -65,6 +65,26 @@ pub fn start_with(backend: Backend, extra: HashMap<String, String>) -> Server {
     }
 }
 
+/// The domain service on `server`'s backend, in-process: what the relay runs at connect, for
+/// opening what the server sealed.
+pub async fn domain_for(server: &Server) -> std::sync::Arc<domain::Machines> {
+    let mut config = testkit::embedded_config(server.data_dir.path());
+    if let Some(aws) = &server.aws {
+        // The in-process SDK reads its endpoint and credentials from the environment, which the
+        // test runner exports (`localstack/services.sh env`); setting them here would race.
+        assert_eq!(
+            std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
+            Some(aws.endpoint.as_str()),
+            "export AWS_ENDPOINT_URL (localstack/services.sh env)"
+        );
+        config.backend = domain::config::Backend::Aws {
+            table: aws.table.clone(),
+            kms_key_id: aws.kms_key_id.clone(),
+        };
+    }
+    backends::wire(&config).await.unwrap()
+}
+
 /// A valid create body; tests override fields.
 pub fn machine_body(name: &str) -> serde_json::Value {
     serde_json::json!({
