@@ -64,8 +64,10 @@ export type ErrorCode =
   | 'conflict'
   | 'payload_too_large'
   | 'too_many_attempts'
+  | 'user_limit_reached'
   | 'internal'
   | 'ssh_failed'
   | 'provider_unavailable'
   | 'unavailable'
+  | 'busy'
   | 'ssh_timeout';
