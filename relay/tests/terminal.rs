@@ -29,7 +29,7 @@ async fn open_terminal(base: &str, ticket: &str, email: &str) -> Terminal {
 /// Log in with `body`'s credentials and prove the shell runs commands as the test user.
 async fn shell_works(gw: &RelayWorld, relay: &testkit::Process, email: &str, id: u64) {
     let ticket = relay_world::ticket(&relay.base_url, email, id).await;
-    let mut term = open_terminal(&relay.base_url, &ticket, &email).await;
+    let mut term = open_terminal(&relay.base_url, &ticket, email).await;
     term.run("echo hello-$((6*7))").await;
     term.expect_output("hello-42", STEP).await;
     let _ = gw;
