@@ -53,6 +53,11 @@ async fn unreachable_dynamodb_answers_503_within_seconds() {
         answer.message(),
         "Machine store is unavailable; try again shortly"
     );
+    assert_eq!(
+        answer.headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("5"),
+        "a 503 tells clients when to come back"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}",

@@ -42,7 +42,6 @@ fn full(what: &'static str) -> impl Fn(Full) -> ApiError {
     move |full| match full {
         Full::Relay => {
             ApiError::unavailable("This relay is at its session limit; try again shortly")
-                .with_retry_after(5)
         }
         Full::User { limit } => ApiError::new(
             ErrorCode::UserLimitReached,

@@ -78,6 +78,9 @@ error_codes! {
     SshTimeout = ("ssh_timeout", 504, "Connecting or logging in to the SSH target timed out."),
 }
 
+/// What `Retry-After` says on a 503 from an unavailable backend.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 /// An error answer: its code (which fixes the status), the human message, and optional
 /// structured `data` the client can act on.
 #[derive(Debug, thiserror::Error)]
@@ -113,8 +116,10 @@ impl ApiError {
         Self::new(ErrorCode::Unauthorized, "Invalid or missing JWT token")
     }
 
+    /// A backend or this relay cannot serve now: always with `Retry-After`, so clients back off
+    /// instead of hammering a struggling dependency.
     pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorCode::Unavailable, message)
+        Self::new(ErrorCode::Unavailable, message).with_retry_after(UNAVAILABLE_RETRY_SECS)
     }
 
     pub fn internal() -> Self {
