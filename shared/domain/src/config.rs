@@ -124,7 +124,8 @@ impl Config {
 pub fn local_jwt_secret(data_dir: &Path) -> Result<SecretString, ConfigError> {
     let path = data_dir.join("jwt.secret");
     let err = |e: std::io::Error| ConfigError(format!("{}: {e}", path.display()));
-    std::fs::create_dir_all(data_dir).map_err(err)?;
+    crate::data_dir::create_private_dir(data_dir).map_err(err)?;
+    crate::data_dir::tighten_if_exists(&path).map_err(err)?;
     let mut fresh = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut fresh);
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh);

@@ -71,6 +71,12 @@ pub fn token(email: &str) -> String {
     edge::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()
 }
 
+/// An HS256 token for `email`, signed with another secret (a generated `DATA_DIR/jwt.secret`,
+/// one read from Secrets Manager).
+pub fn token_signed_with(secret: &str, email: &str) -> String {
+    edge::auth::mint_hs256(secret.as_bytes(), email, 3600).unwrap()
+}
+
 /// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the
 /// same provisioning script operators use (`localstack/provision.py`).
 pub struct AwsBackend {
