@@ -55,6 +55,8 @@ async fn library_for(server: &Server) -> Library {
     let config = Config {
         port: 0,
         jwt_secret: Some(SecretString::from(testkit::JWT_SECRET.to_owned())),
+        oidc_client_secret: None,
+        secret_arns: Default::default(),
         jwks_url: None,
         jwt_issuer: None,
         jwt_audience: None,

@@ -5,6 +5,7 @@
 //! | `Store` | DynamoDB (`dynamodb` feature) | SQLite file under `DATA_DIR` (`sqlite`) |
 //! | `KeyProvider` | AWS KMS (`kms`) | `DATA_DIR/master.key` (`keyfile`) |
 //! | `AttemptLimiter` | the DynamoDB table (`dynamodb`) | in-process |
+//! | secrets named by `*_SECRET_ARN` | AWS Secrets Manager (`secrets`), read once at start | (the variables themselves) |
 //!
 //! Each backend is a cargo feature so a binary links only what it can use: the Lambda build of
 //! the API takes `dynamodb` + `kms` and no SQLite. A configuration that names a backend this
@@ -14,11 +15,12 @@
 //! Nothing here makes a network call: SDK clients connect lazily, which keeps a Lambda cold
 //! start to process start-up plus reading the environment.
 
-#[cfg(any(feature = "dynamodb", feature = "kms"))]
+#[cfg(any(feature = "dynamodb", feature = "kms", feature = "secrets"))]
 pub mod aws;
 pub mod keys;
 #[cfg(feature = "dynamodb")]
 pub mod limiter_dynamodb;
+pub mod secrets;
 pub mod store;
 
 use std::sync::Arc;
