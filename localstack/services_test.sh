@@ -60,6 +60,14 @@ time.sleep(600)' "$1" "$file" &
 listener_pid() { ss -ltnpH "( sport = :$1 )" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Send $2 (printf %b) to 127.0.0.1:$1 and print the first $3 bytes of the answer (5 s at most).
+probe() (
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+  printf '%b' "$2" >&3
+  IFS= read -r -t 5 -N "$3" reply <&3 || true
+  printf '%s' "$reply"
+)
+
 case_explicit_port_held() {
   local dir out status=0
   dir=$(state_dir case1)
@@ -96,9 +104,9 @@ case_usual_ports_held() {
     pid=$(cat "$dir/$name.pid")
     [ "$(listener_pid "$port")" = "$pid" ] || fail "$name's port $port is not held by its pid $pid"
   done
-  [ "$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; head -c 7 <&3' _ "$SSHD_PORT")" = "SSH-2.0" ] \
+  [ "$(probe "$SSHD_PORT" "" 7)" = "SSH-2.0" ] \
     || fail "no SSH banner on $SSHD_PORT"
-  [ "$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "PING\r\n" >&3; head -c 5 <&3' _ "$REDIS_PORT")" = "+PONG" ] \
+  [ "$(probe "$REDIS_PORT" 'PING\r\n' 5)" = "+PONG" ] \
     || fail "no redis PONG on $REDIS_PORT"
   [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MOTO_PORT/moto-api/data.json")" = 200 ] \
     || fail "moto does not answer on $MOTO_PORT"
