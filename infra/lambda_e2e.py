@@ -157,7 +157,7 @@ def seed_flow(base: str, token: str, timings: list[float]) -> list[float]:
         "password": SECRET_VALUE,
     }
     status, env, _ = request(base, "POST", "/api/v1/machine", token, machine)
-    expect(status == 201 and env["message"] == "Machine created successfully", f"create: {status} {env}")
+    expect(status == 200 and env["status"] == "OK" and env["message"] == "Machine created successfully", f"create: {status} {env}")
     machine_id = env["data"]["id"]
     status, env, _ = request(base, "GET", "/api/v1/machines", token)
     expect(status == 200 and env["message"] == "Machines fetched successfully", f"list: {status} {env}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs and starts the real services the tests use (moto for
-# DynamoDB + KMS, redis-server, OpenSSH sshd; see services.sh), then runs the whole suite:
+# DynamoDB + KMS, redis-server, OpenSSH sshd; see services.sh, which picks free ports when the
+# usual ones are taken and exports the ones it chose), then runs the whole suite:
 # formatting, clippy with warnings denied, every workspace test, the browser end-to-end test
 # (relay/web/e2e/run.sh) and the deploy checks (infra/check.sh) when present. Services it
 # started are stopped on exit, by pid.
@@ -15,9 +16,12 @@ services=$repo/localstack/services.sh
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "starting test services (moto, redis-server, sshd)"
-"$services" start
 trap '"$services" stop' EXIT
+"$services" start
 eval "$("$services" env)"
+
+step "test services never take a foreign listener for their own (localstack/services_test.sh)"
+"$repo/localstack/services_test.sh"
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -2,6 +2,8 @@
 //!
 //! * Started by the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set): serves events through
 //!   `lambda_http`.
+//! * Secrets named by `JWT_SECRET_ARN` / `OIDC_CLIENT_SECRET_ARN` are read from Secrets Manager
+//!   before anything else (`backends::secrets`).
 //! * Otherwise: a plain HTTP server on `BIND_ADDR:PORT` (default 127.0.0.1:8080) through the
 //!   edge's `serve`.
 //! * `api-fn token --email you@example.com`: mint a development token signed with the
@@ -77,6 +79,7 @@ fn print_token(config: &Config, email: &str, ttl_secs: u64) -> anyhow::Result<()
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = backends::secrets::resolve(config).await?;
     let sign_in = Arc::new(signin::SignIn::from_env(&config, false)?);
     let state = AppState {
         machines: backends::wire(&config).await?,

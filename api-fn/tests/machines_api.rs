@@ -41,8 +41,8 @@ async fn seed_flow_works_end_to_end(backend: Backend) {
     let created = alice
         .post_json("/api/v1/machine", &machine_body("web"))
         .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    assert_eq!(created.body["status"], "Created");
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    assert_eq!(created.body["status"], "OK");
     assert_eq!(created.message(), "Machine created successfully");
     let id = created.data()["id"].as_u64().unwrap();
     assert_eq!(created.data()["port"], "22");
@@ -274,7 +274,7 @@ async fn list_is_sorted_by_id_and_ids_are_unique(backend: Backend) {
         let created = who
             .post_json("/api/v1/machine", &machine_body(&format!("{name}{n}")))
             .await;
-        assert_eq!(created.status, 201);
+        assert_eq!(created.status, 200);
         ids.push(created.data()["id"].as_u64().unwrap());
     }
     let mut unique = ids.clone();
@@ -312,7 +312,7 @@ async fn secrets_are_never_returned(backend: Backend) {
     let pin = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
     body["host_key_fingerprint"] = json!(pin);
     let created = alice.post_json("/api/v1/machine", &body).await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.status, 200, "{:?}", created.body);
     assert_eq!(created.data()["organization"], "ops");
     assert_eq!(created.data()["host_key_fingerprint"], pin);
     let id = created.data()["id"].as_u64().unwrap();
@@ -481,18 +481,18 @@ async fn private_keys_are_validated(backend: Backend) {
             &key_body(encrypted, Some("the passphrase")),
         )
         .await;
-    assert_eq!(right.status, 201);
+    assert_eq!(right.status, 200);
     let plain = alice
         .post_json("/api/v1/machine", &key_body(common::ssh_keygen(""), None))
         .await;
-    assert_eq!(plain.status, 201);
+    assert_eq!(plain.status, 200);
     let rsa = alice
         .post_json(
             "/api/v1/machine",
             &key_body(common::ssh_keygen_rsa_pem(), None),
         )
         .await;
-    assert_eq!(rsa.status, 201, "{:?}", rsa.body);
+    assert_eq!(rsa.status, 200, "{:?}", rsa.body);
 }
 
 /// Lambda runs many instances: the failure count lives in the table, so guesses spread over

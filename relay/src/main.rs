@@ -17,7 +17,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    let shared_config = Config::from_env()?;
+    let shared_config = backends::secrets::resolve(Config::from_env()?).await?;
     let config = RelayConfig::from_env()?;
     let listener = edge::serve::bind(shared_config.port).await?;
     let relay = Relay::start(&shared_config, config, listener.local_addr()?).await?;

@@ -171,6 +171,13 @@ async fn unreachable_refused_and_forbidden_targets_each_have_their_own_answer() 
     let id = gw.machine(&email, machine("localhost", 2222)).await;
     let answer = relay_world::connect(&strict.base_url, &email, id, MASTER_PASSWORD).await;
     assert_eq!(answer.status, 403, "{:?}", answer.body);
+    // The refusal names neither the address the name resolved to nor why it was refused,
+    // so it cannot be used to map private DNS.
+    let body = answer.body.to_string();
+    for leaked in ["127.0.0.1", "::1", "loopback", "SSH_ALLOW"] {
+        assert!(!body.contains(leaked), "{leaked} in {body}");
+    }
+    assert!(answer.message().contains("not allowed"), "{body}");
     // A TEST-NET address that never answers: timeout (504).
     let id = gw.machine(&email, machine("203.0.113.1", 22)).await;
     let answer = relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD).await;

@@ -83,10 +83,14 @@ impl From<SshError> for ApiError {
     fn from(err: SshError) -> Self {
         tracing::info!(error = %err, "ssh connect failed");
         match err {
-            SshError::Resolve(ResolveError::Denied { .. }) => ApiError::new(
-                ErrorCode::TargetNotAllowed,
-                format!("Refusing to connect: {err}"),
-            ),
+            // The answer is the same whatever the address and the rule: only the log says.
+            SshError::Resolve(ResolveError::Denied { addr, reason, .. }) => {
+                tracing::info!(%addr, %reason, "ssh target refused by the target policy");
+                ApiError::new(
+                    ErrorCode::TargetNotAllowed,
+                    "Refusing to connect: the target's address is not allowed by the relay's target policy",
+                )
+            }
             SshError::Resolve(ResolveError::Timeout { .. })
             | SshError::ConnectTimeout(_)
             | SshError::HandshakeTimeout(_) => ApiError::new(ErrorCode::SshTimeout, capital(&err)),

@@ -7,6 +7,12 @@
 //! unless configured, because from a relay inside a VPC they reach internal services. IPv6
 //! forms that embed an IPv4 address (mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4
 //! `2002::/16`) are judged by the IPv4 address inside, so `::ffff:169.254.169.254` is metadata.
+//! AWS's IPv6 instance services (`fd00:ec2::/32`: metadata, DNS resolver, time) are refused as a
+//! whole prefix, like the IPv4 metadata addresses.
+//!
+//! A refusal's text names neither the address a name resolved to nor which rule refused it:
+//! answering "db.internal resolves to 10.0.3.7, a private address" would let any user map the
+//! relay's private DNS. The address and the rule go to the relay's log only.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -38,7 +44,7 @@ pub enum ResolveError {
     NotFound { host: String },
     #[error("timed out resolving {host}")]
     Timeout { host: String },
-    #[error("{host} resolves to {addr}, which is not allowed: {reason}")]
+    #[error("{host} is not allowed by the relay's target policy")]
     Denied {
         host: String,
         addr: IpAddr,
@@ -52,7 +58,8 @@ const METADATA_V4: [Ipv4Addr; 3] = [
     Ipv4Addr::new(100, 100, 100, 200), // Alibaba Cloud
     Ipv4Addr::new(168, 63, 129, 16),   // Azure WireServer
 ];
-const METADATA_V6: [Ipv6Addr; 1] = [Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)]; // AWS IMDS
+/// AWS's IPv6 instance services: IMDS `fd00:ec2::254`, the DNS resolver `fd00:ec2::253`, NTP.
+const AWS_V6_PREFIX: [u16; 2] = [0xfd00, 0x0ec2];
 
 impl TargetPolicy {
     pub fn check(&self, ip: IpAddr) -> Result<(), Denied> {
@@ -89,7 +96,7 @@ impl TargetPolicy {
 
     fn check_v6(&self, ip: Ipv6Addr) -> Result<(), Denied> {
         let first = ip.segments().first().copied().unwrap_or_default();
-        if METADATA_V6.contains(&ip) {
+        if ip.segments().starts_with(&AWS_V6_PREFIX) {
             return Err(Denied::Metadata);
         }
         if first & 0xffc0 == 0xfe80 {
@@ -268,6 +275,53 @@ mod tests {
             "0.1.2.3",
         ] {
             assert!(permissive().check(addr.parse().unwrap()).is_err(), "{addr}");
+        }
+    }
+
+    #[test]
+    fn the_whole_aws_ipv6_metadata_and_dns_prefix_is_refused_whatever_the_configuration() {
+        for addr in [
+            "fd00:ec2::254",
+            "fd00:ec2::253",
+            "fd00:ec2::23",
+            "fd00:ec2:0:1::1",
+            "fd00:ec2:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: IpAddr = addr.parse().unwrap();
+            assert_eq!(permissive().check(ip), Err(Denied::Metadata), "{addr}");
+        }
+        // Neighbours of the prefix are ordinary private (unique local) addresses.
+        for addr in ["fd00:ec3::1", "fd00:ec1::1"] {
+            assert_eq!(permissive().check(addr.parse().unwrap()), Ok(()), "{addr}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_does_not_say_what_the_name_resolved_to() {
+        for (policy, host) in [
+            (strict(), "localhost"),
+            (permissive(), "[fd00:ec2::253]"),
+            (permissive(), "::ffff:169.254.169.254"),
+        ] {
+            let err = policy
+                .resolve(host, 22, Duration::from_secs(5))
+                .await
+                .unwrap_err();
+            let text = err.to_string();
+            for leaked in [
+                "127.0.0.1",
+                "::1",
+                "fd00",
+                "169.254",
+                "loopback",
+                "metadata",
+            ] {
+                assert!(
+                    !text.contains(leaked) || host.contains(leaked),
+                    "{host}: {text}"
+                );
+            }
+            assert!(text.contains("not allowed"), "{text}");
         }
     }
 

@@ -9,6 +9,8 @@
 )]
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -42,7 +44,7 @@ async fn sushi_with_machine(extra: &[(&str, &str)]) -> (tempfile::TempDir, Proce
                     "username": sshd.user, "password": sshd.password}),
         )
         .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.status, 200, "{:?}", created.body);
     let id = created.data()["id"].as_u64().unwrap();
     (dir, sushi, client, id)
 }
@@ -96,4 +98,51 @@ async fn sigterm_drains_open_terminals_then_exits_cleanly() {
         .wait_exit(Duration::from_secs(10))
         .expect("sushi exits after draining");
     assert!(exit.success(), "{exit:?}\n{}", sushi.output());
+}
+
+/// Every file under a fresh `DATA_DIR` (path, mode), the directory itself first.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    let mut found = vec![(
+        dir.display().to_string(),
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+    )];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        found.push((entry.file_name().to_string_lossy().into_owned(), mode));
+    }
+    found
+}
+
+#[tokio::test]
+async fn data_dir_is_private_to_its_owner() {
+    // A DATA_DIR sushi creates itself (the temporary parent is 0700 already), no JWT_SECRET
+    // (so the generated secret file is written too), and a machine saved (database and WAL).
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let env = HashMap::from([("DATA_DIR".to_owned(), data.display().to_string())]);
+    let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+    let secret = std::fs::read_to_string(data.join("jwt.secret")).unwrap();
+    let token = testkit::token_signed_with(secret.trim(), "private@sushi.test");
+    let client = Client::new(&sushi.base_url, Some(token));
+    assert_eq!(client.set_master_password(MASTER).await.status, 200);
+    let created = client
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "m", "hostname": "192.0.2.1", "port": "22",
+                    "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let found = modes(&data);
+    let names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
+    for expected in ["sushi.db", "sushi.db-wal", "master.key", "jwt.secret"] {
+        assert!(names.contains(&expected), "{expected} missing: {found:?}");
+    }
+    let (dir_name, dir_mode) = &found[0];
+    assert_eq!(*dir_mode, 0o700, "{dir_name}: {found:?}");
+    for (name, mode) in &found[1..] {
+        assert_eq!(*mode, 0o600, "{name} is {mode:o}: {found:?}");
+    }
+    drop(sushi);
 }

@@ -10,6 +10,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+#[cfg(any(feature = "dynamodb", feature = "kms"))]
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub async fn load_sdk_config() -> SdkConfig {
@@ -27,6 +28,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 }
 
 /// What a failed SDK call means for us.
+#[cfg(any(feature = "dynamodb", feature = "kms"))]
 pub enum AwsFailure {
     /// Network, timeout, throttling or a 5xx: the backend is (temporarily) unavailable.
     Unavailable(String),
@@ -34,6 +36,7 @@ pub enum AwsFailure {
     Service { code: String, message: String },
 }
 
+#[cfg(any(feature = "dynamodb", feature = "kms"))]
 const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
@@ -45,6 +48,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "KeyUnavailableException",
 ];
 
+#[cfg(any(feature = "dynamodb", feature = "kms"))]
 pub fn classify<E, R>(err: &SdkError<E, R>) -> AwsFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

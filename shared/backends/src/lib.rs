@@ -5,6 +5,7 @@
 //! | `Store` | DynamoDB (`dynamodb` feature) | SQLite file under `DATA_DIR` (`sqlite`) |
 //! | `KeyProvider` | AWS KMS (`kms`) | `DATA_DIR/master.key` (`keyfile`) |
 //! | `AttemptLimiter` | the DynamoDB table (`dynamodb`) | the SQLite file (`sqlite`) |
+//! | secrets named by `*_SECRET_ARN` | AWS Secrets Manager (`secrets`), read once at start | (the variables themselves) |
 //!
 //! The attempt limiter always lives in the store, next to the vaults: whoever shares the vaults
 //! (the API and every relay) shares one guess budget per user.
@@ -16,13 +17,14 @@
 //! Nothing here makes a network call: SDK clients connect lazily, which keeps a Lambda cold
 //! start to process start-up plus reading the environment.
 
-#[cfg(any(feature = "dynamodb", feature = "kms"))]
+#[cfg(any(feature = "dynamodb", feature = "kms", feature = "secrets"))]
 pub mod aws;
 pub mod keys;
 #[cfg(feature = "dynamodb")]
 pub mod limiter_dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod limiter_sqlite;
+pub mod secrets;
 pub mod store;
 
 use std::sync::Arc;

@@ -1,8 +1,10 @@
 //! The master-password guess budget kept in the DynamoDB table, next to the vaults it protects:
 //! the API's Lambda instances and every relay draw on one budget per user.
 //!
-//! One item per user (`PK=USER#<owner>`, `SK=PASSWORD_ATTEMPTS`) holds a fixed window's start
-//! and the attempts taken in it, with a `ttl` so DynamoDB's sweeper deletes stale windows. A
+//! One item per user (`PK=ATTEMPTS#<owner>`, `SK=PASSWORD`) holds a fixed window's start and the
+//! attempts taken in it, with a `ttl` so DynamoDB's sweeper deletes stale windows. The windows
+//! have partitions of their own so that the relay's IAM policy can let it write them (a
+//! condition on `dynamodb:LeadingKeys`) without letting it write any machine or vault item. A
 //! reservation is a conditional write, so concurrent reservations from any number of
 //! instances cannot both take the last attempt or overwrite each other's counts:
 //! 1. add one to a live window that has attempts left (`attempts < max`), else
@@ -20,7 +22,7 @@ use crate::aws::{AwsFailure, classify};
 use domain::limiter::{AttemptLimiter, Decision, MAX_ATTEMPTS, Reservation, WINDOW, Window};
 use domain::store::StoreError;
 
-const SORT_KEY: &str = "PASSWORD_ATTEMPTS";
+const SORT_KEY: &str = "PASSWORD";
 const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
 /// Rounds of the three steps before giving up on a heavily contended window.
 const ROUNDS: usize = 4;
@@ -35,6 +37,10 @@ fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default()
+}
+
+fn partition(owner: &str) -> AttributeValue {
+    AttributeValue::S(format!("ATTEMPTS#{owner}"))
 }
 
 fn n(value: impl ToString) -> AttributeValue {
@@ -79,7 +85,7 @@ impl DynamoLimiter {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("USER#{owner}")))
+            .key("PK", partition(owner))
             .key("SK", AttributeValue::S(SORT_KEY.to_owned()))
             .update_expression("SET attempts = attempts + :one")
             .condition_expression("window_start > :cutoff AND attempts < :max")
@@ -97,7 +103,7 @@ impl DynamoLimiter {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("PK", AttributeValue::S(format!("USER#{owner}")))
+            .item("PK", partition(owner))
             .item("SK", AttributeValue::S(SORT_KEY.to_owned()))
             .item("window_start", n(now))
             .item("attempts", n(1))
@@ -115,7 +121,7 @@ impl DynamoLimiter {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("USER#{owner}")))
+            .key("PK", partition(owner))
             .key("SK", AttributeValue::S(SORT_KEY.to_owned()))
             .consistent_read(true)
             .send()
@@ -168,7 +174,7 @@ impl AttemptLimiter for DynamoLimiter {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("USER#{key}")))
+            .key("PK", partition(key))
             .key("SK", AttributeValue::S(SORT_KEY.to_owned()))
             .send()
             .await

@@ -25,9 +25,28 @@ pub enum Backend {
     Aws { table: String, kms_key_id: String },
 }
 
+/// Secrets named by ARN (`JWT_SECRET_ARN`, `OIDC_CLIENT_SECRET_ARN`): read once at start from
+/// AWS Secrets Manager by `backends::secrets::resolve`, which fills [`Config::jwt_secret`] and
+/// [`Config::oidc_client_secret`]. A deployment passes the ARN, never the value, so the secret
+/// is not in the function's or task's configuration for anyone who can read that.
+#[derive(Clone, Debug, Default)]
+pub struct SecretArns {
+    pub jwt_secret: Option<String>,
+    pub oidc_client_secret: Option<String>,
+}
+
+impl SecretArns {
+    pub fn is_empty(&self) -> bool {
+        self.jwt_secret.is_none() && self.oidc_client_secret.is_none()
+    }
+}
+
 pub struct Config {
     pub port: u16,
     pub jwt_secret: Option<SecretString>,
+    /// `OIDC_CLIENT_SECRET` read from Secrets Manager; sign-in prefers it to the variable.
+    pub oidc_client_secret: Option<SecretString>,
+    pub secret_arns: SecretArns,
     pub jwks_url: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
@@ -78,10 +97,16 @@ impl Config {
             }
         };
         let jwt_secret = var("JWT_SECRET").map(SecretString::from);
+        let secret_arns = secret_arns()?;
         let jwks_url = var("JWKS_URL");
-        if jwt_secret.is_none() && jwks_url.is_none() && matches!(backend, Backend::Aws { .. }) {
+        if jwt_secret.is_none()
+            && secret_arns.jwt_secret.is_none()
+            && jwks_url.is_none()
+            && matches!(backend, Backend::Aws { .. })
+        {
             return Err(ConfigError(
-                "JWT_SECRET or JWKS_URL must be set when using DynamoDB/KMS".to_owned(),
+                "JWT_SECRET_ARN, JWT_SECRET or JWKS_URL must be set when using DynamoDB/KMS"
+                    .to_owned(),
             ));
         }
         if let Some(url) = &jwks_url {
@@ -112,6 +137,8 @@ impl Config {
         Ok(Self {
             port,
             jwt_secret,
+            oidc_client_secret: None,
+            secret_arns,
             jwks_url,
             jwt_issuer: var("JWT_ISSUER"),
             jwt_audience: var("JWT_AUDIENCE"),
@@ -122,6 +149,22 @@ impl Config {
             kdf_wait,
         })
     }
+}
+
+/// The `*_SECRET_ARN` variables; each excludes its plain-value twin, so a deployment cannot
+/// silently use the one it meant to retire.
+fn secret_arns() -> Result<SecretArns, ConfigError> {
+    let arn = |name: &str, plain: &str| match (var(name), var(plain)) {
+        (Some(_), Some(_)) => Err(ConfigError(format!("set {name} or {plain}, not both"))),
+        (Some(arn), None) if !arn.starts_with("arn:") => {
+            Err(ConfigError(format!("{name}={arn} is not an ARN")))
+        }
+        (arn, _) => Ok(arn),
+    };
+    Ok(SecretArns {
+        jwt_secret: arn("JWT_SECRET_ARN", "JWT_SECRET")?,
+        oidc_client_secret: arn("OIDC_CLIENT_SECRET_ARN", "OIDC_CLIENT_SECRET")?,
+    })
 }
 
 impl Config {
@@ -143,7 +186,8 @@ impl Config {
 pub fn local_jwt_secret(data_dir: &Path) -> Result<SecretString, ConfigError> {
     let path = data_dir.join("jwt.secret");
     let err = |e: std::io::Error| ConfigError(format!("{}: {e}", path.display()));
-    std::fs::create_dir_all(data_dir).map_err(err)?;
+    crate::data_dir::create_private_dir(data_dir).map_err(err)?;
+    crate::data_dir::tighten_if_exists(&path).map_err(err)?;
     let mut fresh = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut fresh);
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh);

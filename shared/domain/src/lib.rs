@@ -10,6 +10,7 @@
 //! words.
 
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod identity;
 pub mod kdf;

@@ -46,15 +46,6 @@ impl<T> Reply<T> {
         }
     }
 
-    pub fn created(message: &'static str, data: T) -> Self {
-        Self {
-            status: StatusCode::CREATED,
-            message,
-            data,
-            size_hint: DEFAULT_SIZE_HINT,
-        }
-    }
-
     /// Set the expected body size in bytes (a guess; the buffer still grows if needed).
     #[must_use]
     pub fn with_size_hint(mut self, bytes: usize) -> Self {

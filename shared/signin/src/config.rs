@@ -169,7 +169,16 @@ impl SignInConfig {
                 kind: ProviderKind::Oidc,
                 label: var("OIDC_NAME").unwrap_or_else(|| "Single sign-on".to_owned()),
                 client_id,
-                client_secret: var("OIDC_CLIENT_SECRET").map(secrecy::SecretString::from),
+                // Read from Secrets Manager at start when OIDC_CLIENT_SECRET_ARN is set.
+                client_secret: config
+                    .oidc_client_secret
+                    .as_ref()
+                    .map(|s| {
+                        secrecy::SecretString::from(
+                            secrecy::ExposeSecret::expose_secret(s).to_owned(),
+                        )
+                    })
+                    .or_else(|| var("OIDC_CLIENT_SECRET").map(secrecy::SecretString::from)),
                 issuer: Some(check_url("OIDC_ISSUER_URL", &issuer)?),
                 github_web: String::new(),
                 github_api: String::new(),

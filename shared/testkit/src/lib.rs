@@ -55,6 +55,8 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
     domain::config::Config {
         port: 0,
         jwt_secret: Some(secrecy::SecretString::from(JWT_SECRET.to_owned())),
+        oidc_client_secret: None,
+        secret_arns: Default::default(),
         jwks_url: None,
         jwt_issuer: None,
         jwt_audience: None,
@@ -71,6 +73,12 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
 /// An HS256 token for `email`, signed with [`JWT_SECRET`].
 pub fn token(email: &str) -> String {
     edge::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()
+}
+
+/// An HS256 token for `email`, signed with another secret (a generated `DATA_DIR/jwt.secret`,
+/// one read from Secrets Manager).
+pub fn token_signed_with(secret: &str, email: &str) -> String {
+    edge::auth::mint_hs256(secret.as_bytes(), email, 3600).unwrap()
 }
 
 /// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the
@@ -117,6 +125,31 @@ pub fn provision_aws() -> AwsBackend {
         kms_key_id: value("KMS_KEY_ID"),
         endpoint,
     }
+}
+
+/// A new plain-string secret holding `value` on the moto server's Secrets Manager; its ARN.
+pub fn moto_secret(value: &str) -> String {
+    let name = format!("sushi-test-{}", uuid::Uuid::new_v4().simple());
+    let script = "import boto3, os, sys\n\
+        c = boto3.client('secretsmanager', endpoint_url=os.environ['AWS_ENDPOINT_URL'])\n\
+        print(c.create_secret(Name=sys.argv[1], SecretString=sys.stdin.read())['ARN'])\n";
+    let mut child = Command::new(service_env("SUSHI_TEST_PYTHON"))
+        .args(["-c", script, &name])
+        .env("AWS_ENDPOINT_URL", service_env("SUSHI_TEST_MOTO_URL"))
+        .envs(aws_test_credentials())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python for Secrets Manager");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), value.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "create_secret failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// Static credentials for the emulator; never real ones.

@@ -29,8 +29,9 @@ pub struct LocalKeyFile {
 impl LocalKeyFile {
     /// Open the key file, creating it (0600, never overwriting) on first start.
     pub fn open_or_create(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        domain::data_dir::create_private_dir(dir)?;
         let path = dir.join("master.key");
+        domain::data_dir::tighten_if_exists(&path)?;
         let key = match read_key(&path) {
             Ok(key) => key,
             Err(err) if err.kind() == ErrorKind::NotFound => create_key(&path)?,

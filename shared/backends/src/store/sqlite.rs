@@ -83,8 +83,16 @@ const MACHINE_COLUMNS: &str = "id, owner_id, name, hostname, port, username, org
 impl SqliteStore {
     /// Open (creating if needed) `dir/sushi.db`. Blocking; call at start-up.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let io = |e: std::io::Error| StoreError::Unavailable(e.to_string());
+        domain::data_dir::create_private_dir(dir).map_err(io)?;
         let path = dir.join("sushi.db");
+        // 0600 before SQLite creates it: its -wal and -shm files copy the database's mode.
+        domain::data_dir::ensure_private_file(&path).map_err(io)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            domain::data_dir::tighten_if_exists(Path::new(&side)).map_err(io)?;
+        }
         let open = || -> Result<Connection, StoreError> {
             let conn = Connection::open(&path).map_err(unavailable)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))
