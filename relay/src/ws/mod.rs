@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edge::auth::cookie;
+use edge::auth::{SESSION_COOKIE, single_cookie};
 use edge::{ApiError, ErrorCode};
 use http::HeaderMap;
 use tracing::Instrument;
@@ -99,8 +99,10 @@ pub async fn terminal(
                 return ApiError::new(ErrorCode::OriginNotAllowed, "Origin is not allowed")
                     .into_response();
             }
-            Opener::Direct {
-                caller: cookie(&headers, "jwt"),
+            // Two session cookies (one planted by a sibling subdomain) prove nothing.
+            match single_cookie(&headers, SESSION_COOKIE) {
+                Ok(caller) => Opener::Direct { caller },
+                Err(err) => return ApiError::from(err).into_response(),
             }
         }
     };

@@ -66,9 +66,9 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
     }
 }
 
-/// An HS256 token for `email`, signed with [`JWT_SECRET`].
+/// A session token for `email` as the product mints them, signed with [`JWT_SECRET`].
 pub fn token(email: &str) -> String {
-    edge::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()
+    edge::auth::mint_session(JWT_SECRET.as_bytes(), email, "test", 3600).unwrap()
 }
 
 /// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the
