@@ -69,7 +69,7 @@ error_codes! {
     HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
     PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
-    UnsupportedMediaType = ("unsupported_media_type", 415, "A JSON body, or any write with the session cookie, needs `Content-Type: application/json`."),
+    UnsupportedMediaType = ("unsupported_media_type", 415, "A JSON body needs `Content-Type: application/json`, and a write with the session cookie may carry no other type (what a cross-site form sends)."),
     HostNotAllowed = ("host_not_allowed", 421, "The `Host` is not a name this server answers to (a server on loopback answers only loopback names and `PUBLIC_URL`'s host)."),
     TooManyAttempts = ("too_many_attempts", 429, "Too many wrong master passwords; `data.retry_after_secs` and `Retry-After` say when to retry."),
     Internal = ("internal", 500, "A bug or a corrupt record; the request id in the log has the details."),

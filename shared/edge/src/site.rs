@@ -5,8 +5,10 @@
 //!   other sites trigger (a form POST, a `no-cors` fetch); such requests either carry a
 //!   cross-site `Origin` / `Sec-Fetch-Site`, or a content type a form can produce
 //!   (`text/plain`, form encodings). So: a cross-site `Origin` or `Sec-Fetch-Site` answers
-//!   403 `cross_site_request`, and anything but `Content-Type: application/json` answers 415,
-//!   even without a body (the web app sends the type on every write). Requests with an
+//!   403 `cross_site_request`, and a body or content type other than
+//!   `Content-Type: application/json` answers 415 (every HTML form sends a content type; a
+//!   bodiless `DELETE` or sign-out without one passes, as the seed's curl calls send it, and
+//!   the web app sends the JSON type on every write anyway). Requests with an
 //!   `Authorization` header are not CSRF-able (no other site can set it) and pass; their
 //!   JSON bodies still need the type, which the body extractor checks for everyone.
 //! * [`host_guard`] (applied by `serve::serve` when the listener is on loopback): a server on
@@ -130,6 +132,15 @@ fn cookie_authenticated(headers: &HeaderMap) -> bool {
         && crate::auth::cookie(headers, SESSION_COOKIE).is_some()
 }
 
+/// Whether the request announces a body (HTTP/1.1 needs one of these to send one).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
 fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -143,7 +154,8 @@ pub async fn cross_site_guard(policy: Arc<SitePolicy>, request: Request, next: N
             return ApiError::new(ErrorCode::CrossSiteRequest, "Cross-site request refused")
                 .into_response();
         }
-        if !is_json(headers) {
+        let typed_or_bodied = headers.contains_key(header::CONTENT_TYPE) || has_body(headers);
+        if typed_or_bodied && !is_json(headers) {
             return ApiError::unsupported_media_type().into_response();
         }
     }
