@@ -54,7 +54,13 @@ impl Harness {
         let sign_in = std::sync::Arc::new(signin::SignIn::from_env(&config, false, false).unwrap());
         Self {
             _dir: dir,
-            router: api_fn::router(state, sign_in),
+            // As deployed: the web app's public origin (PUBLIC_URL) differs from the Host
+            // API Gateway or the load balancer forwards.
+            router: api_fn::router_for_site(
+                state,
+                sign_in,
+                edge::site::SitePolicy::new(Some("https://sushi.example.com"), None),
+            ),
         }
     }
 

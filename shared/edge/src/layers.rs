@@ -45,7 +45,13 @@ pub const API_DEADLINE: Duration = Duration::from_secs(25);
 /// Every binary's outer stack: fallbacks, body limit, security headers, panic catcher and
 /// request id (outermost, so even a panic's answer carries the id).
 pub fn wrap(routes: Router) -> Router {
-    let policy = Arc::new(SitePolicy::from_env());
+    wrap_with(routes, SitePolicy::from_env())
+}
+
+/// [`wrap`] with the site's origins given rather than read from `PUBLIC_URL`/`ALLOWED_ORIGINS`
+/// (in-process tests).
+pub fn wrap_with(routes: Router, site: SitePolicy) -> Router {
+    let policy = Arc::new(site);
     routes
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
