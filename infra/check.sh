@@ -221,7 +221,7 @@ if wants deploy; then
   fi
   name=sushi-check-$$
   aws=$awscli_venv/bin/aws
-  export JWT_SECRET=check-deploy-secret LAMBDA_ZIP=$deploy_zip SMOKE_TEST=0 AWS_CLI=$aws
+  export JWT_SECRET=check-deploy-secret-of-at-least-32-bytes LAMBDA_ZIP=$deploy_zip SMOKE_TEST=0 AWS_CLI=$aws
   NAME=$name localstack/deploy.sh up >"$logs/deploy-up.out" || fail "deploy.sh up"
   grep -q "^FUNCTION_NAME=$name-api-fn$" "$logs/deploy-up.out" || fail "deploy.sh printed no FUNCTION_NAME"
   "$aws" lambda get-function --function-name "$name-api-fn" >/dev/null || fail "function missing after up"

@@ -15,6 +15,7 @@ use axum::routing::{get, post, put};
 use domain::Machines;
 use edge::auth::Authenticator;
 use edge::layers;
+use edge::site::SitePolicy;
 use signin::{AuthState, SignIn, auth_routes};
 
 /// What every API handler needs.
@@ -65,4 +66,9 @@ pub fn routes_with_sign_in(state: AppState, sign_in: Arc<SignIn>) -> Router {
 /// The complete service: [`routes_with_sign_in`] inside the edge's layers.
 pub fn router(state: AppState, sign_in: Arc<SignIn>) -> Router {
     layers::wrap(routes_with_sign_in(state, sign_in))
+}
+
+/// [`router`] for a site whose public origins are given, not read from the environment.
+pub fn router_for_site(state: AppState, sign_in: Arc<SignIn>, site: SitePolicy) -> Router {
+    layers::wrap_with(routes_with_sign_in(state, sign_in), site)
 }

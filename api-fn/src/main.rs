@@ -73,25 +73,39 @@ fn print_token(config: &Config, email: &str, ttl_secs: u64) -> anyhow::Result<()
     let Some(secret) = config.hmac_secret()? else {
         anyhow::bail!("JWT_SECRET is not set");
     };
-    let token = edge::auth::mint_hs256(secret.expose_secret().as_bytes(), email, ttl_secs)?;
+    let token =
+        edge::auth::mint_session(secret.expose_secret().as_bytes(), email, "token", ttl_secs)?;
     println!("{token}");
     Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let config = backends::secrets::resolve(config).await?;
-    let sign_in = Arc::new(signin::SignIn::from_env(&config, false)?);
+    let listener = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
+        Some(_) => None,
+        None => Some(edge::serve::bind(config.port).await?),
+    };
+    let loopback = match &listener {
+        Some(listener) => listener.local_addr()?.ip().is_loopback(),
+        None => false,
+    };
+    let sign_in = Arc::new(signin::SignIn::from_env(&config, false, loopback)?);
+    let machines = backends::wire(&config).await?;
     let state = AppState {
-        machines: backends::wire(&config).await?,
-        authenticator: Arc::new(Authenticator::from_config(&config)?),
+        authenticator: Arc::new(Authenticator::from_config(
+            &config,
+            Arc::clone(machines.store()),
+        )?),
+        machines,
     };
     let app = api_fn::router(state, sign_in);
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return lambda_http::run(app)
+    match listener {
+        None => lambda_http::run(app)
             .await
-            .map_err(|err| anyhow::anyhow!("lambda runtime: {err}"));
+            .map_err(|err| anyhow::anyhow!("lambda runtime: {err}")),
+        Some(listener) => {
+            edge::serve::serve(listener, app, edge::serve::terminated()).await?;
+            Ok(())
+        }
     }
-    let listener = edge::serve::bind(config.port).await?;
-    edge::serve::serve(listener, app, edge::serve::terminated()).await?;
-    Ok(())
 }

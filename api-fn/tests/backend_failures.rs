@@ -54,7 +54,10 @@ async fn unreachable_dynamodb_answers_503_within_seconds() {
         "Machine store is unavailable; try again shortly"
     );
     assert_eq!(
-        answer.headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        answer
+            .headers
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
         Some("5"),
         "a 503 tells clients when to come back"
     );

@@ -95,19 +95,48 @@ async fn every_bad_token_gets_the_401_envelope() {
         b64url(json!({"sub": "a", "exp": now + 600}).to_string().as_bytes())
     );
     assert_unauthorized(&with_token(none), "alg none").await;
-    // A valid HS256 token with a tampered payload.
-    let good = hs256(
-        &json!({"sub": "alice", "exp": now + 600}),
-        JWT_SECRET.as_bytes(),
+    // Our own sessions carry iss/aud "sushi", a jti and an email; each one missing is refused.
+    let session = |extra: Value| {
+        let mut claims = json!({"email": "alice@example.com", "exp": now + 600, "iss": "sushi",
+                                "aud": "sushi", "jti": "j-1"});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        hs256(&claims, JWT_SECRET.as_bytes())
+    };
+    assert_eq!(
+        with_token(session(json!({})))
+            .get("/api/v1/machines")
+            .await
+            .status,
+        200
     );
+    for (missing, why) in [
+        (json!({"iss": null}), "session without iss"),
+        (json!({"aud": null}), "session without aud"),
+        (
+            json!({"aud": "another-site"}),
+            "session for another audience",
+        ),
+        (json!({"jti": null}), "session without jti"),
+        (
+            json!({"email": null, "sub": "alice@example.com"}),
+            "session without email",
+        ),
+    ] {
+        assert_unauthorized(&with_token(session(missing)), why).await;
+    }
+    // A valid session with a tampered payload.
+    let good = testkit::token("alice@example.com");
     let parts: Vec<&str> = good.split('.').collect();
     let forged = format!(
         "{}.{}.{}",
         parts[0],
         b64url(
-            json!({"sub": "mallory", "exp": now + 600})
-                .to_string()
-                .as_bytes()
+            json!({"email": "mallory@example.com", "exp": now + 600, "iss": "sushi",
+                   "aud": "sushi", "jti": "j-2"})
+            .to_string()
+            .as_bytes()
         ),
         parts[2]
     );
@@ -257,7 +286,8 @@ async fn jwks_mode_accepts_rs256_and_es256_and_refuses_confusion() {
     let process = testkit::Process::start(env!("CARGO_BIN_EXE_api-fn"), &env);
     let base = Client::new(&process.base_url, None);
     let now = get_current_timestamp();
-    let claims = json!({"email": "carol@example.com", "exp": now + 600, "iss": "https://issuer.test", "aud": "sushi"});
+    let claims = json!({"email": "carol@example.com", "email_verified": true, "exp": now + 600,
+                        "iss": "https://issuer.test", "aud": "sushi"});
     let signed = |alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value| {
         let mut header = Header::new(alg);
         header.kid = Some(kid.to_owned());
@@ -345,4 +375,161 @@ async fn jwks_mode_accepts_rs256_and_es256_and_refuses_confusion() {
         "HS256 with the RSA public key",
     )
     .await;
+}
+
+/// An api-fn trusting the JWKS at `url` for issuer `https://issuer.test`, audience `sushi`.
+fn jwks_server(url: &str, data_dir: &std::path::Path) -> testkit::Process {
+    let env: HashMap<String, String> = [
+        ("JWKS_URL", url),
+        ("JWT_ISSUER", "https://issuer.test"),
+        ("JWT_AUDIENCE", "sushi"),
+        ("DATA_DIR", data_dir.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    testkit::Process::start(env!("CARGO_BIN_EXE_api-fn"), &env)
+}
+
+/// A user of the same issuer cannot become another user by claiming their email (unverified)
+/// or a username equal to it, and a token minted for another site (audience) or by another
+/// issuer is refused; a verified email and a bare subject are separate, working identities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_identity_is_a_verified_email_or_an_issuer_scoped_subject() {
+    let (rsa_pem, (n, e)) = rsa_key();
+    let url = serve_jwks(json!({"keys": [
+        {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": n, "e": e},
+    ]}))
+    .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let process = jwks_server(&url, data_dir.path());
+    let base = Client::new(&process.base_url, None);
+    let rsa = EncodingKey::from_rsa_pem(rsa_pem.as_bytes()).unwrap();
+    let now = get_current_timestamp();
+    let as_claims = |extra: Value| {
+        let mut claims = json!({"exp": now + 600, "iss": "https://issuer.test", "aud": "sushi"});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".to_owned());
+        Client {
+            token: Some(encode(&header, &claims, &rsa).unwrap()),
+            ..base.clone()
+        }
+    };
+
+    // The victim, with a verified email, sets a master password (making the vault theirs).
+    let victim = as_claims(json!({"sub": "victim-sub", "email": "victim@example.com",
+                                  "email_verified": true}));
+    assert_eq!(
+        victim.set_master_password("victim master").await.status,
+        200
+    );
+    assert_eq!(victim.get("/api/v1/machines").await.status, 200);
+
+    assert_unauthorized(
+        &as_claims(json!({"sub": "mallory-sub", "email": "victim@example.com"})),
+        "email without email_verified",
+    )
+    .await;
+    assert_unauthorized(
+        &as_claims(json!({"sub": "mallory-sub", "email": "victim@example.com",
+                          "email_verified": false})),
+        "email_verified false",
+    )
+    .await;
+    assert_unauthorized(
+        &as_claims(json!({"username": "victim@example.com"})),
+        "username only",
+    )
+    .await;
+    assert_unauthorized(
+        &as_claims(json!({"sub": "victim-sub", "email": "victim@example.com",
+                          "email_verified": true, "aud": "another-site"})),
+        "wrong audience",
+    )
+    .await;
+    assert_unauthorized(
+        &as_claims(json!({"sub": "victim-sub", "email": "victim@example.com",
+                          "email_verified": true, "iss": "https://other-issuer.test"})),
+        "other issuer",
+    )
+    .await;
+    assert_unauthorized(
+        &as_claims(json!({"sub": "victim-sub", "email": "victim@example.com",
+                          "email_verified": true, "aud": null})),
+        "no audience",
+    )
+    .await;
+
+    // A subject-only token (a username beside it is ignored) is its own user: it has no
+    // vault, so the victim's master password is not its own.
+    let by_subject = as_claims(json!({"sub": "victim@example.com",
+                                      "username": "victim@example.com"}));
+    let vault = by_subject
+        .put_json(
+            "/api/v1/master-password",
+            &json!({"password": "attacker master"}),
+        )
+        .await;
+    assert_eq!(
+        vault.status, 200,
+        "a subject gets its own, new vault: {:?}",
+        vault.body
+    );
+    let again = victim
+        .put_json(
+            "/api/v1/master-password",
+            &json!({"password": "new victim master", "current_password": "victim master"}),
+        )
+        .await;
+    assert_eq!(
+        again.status, 200,
+        "the victim's vault is untouched: {:?}",
+        again.body
+    );
+}
+
+#[test]
+fn jwks_without_issuer_and_audience_refuses_to_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    for missing in ["JWT_ISSUER", "JWT_AUDIENCE"] {
+        let mut env: HashMap<String, String> = [
+            ("JWKS_URL", "http://127.0.0.1:9/jwks.json"),
+            ("JWT_ISSUER", "https://issuer.test"),
+            ("JWT_AUDIENCE", "sushi"),
+            ("DATA_DIR", data_dir.path().to_str().unwrap()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        env.remove(missing);
+        let (status, output) = testkit::run_expecting_exit(
+            env!("CARGO_BIN_EXE_api-fn"),
+            &env,
+            std::time::Duration::from_secs(30),
+        );
+        assert!(!status.success(), "started without {missing}: {output}");
+        assert!(output.contains(missing), "{output}");
+    }
+}
+
+#[test]
+fn a_short_jwt_secret_refuses_to_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let env: HashMap<String, String> = [
+        ("JWT_SECRET", "only-31-bytes-long-secret-value"),
+        ("DATA_DIR", data_dir.path().to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (status, output) = testkit::run_expecting_exit(
+        env!("CARGO_BIN_EXE_api-fn"),
+        &env,
+        std::time::Duration::from_secs(30),
+    );
+    assert!(!status.success(), "started with a 31-byte secret: {output}");
+    assert!(output.contains("JWT_SECRET"), "{output}");
 }

@@ -43,14 +43,24 @@ impl Harness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = testkit::embedded_config(dir.path());
+        let machines = backends::wire(&config).await.unwrap();
         let state = api_fn::AppState {
-            machines: backends::wire(&config).await.unwrap(),
-            authenticator: std::sync::Arc::new(Authenticator::from_config(&config).unwrap()),
+            authenticator: std::sync::Arc::new(
+                Authenticator::from_config(&config, std::sync::Arc::clone(machines.store()))
+                    .unwrap(),
+            ),
+            machines,
         };
-        let sign_in = std::sync::Arc::new(signin::SignIn::from_env(&config, false).unwrap());
+        let sign_in = std::sync::Arc::new(signin::SignIn::from_env(&config, false, false).unwrap());
         Self {
             _dir: dir,
-            router: api_fn::router(state, sign_in),
+            // As deployed: the web app's public origin (PUBLIC_URL) differs from the Host
+            // API Gateway or the load balancer forwards.
+            router: api_fn::router_for_site(
+                state,
+                sign_in,
+                edge::site::SitePolicy::new(Some("https://sushi.example.com"), None),
+            ),
         }
     }
 

@@ -695,7 +695,7 @@ async fn dev_sign_in_is_off_unless_enabled_and_only_in_embedded_mode() {
         .unwrap();
     assert_eq!(
         envelope(form).await.0,
-        400,
+        415,
         "a cross-site form cannot sign anyone in"
     );
     let response = site

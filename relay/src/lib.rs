@@ -99,7 +99,10 @@ impl Relay {
         listening: std::net::SocketAddr,
     ) -> Result<Arc<Self>, ConfigError> {
         let (machines, tickets) = wire(shared_config, &config).await?;
-        let authenticator = Arc::new(Authenticator::from_config(shared_config)?);
+        let authenticator = Arc::new(Authenticator::from_config(
+            shared_config,
+            Arc::clone(machines.store()),
+        )?);
         let advertise = config
             .advertise_url
             .clone()

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edge::auth::cookie;
+use edge::auth::{SESSION_COOKIE, single_cookie};
 use edge::{ApiError, ErrorCode};
 use http::HeaderMap;
 use tracing::Instrument;
@@ -106,9 +106,13 @@ pub async fn terminal(
                 return ApiError::new(ErrorCode::OriginNotAllowed, "Origin is not allowed")
                     .into_response();
             }
-            Opener::Direct {
-                caller: cookie(&headers, "jwt"),
-                browser: headers.contains_key(http::header::ORIGIN),
+            // Two session cookies (one planted by a sibling subdomain) prove nothing.
+            match single_cookie(&headers, SESSION_COOKIE) {
+                Ok(caller) => Opener::Direct {
+                    caller,
+                    browser: headers.contains_key(http::header::ORIGIN),
+                },
+                Err(err) => return ApiError::from(err).into_response(),
             }
         }
     };

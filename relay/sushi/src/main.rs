@@ -7,7 +7,10 @@
 //! opens SSH; only this developer binary links both. It serves through the same edge as they
 //! do (layers, deadlines, `TCP_NODELAY`, drain on SIGTERM and SIGINT). Loopback and private
 //! SSH targets are allowed here by default (a laptop's own machines), unlike the relay's
-//! default, and so is the development sign-in (refused with cloud backends).
+//! default, and so is the development sign-in (refused with cloud backends, and on a
+//! listener that is not loopback). On loopback (the default `BIND_ADDR`) it answers only
+//! loopback names and `PUBLIC_URL`'s host, so a page that rebinds its name to 127.0.0.1
+//! reaches nothing.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,7 +30,8 @@ async fn serve() -> anyhow::Result<()> {
     let config = RelayConfig::local_from_env()?;
     let listener = edge::serve::bind(shared_config.port).await?;
     let relay = Relay::start(&shared_config, config, listener.local_addr()?).await?;
-    let sign_in = Arc::new(signin::SignIn::from_env(&shared_config, true)?);
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    let sign_in = Arc::new(signin::SignIn::from_env(&shared_config, true, loopback)?);
     let api = AppState {
         machines: Arc::clone(&relay.machines),
         authenticator: Arc::clone(&relay.authenticator),

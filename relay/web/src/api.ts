@@ -34,8 +34,12 @@ export interface Providers {
 
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const init: RequestInit = { method, credentials: 'same-origin', headers: {} };
-  if (body !== undefined) {
+  // Every write says it is JSON, body or not: the server refuses a cookie-authenticated write
+  // of any other type (what a cross-site form would send).
+  if (method !== 'GET' && method !== 'HEAD') {
     init.headers = { 'Content-Type': 'application/json' };
+  }
+  if (body !== undefined) {
     init.body = JSON.stringify(body);
   }
   let response: Response;

@@ -39,7 +39,10 @@ async fn read_all(config: &mut Config) -> Result<(), ConfigError> {
     let client = aws_sdk_secretsmanager::Client::new(&sdk);
     let arns = config.secret_arns.clone();
     if let Some(arn) = &arns.jwt_secret {
-        config.jwt_secret = Some(read(&client, "JWT_SECRET_ARN", arn).await?);
+        let secret = read(&client, "JWT_SECRET_ARN", arn).await?;
+        domain::config::check_secret_length(&secret)
+            .map_err(|err| ConfigError(format!("JWT_SECRET_ARN: {}", err.0)))?;
+        config.jwt_secret = Some(secret);
     }
     if let Some(arn) = &arns.oidc_client_secret {
         config.oidc_client_secret = Some(read(&client, "OIDC_CLIENT_SECRET_ARN", arn).await?);

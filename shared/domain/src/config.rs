@@ -116,6 +116,14 @@ impl Config {
                 )));
             }
         }
+        let jwt_issuer = var("JWT_ISSUER");
+        let jwt_audience = var("JWT_AUDIENCE");
+        check_jwt_settings(
+            jwt_secret.as_ref(),
+            jwks_url.as_deref(),
+            jwt_issuer.as_deref(),
+            jwt_audience.as_deref(),
+        )?;
         let port = parse_var("PORT", 8080u16)?;
         let max_machines_per_user = parse_var("MAX_MACHINES_PER_USER", 500usize)?;
         if max_machines_per_user == 0 {
@@ -140,8 +148,8 @@ impl Config {
             oidc_client_secret: None,
             secret_arns,
             jwks_url,
-            jwt_issuer: var("JWT_ISSUER"),
-            jwt_audience: var("JWT_AUDIENCE"),
+            jwt_issuer,
+            jwt_audience,
             data_dir,
             backend,
             max_machines_per_user,
@@ -167,6 +175,49 @@ fn secret_arns() -> Result<SecretArns, ConfigError> {
     })
 }
 
+/// Shortest accepted `JWT_SECRET`: HS256 is only as strong as its key, and a short one can
+/// be guessed offline from any token.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Refuse identity settings that would let tokens through that should not be: a short HMAC
+/// secret, or a JWKS without the issuer and audience (any token the issuer ever minted for
+/// any site would do).
+fn check_jwt_settings(
+    secret: Option<&SecretString>,
+    jwks_url: Option<&str>,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<(), ConfigError> {
+    if let Some(secret) = secret {
+        check_secret_length(secret)?;
+    }
+    if jwks_url.is_some() && (issuer.is_none() || audience.is_none()) {
+        return Err(ConfigError(
+            "JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (the issuer's iss and this \
+             deployment's aud)"
+                .to_owned(),
+        ));
+    }
+    if jwks_url.is_none() && (issuer.is_some() || audience.is_some()) {
+        tracing::warn!(
+            "JWT_ISSUER/JWT_AUDIENCE apply to JWKS tokens only; without JWKS_URL they are unused"
+        );
+    }
+    Ok(())
+}
+
+/// Also applied to a secret read by ARN, once it has been read.
+pub fn check_secret_length(secret: &SecretString) -> Result<(), ConfigError> {
+    let len = secret.expose_secret().len();
+    if len < MIN_JWT_SECRET_BYTES {
+        return Err(ConfigError(format!(
+            "JWT_SECRET is {len} bytes; it must be at least {MIN_JWT_SECRET_BYTES} \
+             (e.g. openssl rand -hex 32)"
+        )));
+    }
+    Ok(())
+}
+
 impl Config {
     /// The HS256 secret tokens are verified (and sign-in sessions signed) with: `JWT_SECRET`;
     /// else, on the embedded default without `JWKS_URL`, the generated `DATA_DIR/jwt.secret`;
@@ -174,7 +225,10 @@ impl Config {
     /// command cannot disagree about it.
     pub fn hmac_secret(&self) -> Result<Option<SecretString>, ConfigError> {
         match (&self.jwt_secret, &self.jwks_url, &self.backend) {
-            (Some(secret), _, _) => Ok(Some(SecretString::from(secret.expose_secret().to_owned()))),
+            (Some(secret), _, _) => {
+                check_secret_length(secret)?;
+                Ok(Some(SecretString::from(secret.expose_secret().to_owned())))
+            }
             (None, None, Backend::Embedded { data_dir }) => local_jwt_secret(data_dir).map(Some),
             (None, _, _) => Ok(None),
         }

@@ -5,6 +5,10 @@
 //! cross-user access cannot be written by accident, and another user's machine is simply
 //! absent (404), never "forbidden" (which would confirm that the id exists). Writes that race
 //! (vault rotation, host key pinning) are compare-and-set and report [`StoreError::Conflict`].
+//!
+//! The store also keeps the deny-list of signed-out session tokens: it is the one piece of
+//! shared state every deployment already has (api-fn's Lambdas and the relays alike), so a
+//! sign-out is seen by every process without another service.
 
 use async_trait::async_trait;
 
@@ -83,6 +87,12 @@ pub trait Store: Send + Sync {
         vault: &VaultRecord,
         precondition: VaultPrecondition,
     ) -> Result<(), StoreError>;
+    /// Deny the session token `jti` until `expires_at` (Unix seconds, the token's `exp`):
+    /// signing out. Idempotent. Entries may be dropped once `expires_at` has passed, since the
+    /// token is refused for its expiry from then on (DynamoDB's TTL does exactly that).
+    async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
+    /// Whether `jti` was revoked (asked on every authenticated request).
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// One line for the start-up log.
     fn describe(&self) -> String;
 }

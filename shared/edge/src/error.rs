@@ -56,6 +56,7 @@ error_codes! {
     SignInFailed = ("sign_in_failed", 401, "The identity provider did not complete the sign-in."),
     SessionExpired = ("session_expired", 400, "The sign-in attempt is missing, expired or does not match; start again."),
     Forbidden = ("forbidden", 403, "Not allowed for this caller."),
+    CrossSiteRequest = ("cross_site_request", 403, "A write with the session cookie came from another site (`Origin` or `Sec-Fetch-Site`); the web app's own requests never do."),
     OriginNotAllowed = ("origin_not_allowed", 403, "The browser Origin is not allowed to open a terminal."),
     TargetNotAllowed = ("target_not_allowed", 403, "The SSH target's address is refused by the relay's target policy."),
     EmailUnverified = ("email_unverified", 403, "The identity provider did not vouch for the email address."),
@@ -68,6 +69,8 @@ error_codes! {
     HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
     PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
+    UnsupportedMediaType = ("unsupported_media_type", 415, "A JSON body needs `Content-Type: application/json`, and a write with the session cookie may carry no other type (what a cross-site form sends)."),
+    HostNotAllowed = ("host_not_allowed", 421, "The `Host` is not a name this server answers to (a server on loopback answers only loopback names and `PUBLIC_URL`'s host)."),
     TooManyAttempts = ("too_many_attempts", 429, "Too many wrong master passwords; `data.retry_after_secs` and `Retry-After` say when to retry."),
     UserLimitReached = ("user_limit_reached", 429, "This user already has the most connects in progress, or open sessions, a relay allows; `Retry-After` says when to retry."),
     Internal = ("internal", 500, "A bug or a corrupt record; the request id in the log has the details."),
@@ -130,6 +133,13 @@ impl ApiError {
         Self::new(
             ErrorCode::PayloadTooLarge,
             format!("Request body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json",
         )
     }
 
@@ -266,9 +276,16 @@ impl From<KeyError> for ApiError {
 }
 
 impl From<crate::auth::AuthError> for ApiError {
+    /// Every credential problem is the same 401; only an unreachable deny-list is 503 (the
+    /// token may be fine, and refusing it is the safe answer).
     fn from(err: crate::auth::AuthError) -> Self {
-        tracing::info!(reason = %err, "rejected credentials");
-        Self::unauthorized()
+        match err {
+            crate::auth::AuthError::RevocationsUnavailable(store) => store.into(),
+            err => {
+                tracing::info!(reason = %err, "rejected credentials");
+                Self::unauthorized()
+            }
+        }
     }
 }
 

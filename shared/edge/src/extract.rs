@@ -18,7 +18,7 @@ use http::StatusCode;
 use http::request::Parts;
 use serde_json::Value;
 
-use crate::auth::{AuthError, Authenticator, token_from_parts};
+use crate::auth::{Authenticator, token_from_parts};
 use crate::error::ApiError;
 
 /// Request bodies above this are refused with 413 (connect, host-key and create bodies are
@@ -38,7 +38,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let authenticator = Arc::<Authenticator>::from_ref(state);
-        let token = token_from_parts(parts).ok_or(AuthError::Missing)?;
+        let token = token_from_parts(parts)?;
         let identity = authenticator.verify(&token).await?;
         tracing::Span::current().record("user", identity.0.as_str());
         Ok(Caller(identity))
@@ -52,6 +52,9 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::unsupported_media_type());
+        }
         let bytes =
             Bytes::from_request(req, state)
                 .await
@@ -70,6 +73,17 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for JsonBody<T> {
         })?;
         T::from_json(value).map(JsonBody).map_err(ApiError::from)
     }
+}
+
+/// Whether the request says its body is JSON: `application/json`, parameters allowed. A JSON
+/// body under any other type is refused (415) from every client: `text/plain` and form types
+/// are what a cross-site form can send without a CORS preflight.
+pub fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// `{id}` as a machine id: decimal digits only, no sign, fits u64.

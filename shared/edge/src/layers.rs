@@ -6,6 +6,8 @@
 //! * a last-resort panic catcher that still answers with the envelope (the lints forbid panics
 //!   on request paths; this is for the ones we did not write);
 //! * the body limit and enveloped 404/405 for unknown routes and methods;
+//! * the cross-site guard: writes riding on the session cookie must be same-site JSON
+//!   ([`crate::site`]);
 //! * security headers on every answer (pages add their own CSP);
 //! * [`with_deadline`], a whole-request deadline answering 503, applied per group of routes
 //!   because the right bound differs: 25 s for the API, longer for connect (which dials SSH
@@ -13,6 +15,7 @@
 //!   answers 101 at once and the terminal then lives in its own task, outside the deadline.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +28,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
+use crate::site::{self, SitePolicy};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -41,10 +45,20 @@ pub const API_DEADLINE: Duration = Duration::from_secs(25);
 /// Every binary's outer stack: fallbacks, body limit, security headers, panic catcher and
 /// request id (outermost, so even a panic's answer carries the id).
 pub fn wrap(routes: Router) -> Router {
+    wrap_with(routes, SitePolicy::from_env())
+}
+
+/// [`wrap`] with the site's origins given rather than read from `PUBLIC_URL`/`ALLOWED_ORIGINS`
+/// (in-process tests).
+pub fn wrap_with(routes: Router, site: SitePolicy) -> Router {
+    let policy = Arc::new(site);
     routes
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            site::cross_site_guard(Arc::clone(&policy), request, next)
+        }))
         .layer(middleware::from_fn(security_headers))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(middleware::from_fn(request_id))

@@ -8,6 +8,10 @@
 //! * Graceful shutdown on SIGTERM *and* SIGINT: the caller passes what to do between the signal
 //!   and the end of serving (the relay drains its terminals; the API has nothing to wait for),
 //!   and in-flight requests finish.
+//! * On a loopback listener, only loopback names and `PUBLIC_URL`'s host are answered
+//!   ([`crate::site::host_guard`]): DNS rebinding cannot turn a web page into a client of a
+//!   laptop's server. A server on another address sits behind a load balancer whose health
+//!   checks use any Host, and is not reachable by rebinding to loopback.
 //! * `listening on http://ADDR` on stdout once bound: tests and scripts read it (`PORT=0` picks
 //!   a free port).
 
@@ -15,10 +19,13 @@ use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+
+use crate::site::{self, SitePolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -51,6 +58,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
+    let router = if local.ip().is_loopback() {
+        let policy = Arc::new(SitePolicy::from_env());
+        router.layer(axum::middleware::from_fn(move |request, next| {
+            site::host_guard(Arc::clone(&policy), request, next)
+        }))
+    } else {
+        router
+    };
     tracing::info!(%local, "listening");
     println!("listening on http://{local}");
     let listener = listener.tap_io(|socket| {

@@ -106,17 +106,25 @@ pub fn check_url(name: &str, url: &str) -> Result<String, ConfigError> {
 /// Decide whether development sign-in is on.
 ///
 /// `requested` is `SUSHI_DEV_SIGNIN` (None when unset); `local_default` is true only for the
-/// all-in-one `sushi` binary. Cloud backends (DynamoDB/KMS) or a Lambda runtime refuse an
-/// explicit request with an error, and silently win over the local default: a production
-/// deployment cannot get it by accident, and not even on purpose.
+/// all-in-one `sushi` binary; `loopback` says whether the server listens on a loopback
+/// address only. Cloud backends (DynamoDB/KMS), a Lambda runtime or a listener others can
+/// reach refuse an explicit request with an error, and silently win over the local default:
+/// a production deployment cannot get it by accident, and not even on purpose, and neither
+/// can a laptop that serves its network.
 pub fn dev_sign_in(
     requested: Option<bool>,
     local_default: bool,
     backend: &Backend,
     in_lambda: bool,
+    loopback: bool,
 ) -> Result<Option<DevSignIn>, ConfigError> {
     let cloud = matches!(backend, Backend::Aws { .. }) || in_lambda;
-    match (requested, cloud) {
+    match (requested, cloud || !loopback) {
+        (Some(true), true) if !cloud => Err(ConfigError(
+            "SUSHI_DEV_SIGNIN can be enabled only when the server listens on loopback \
+             (BIND_ADDR=127.0.0.1 or ::1)"
+                .to_owned(),
+        )),
         (Some(true), true) => Err(ConfigError(
             "SUSHI_DEV_SIGNIN cannot be enabled with DYNAMODB_TABLE/KMS_KEY_ID (cloud backends) \
              or in AWS Lambda"
@@ -139,8 +147,12 @@ fn flag(name: &str) -> Result<Option<bool>, ConfigError> {
 
 impl SignInConfig {
     /// Read the providers and the dev sign-in decision. `local_default` is true only for the
-    /// all-in-one `sushi` binary.
-    pub fn from_env(config: &Config, local_default: bool) -> Result<Self, ConfigError> {
+    /// all-in-one `sushi` binary; `loopback` says whether the server listens on loopback only.
+    pub fn from_env(
+        config: &Config,
+        local_default: bool,
+        loopback: bool,
+    ) -> Result<Self, ConfigError> {
         // Config::from_env already refused a half-configured pair; look at the raw variables
         // too, so that even a caller that built `Config` by hand cannot slip past.
         let raw_cloud = var("DYNAMODB_TABLE").is_some() || var("KMS_KEY_ID").is_some();
@@ -158,6 +170,7 @@ impl SignInConfig {
             local_default,
             &backend,
             in_lambda,
+            loopback,
         )?;
 
         let mut providers = Vec::new();
@@ -289,13 +302,17 @@ mod tests {
 
     #[test]
     fn dev_sign_in_cannot_be_enabled_with_cloud_backends() {
-        assert!(dev_sign_in(Some(true), false, &aws(), false).is_err());
-        assert!(dev_sign_in(Some(true), true, &aws(), false).is_err());
-        assert!(dev_sign_in(Some(true), true, &embedded(), true).is_err());
+        assert!(dev_sign_in(Some(true), false, &aws(), false, true).is_err());
+        assert!(dev_sign_in(Some(true), true, &aws(), false, true).is_err());
+        assert!(dev_sign_in(Some(true), true, &embedded(), true, true).is_err());
         // The local binary's default quietly yields to cloud backends and Lambda.
-        assert!(dev_sign_in(None, true, &aws(), false).unwrap().is_none());
         assert!(
-            dev_sign_in(None, true, &embedded(), true)
+            dev_sign_in(None, true, &aws(), false, true)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            dev_sign_in(None, true, &embedded(), true, true)
                 .unwrap()
                 .is_none()
         );
@@ -304,22 +321,32 @@ mod tests {
     #[test]
     fn dev_sign_in_is_off_unless_local_default_or_explicit() {
         assert!(
-            dev_sign_in(None, false, &embedded(), false)
+            dev_sign_in(None, false, &embedded(), false, true)
                 .unwrap()
                 .is_none()
         );
         assert!(
-            dev_sign_in(None, true, &embedded(), false)
+            dev_sign_in(None, true, &embedded(), false, true)
                 .unwrap()
                 .is_some()
         );
         assert!(
-            dev_sign_in(Some(true), false, &embedded(), false)
+            dev_sign_in(Some(true), false, &embedded(), false, true)
                 .unwrap()
                 .is_some()
         );
         assert!(
-            dev_sign_in(Some(false), true, &embedded(), false)
+            dev_sign_in(Some(false), true, &embedded(), false, true)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn dev_sign_in_needs_a_loopback_listener() {
+        assert!(dev_sign_in(Some(true), true, &embedded(), false, false).is_err());
+        assert!(
+            dev_sign_in(None, true, &embedded(), false, false)
                 .unwrap()
                 .is_none()
         );

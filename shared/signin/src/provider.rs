@@ -73,25 +73,23 @@ pub struct SignIn {
 
 impl SignIn {
     /// Sign-in for this process's configuration. `local_default` enables development sign-in
-    /// by default (the all-in-one `sushi` binary only; see `config::dev_sign_in`).
-    pub fn from_env(config: &Config, local_default: bool) -> Result<Self, ConfigError> {
-        let sign_in = SignInConfig::from_env(config, local_default)?;
+    /// by default (the all-in-one `sushi` binary only), `loopback` says whether the server
+    /// listens on loopback only (development sign-in needs it; see `config::dev_sign_in`).
+    pub fn from_env(
+        config: &Config,
+        local_default: bool,
+        loopback: bool,
+    ) -> Result<Self, ConfigError> {
+        let sign_in = SignInConfig::from_env(config, local_default, loopback)?;
         // Sessions are signed with the secret the authenticator verifies.
         let secret = config.hmac_secret()?;
         Self::new(
             sign_in,
             secret.as_ref().map(|s| s.expose_secret().as_bytes()),
-            config.jwt_issuer.clone(),
-            config.jwt_audience.clone(),
         )
     }
 
-    pub fn new(
-        config: SignInConfig,
-        session_secret: Option<&[u8]>,
-        issuer: Option<String>,
-        audience: Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(config: SignInConfig, session_secret: Option<&[u8]>) -> Result<Self, ConfigError> {
         if session_secret.is_none() && (config.dev.is_some() || !config.providers.is_empty()) {
             tracing::warn!(
                 "sign-in providers are configured but JWT_SECRET is not: sign-in is off"
@@ -115,7 +113,7 @@ impl SignIn {
             .collect();
         Ok(Self {
             sealer: session_secret.map(StateSealer::new),
-            minter: session_secret.map(|s| SessionMinter::new(s, issuer, audience, ttl)),
+            minter: session_secret.map(|s| SessionMinter::new(s, ttl)),
             config,
             providers,
             http,

@@ -8,11 +8,13 @@
 //!   `jwt` session cookie and answers 303 to the page the sign-in started from; failure
 //!   answers the envelope with a message a person can act on. The state cookie is cleared
 //!   either way, so one attempt can be finished once.
-//! * `POST /api/v1/auth/logout`: clears the session cookie. POST, so a link or image cannot
-//!   sign anyone out.
+//! * `POST /api/v1/auth/logout`: revokes the session token (its `jti` is denied until it
+//!   expires, everywhere) and clears the cookie. POST, so a link or image cannot sign anyone
+//!   out.
 //! * `POST /api/v1/auth/dev {"email"}`: development sign-in, present only when
-//!   `DevSignIn` exists (never with cloud backends). JSON content type
-//!   required, which a cross-site form cannot send without a CORS preflight.
+//!   `DevSignIn` exists (never with cloud backends, only on a loopback bind) and answered
+//!   only for a loopback `Host`. JSON content type required (415), which a cross-site form
+//!   cannot send without a CORS preflight.
 //! * `GET  /api/v1/auth/me`: who the session belongs to (the cookie is HttpOnly, so the page
 //!   asks).
 //!
@@ -25,8 +27,9 @@ use axum::Router;
 use axum::extract::{FromRef, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use edge::auth::{Authenticator, cookie};
+use edge::auth::{AuthError, Authenticator, single_cookie, token_from_headers};
 use edge::extract::{Caller, JsonBody};
+use edge::site::host_is_loopback;
 use edge::{ApiError, Reply};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -211,7 +214,8 @@ async fn callback(
             &[clear_state],
         );
     };
-    let attempt_cookie = cookie(&headers, STATE_COOKIE);
+    // Two state cookies (one planted by a sibling subdomain) are no state at all.
+    let attempt_cookie = single_cookie(&headers, STATE_COOKIE).ok().flatten();
     let signed_in = match state.sign_in.finish(attempt_cookie.as_deref(), query).await {
         Ok(signed_in) => signed_in,
         Err(err) => return failure(err, &[clear_state]),
@@ -232,7 +236,19 @@ async fn callback(
     response
 }
 
+/// Revoke the presented session (cookie or bearer) so no copy of it works again, then clear
+/// the cookie. A missing or invalid token has nothing to revoke and still signs out; an
+/// unreachable deny-list answers 503, because the session would otherwise live on.
 async fn logout(State(state): State<AuthState>, headers: HeaderMap) -> Response {
+    if let Ok(token) = token_from_headers(&headers) {
+        match state.authenticator.revoke(&token).await {
+            Ok(()) => tracing::info!("session revoked"),
+            Err(err @ AuthError::RevocationsUnavailable(_)) => {
+                return ApiError::from(err).into_response();
+            }
+            Err(err) => tracing::info!(reason = %err, "sign-out with a token that does not verify"),
+        }
+    }
     let secure = state.sign_in.secure_cookies(is_https(&headers));
     let mut response = Reply::ok("Signed out successfully", Value::Null).into_response();
     append_cookies(&mut response, &[clear_cookie(SESSION_COOKIE, "/", secure)]);
@@ -247,15 +263,10 @@ async fn dev(
     let Some(proof) = state.sign_in.dev() else {
         return failure(SignInError::DevDisabled, &[]);
     };
-    let json_content = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if !json_content {
-        return failure(
-            SignInError::BadRequest("Content-Type must be application/json".into()),
-            &[],
-        );
+    if !host_is_loopback(&headers) {
+        // Defence in depth: the edge already refuses foreign hosts on a loopback server.
+        tracing::warn!("development sign-in refused for a non-loopback Host");
+        return failure(SignInError::DevDisabled, &[]);
     }
     let JsonBody(body) = match body {
         Ok(body) => body,

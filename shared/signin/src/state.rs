@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_session_token_is_not_a_state_cookie() {
-        let session = edge::auth::mint_hs256(b"secret", "a@b", 60).unwrap();
+        let session = edge::auth::mint_session(b"secret", "a@b", "dev", 60).unwrap();
         assert!(
             StateSealer::new(b"secret")
                 .open(Some(&session), "s1")

@@ -70,15 +70,15 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
     }
 }
 
-/// An HS256 token for `email`, signed with [`JWT_SECRET`].
+/// A session token for `email` as the product mints them, signed with [`JWT_SECRET`].
 pub fn token(email: &str) -> String {
-    edge::auth::mint_hs256(JWT_SECRET.as_bytes(), email, 3600).unwrap()
+    edge::auth::mint_session(JWT_SECRET.as_bytes(), email, "test", 3600).unwrap()
 }
 
 /// An HS256 token for `email`, signed with another secret (a generated `DATA_DIR/jwt.secret`,
 /// one read from Secrets Manager).
 pub fn token_signed_with(secret: &str, email: &str) -> String {
-    edge::auth::mint_hs256(secret.as_bytes(), email, 3600).unwrap()
+    edge::auth::mint_session(secret.as_bytes(), email, "test", 3600).unwrap()
 }
 
 /// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the

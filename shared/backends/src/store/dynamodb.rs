@@ -5,11 +5,14 @@
 //! | vault   | `USER#<owner>`  | `VAULT`                     |
 //! | machine | `USER#<owner>`  | `MACHINE#<id, 20 digits>`   |
 //! | counter | `COUNTER`       | `MACHINE_ID`                |
+//! | revoked session token | `REVOKED#<jti>` | `TOKEN` (with `ttl` = the token's `exp`) |
 //!
 //! Get and delete are `GetItem`/`DeleteItem` on the owner's partition, list is one `Query` on it
 //! (zero-padded ids make the sort key order the id order), so no request path ever `Scan`s and
 //! another user's machine is simply not in the partition we read. Ids come from an atomic
-//! `ADD` on the counter item. Compare-and-set writes use condition expressions.
+//! `ADD` on the counter item. Compare-and-set writes use condition expressions. Revoked
+//! session tokens carry the table's TTL attribute, so DynamoDB deletes them once the token
+//! has expired anyway (TTL deletion is lazy, which only keeps a dead entry a little longer).
 
 use std::collections::HashMap;
 
@@ -93,6 +96,10 @@ impl DynamoStore {
 
 fn user_pk(owner_id: &str) -> AttributeValue {
     AttributeValue::S(format!("USER#{owner_id}"))
+}
+
+fn revoked_pk(jti: &str) -> AttributeValue {
+    AttributeValue::S(format!("REVOKED#{jti}"))
 }
 
 fn machine_sk(id: u64) -> AttributeValue {
@@ -533,6 +540,35 @@ impl Store for DynamoStore {
         };
         request.send().await.map_err(store_error)?;
         Ok(())
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", revoked_pk(jti))
+            .item("SK", s("TOKEN"))
+            .item("expires_at", n(expires_at))
+            .item("ttl", n(expires_at))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", revoked_pk(jti))
+            .key("SK", s("TOKEN"))
+            .projection_expression("PK")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(output.item.is_some())
     }
 
     fn describe(&self) -> String {

@@ -72,6 +72,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     started INTEGER NOT NULL,
     attempts INTEGER NOT NULL
 );
+-- Signed-out session tokens, until they expire (then their exp refuses them anyway).
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
 ";
 
 /// The summary columns come first, in [`summary_from_row`]'s order, so one mapper serves both.
@@ -493,14 +498,71 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        let jti = jti.to_owned();
+        let expires_at = i64::try_from(expires_at).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            // Expired entries are dropped as new ones arrive, so the table stays as small as
+            // the number of live signed-out sessions.
+            conn.execute(
+                "DELETE FROM revoked_tokens WHERE expires_at < ?1",
+                params![unix_now()],
+            )
+            .map_err(unavailable)?;
+            conn.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                params![jti, expires_at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let jti = jti.to_owned();
+        self.with_reader(move |conn| {
+            conn.query_row(
+                "SELECT 1 FROM revoked_tokens WHERE jti = ?1",
+                params![jti],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
     fn describe(&self) -> String {
         format!("embedded SQLite store {}", self.path.display())
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn revoked_tokens_are_remembered_and_expired_ones_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(!store.is_token_revoked("a").await.unwrap());
+        store.revoke_token("a", 1).await.unwrap();
+        assert!(store.is_token_revoked("a").await.unwrap());
+        store.revoke_token("b", u64::MAX).await.unwrap();
+        // Revoking "b" swept "a", whose expiry (1970) had passed.
+        assert!(!store.is_token_revoked("a").await.unwrap());
+        assert!(store.is_token_revoked("b").await.unwrap());
+    }
 
     /// The listing must be answered from the covering index alone: if a column is added to
     /// the summary but not to the index, SQLite silently goes back to reading every row.
