@@ -170,7 +170,7 @@ async fn signing_out_ends_the_session_everywhere(aws: bool) {
                     "username": sshd.user, "password": sshd.password}),
         )
         .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.status, 200, "{:?}", created.body);
     let id = created.data()["id"].as_u64().unwrap();
     let connect = format!("/api/v1/machine/{id}/connect");
     let connected = user
