@@ -56,7 +56,10 @@ async fn the_web_app_is_served_with_a_strict_content_security_policy() {
             .unwrap_or_else(|| panic!("index.html names no {prefix}*{ext}: {assets:?}"))
             .clone()
     };
-    let (app, style) = (named("/assets/app-", ".js"), named("/assets/style-", ".css"));
+    let (app, style) = (
+        named("/assets/app-", ".js"),
+        named("/assets/style-", ".css"),
+    );
     assert!(html.contains(&format!(r#"<script type="module" src="{app}"></script>"#)));
     assert!(
         !html.contains("<script>") && !html.contains("style=\""),

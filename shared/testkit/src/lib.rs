@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod browser_paths;
 pub mod redis;
 pub mod relay_world;
 pub mod ssh;
