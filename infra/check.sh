@@ -4,7 +4,9 @@
 # .local/, the aarch64 Rust target), starts the loopback test services (localstack/services.sh)
 # and exits non-zero at the first failing check, naming it.
 #
-#   template   cfn-lint and checkov pass on infra/template.yaml; out-of-range parameters fail
+#   template   cfn-lint and checkov pass on infra/template.yaml; out-of-range parameters fail;
+#              infra/test_cloudfront.py: every path of infra/browser-paths.json is routed by the
+#              CloudFront behaviours to the component that serves it
 #   images     hadolint + checkov on the Dockerfiles, shellcheck on the scripts, the relay
 #              image's health-check script against a live server
 #   compose    `docker compose config` when a compose client exists, else the compose-spec
@@ -15,6 +17,8 @@
 #              russh or redis in its dependency graph), size budget
 #   deploy     localstack/deploy.sh up/down against moto with that zip, and a failing `up`
 #              that must leave nothing behind
+#   web        infra/test_web_upload.py: `infra/deploy.sh --upload-web` against moto's S3 and
+#              CloudFront uploads exactly the web build, with the local binary's cache rules
 #   e2e        infra/lambda_e2e.py: api-fn (features: aws only) under `cargo lambda watch`, seed
 #              flow, cold start
 #
@@ -38,7 +42,7 @@ awscli_venv=$state/venv-awscli
 zip_budget=${SUSHI_ZIP_BUDGET_BYTES:-5000000}
 lambda_target=${SUSHI_LAMBDA_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sushi/lambda-target}
 zip=$repo/target/lambda/api-fn/bootstrap.zip
-only=${SUSHI_CHECK_ONLY:-template images compose provision zip deploy e2e}
+only=${SUSHI_CHECK_ONLY:-template images compose provision zip deploy web e2e}
 mkdir -p "$logs"
 
 current=setup
@@ -113,6 +117,9 @@ PY
   done
   [ $bad = 0 ] || fail "some out-of-range parameters passed validation"
   log "   12 out-of-range parameter values rejected"
+  python infra/test_cloudfront.py >"$logs/test-cloudfront.log" 2>&1 \
+    || { cat "$logs/test-cloudfront.log" >&2; fail "infra/test_cloudfront.py: the CloudFront routing disagrees with infra/browser-paths.json"; }
+  log "   $(grep -c ' ok$' "$logs/test-cloudfront.log") CloudFront routing checks passed"
   done_step
 fi
 
@@ -236,6 +243,15 @@ if wants deploy; then
   "$aws" dynamodb describe-table --table-name "$name-f" >/dev/null 2>&1 && fail "failed up left the table"
   "$aws" kms describe-key --key-id "alias/$name-f" >/dev/null 2>&1 && fail "failed up left the key alias"
   unset JWT_SECRET LAMBDA_ZIP SMOKE_TEST AWS_CLI
+  done_step
+fi
+
+# ------------------------------------------------------------------ web
+if wants web; then
+  begin web "the deploy's web upload against moto (S3, CloudFront)"
+  need_services
+  python infra/test_web_upload.py >"$logs/test-web-upload.log" 2>&1 \
+    || { cat "$logs/test-web-upload.log" >&2; fail "infra/test_web_upload.py"; }
   done_step
 fi
 

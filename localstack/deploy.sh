@@ -9,7 +9,8 @@
 #   localstack/deploy.sh down     delete everything `up` created
 #   localstack/deploy.sh stack PARAMS.json
 #                                 the full SAM stack (infra/template.yaml) via infra/deploy.sh;
-#                                 needs LocalStack Pro (ECS, ElastiCache, ELBv2, API Gateway v2)
+#                                 needs LocalStack Pro (ECS, ElastiCache, ELBv2, API Gateway v2,
+#                                 CloudFront); it also builds and uploads the web app
 #
 # environment:
 #   AWS_ENDPOINT_URL  endpoint (default http://localhost:4566, LocalStack's edge port)

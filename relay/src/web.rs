@@ -29,6 +29,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
     frame-ancestors 'none'";
 
+/// `Cache-Control` of the content-hashed `/assets/*` files.
+pub const ASSET_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of `index.html` (and `/`): always revalidate.
+pub const PAGE_CACHE_CONTROL: &str = "no-cache";
+
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
     <title>suSHi: web app not built</title></head><body>\
     <h1>The web app was not built into this binary</h1>\
@@ -72,6 +77,18 @@ fn content_type(route: &str) -> &'static str {
     }
 }
 
+/// Assets have content-hashed names (a new build names new files), so they may be kept for a
+/// year; `index.html` names them and is revalidated on every visit, so a new build is picked
+/// up at once. The CloudFront deployment uploads the same files with the same two policies
+/// (`infra/web_upload.py`, [`ASSET_CACHE_CONTROL`] and [`PAGE_CACHE_CONTROL`]).
+fn cache_control(route: &str) -> &'static str {
+    if route.starts_with("/assets/") {
+        ASSET_CACHE_CONTROL
+    } else {
+        PAGE_CACHE_CONTROL
+    }
+}
+
 fn page(status: StatusCode, route: &str, body: &'static [u8]) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
@@ -81,8 +98,7 @@ fn page(status: StatusCode, route: &str, body: &'static [u8]) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        // Not content-hashed names: always revalidate, so a new build is picked up at once.
-        (header::CACHE_CONTROL, "no-cache"),
+        (header::CACHE_CONTROL, cache_control(route)),
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));
@@ -125,6 +141,12 @@ mod tests {
         );
         assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("/x"), "application/octet-stream");
+    }
+
+    #[test]
+    fn only_hashed_assets_are_cached_long() {
+        assert_eq!(cache_control("/assets/app-ABC.js"), ASSET_CACHE_CONTROL);
+        assert_eq!(cache_control("/index.html"), PAGE_CACHE_CONTROL);
     }
 
     #[test]

@@ -47,20 +47,33 @@ async fn the_web_app_is_served_with_a_strict_content_security_policy() {
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["x-frame-options"], "DENY");
     let html = index.text().await.unwrap();
-    assert!(html.contains(r#"<script type="module" src="/assets/app.js"></script>"#));
+    // Content-hashed names (relay/web/build.mjs): app-<hash>.js and style-<hash>.css.
+    let assets = testkit::page_assets(&html);
+    let named = |prefix: &str, ext: &str| {
+        assets
+            .iter()
+            .find(|a| a.starts_with(prefix) && a.ends_with(ext))
+            .unwrap_or_else(|| panic!("index.html names no {prefix}*{ext}: {assets:?}"))
+            .clone()
+    };
+    let (app, style) = (
+        named("/assets/app-", ".js"),
+        named("/assets/style-", ".css"),
+    );
+    assert!(html.contains(&format!(r#"<script type="module" src="{app}"></script>"#)));
     assert!(
         !html.contains("<script>") && !html.contains("style=\""),
         "no inline script or style attributes in the page"
     );
 
-    let script = get(&format!("{base}/assets/app.js")).await;
+    let script = get(&format!("{base}{app}")).await;
     assert_eq!(script.status(), 200);
     assert_eq!(
         script.headers()["content-type"],
         "text/javascript; charset=utf-8"
     );
     assert!(script.headers().contains_key("content-security-policy"));
-    let style = get(&format!("{base}/assets/style.css")).await;
+    let style = get(&format!("{base}{style}")).await;
     assert_eq!(style.status(), 200);
 
     for missing in ["/assets/nope.js", "/api/v1/nope", "/nope.html"] {

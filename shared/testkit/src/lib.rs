@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod browser_paths;
 pub mod redis;
 pub mod relay_world;
 pub mod ssh;
@@ -442,4 +443,13 @@ impl Client {
         )
         .await
     }
+}
+
+/// The `/assets/…` paths a page names (its `src="…"` and `href="…"` values). The web build
+/// content-hashes asset names, so tests find them in `index.html` rather than spelling them.
+pub fn page_assets(html: &str) -> Vec<String> {
+    html.split('"')
+        .filter(|part| part.starts_with("/assets/") && !part.contains(char::is_whitespace))
+        .map(str::to_owned)
+        .collect()
 }
