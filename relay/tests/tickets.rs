@@ -192,6 +192,22 @@ async fn parallel_wrong_guesses_are_evaluated_at_most_five_times() {
     assert_eq!(evaluated + limited, 20, "{statuses:?}");
 }
 
+/// The budget counts slots before the password is known, but a user with the right password
+/// is never refused for opening many terminals at once: attempts beyond the free slots wait
+/// for the ones in flight instead of answering 429.
+#[tokio::test]
+async fn parallel_connects_with_the_right_password_all_succeed() {
+    let gw = RelayWorld::new().await;
+    let relay = gw.start(RELAY, &[("MAX_CONNECTS_PER_USER", "50")]);
+    let email = gw.user("parallel-tabs").await;
+    let id = gw.password_machine(&email).await;
+    let tabs = (0..12).map(|_| relay_world::connect(&relay.base_url, &email, id, MASTER_PASSWORD));
+    let answers = futures_util::future::join_all(tabs).await;
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+}
+
 /// One budget per user wherever the guess is made: the API (a master-password change, here
 /// through the same domain code api-fn runs) and any relay draw on the counter in the store.
 #[tokio::test]

@@ -6,13 +6,17 @@
 //! have partitions of their own so that the relay's IAM policy can let it write them (a
 //! condition on `dynamodb:LeadingKeys`) without letting it write any machine or vault item. A
 //! reservation is a conditional write, so concurrent reservations from any number of
-//! instances cannot both take the last attempt or overwrite each other's counts:
-//! 1. add one to a live window that has attempts left (`attempts < max`), else
+//! instances cannot both take the last slot or overwrite each other's counts:
+//! 1. add one to `taken` in a live window that has a slot left (`taken < max`), else
 //! 2. start a new window where there is none or it expired, else
-//! 3. read the window: spent means refused; otherwise another instance just started one, so
-//!    try again (a few times, then refuse briefly).
+//! 3. read the window and let the shared rule decide: failures spent means refused, slots held
+//!    in flight means saturated, anything else means another instance just changed it, so try
+//!    again (a few times, then report saturated).
+//!
+//! Resolving an attempt is one conditional update (a failure, a released slot) or a delete (a
+//! correct password).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -79,7 +83,7 @@ impl DynamoLimiter {
         i64::try_from(WINDOW.as_secs()).unwrap_or(i64::MAX)
     }
 
-    /// Step 1: one more attempt in a live window with attempts left.
+    /// Step 1: one more attempt taken in a live window with a slot left.
     async fn take_from_live_window(&self, owner: &str, now: i64) -> Result<bool, StoreError> {
         let result = self
             .client
@@ -87,8 +91,8 @@ impl DynamoLimiter {
             .table_name(&self.table)
             .key("PK", partition(owner))
             .key("SK", AttributeValue::S(SORT_KEY.to_owned()))
-            .update_expression("SET attempts = attempts + :one")
-            .condition_expression("window_start > :cutoff AND attempts < :max")
+            .update_expression("SET taken = taken + :one")
+            .condition_expression("window_start > :cutoff AND taken < :max")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cutoff", n(now - Self::window_secs()))
             .expression_attribute_values(":max", n(MAX_ATTEMPTS))
@@ -97,7 +101,7 @@ impl DynamoLimiter {
         condition_held(result)
     }
 
-    /// Step 2: a new window with one attempt, where there is none or it expired.
+    /// Step 2: a new window with one attempt taken, where there is none or it expired.
     async fn start_window(&self, owner: &str, now: i64) -> Result<bool, StoreError> {
         let result = self
             .client
@@ -106,13 +110,33 @@ impl DynamoLimiter {
             .item("PK", partition(owner))
             .item("SK", AttributeValue::S(SORT_KEY.to_owned()))
             .item("window_start", n(now))
-            .item("attempts", n(1))
+            .item("taken", n(1))
+            .item("failures", n(0))
             .item("ttl", n(now + 2 * Self::window_secs()))
             .condition_expression("attribute_not_exists(PK) OR window_start <= :cutoff")
             .expression_attribute_values(":cutoff", n(now - Self::window_secs()))
             .send()
             .await;
         condition_held(result)
+    }
+
+    /// Resolve an attempt with one conditional update; a failure is logged (the window's TTL
+    /// and its expiry bound any drift).
+    async fn resolve(&self, owner: &str, update: &str, condition: &str, what: &'static str) {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", partition(owner))
+            .key("SK", AttributeValue::S(SORT_KEY.to_owned()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        if let Err(err) = condition_held(result) {
+            tracing::warn!(error = %err, what, "could not update the master-password guess window");
+        }
     }
 
     /// Step 3: the stored window, read consistently.
@@ -140,13 +164,17 @@ impl DynamoLimiter {
                 .and_then(|value| value.as_n().ok())
                 .and_then(|text| text.parse::<i64>().ok())
         };
-        Ok(match (number("window_start"), number("attempts")) {
-            (Some(started), Some(attempts)) => Some(Window {
-                started,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            }),
-            _ => None,
-        })
+        let count = |name: &str| number(name).map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+        Ok(
+            match (number("window_start"), count("taken"), count("failures")) {
+                (Some(started), Some(taken), Some(failures)) => Some(Window {
+                    started,
+                    taken,
+                    failures,
+                }),
+                _ => None,
+            },
+        )
     }
 }
 
@@ -158,15 +186,34 @@ impl AttemptLimiter for DynamoLimiter {
             if self.take_from_live_window(key, now).await? || self.start_window(key, now).await? {
                 return Ok(Reservation::Granted);
             }
-            if let Decision::Refuse(retry_after) = Window::decide(self.read_window(key).await?, now)
-            {
-                return Ok(Reservation::Refused { retry_after });
+            match Window::decide(self.read_window(key).await?, now) {
+                Decision::Refuse(retry_after) => return Ok(Reservation::Refused { retry_after }),
+                Decision::Wait => return Ok(Reservation::Saturated),
+                Decision::Take(_) => {}
             }
         }
-        tracing::warn!("master-password attempt window kept changing; refusing this attempt");
-        Ok(Reservation::Refused {
-            retry_after: Duration::from_secs(1),
-        })
+        tracing::warn!("master-password guess window kept changing; asking to wait");
+        Ok(Reservation::Saturated)
+    }
+
+    async fn record_failure(&self, key: &str) {
+        self.resolve(
+            key,
+            "SET failures = failures + :one",
+            "attribute_exists(PK) AND failures < taken",
+            "record a failure",
+        )
+        .await;
+    }
+
+    async fn release(&self, key: &str) {
+        self.resolve(
+            key,
+            "SET taken = taken - :one",
+            "attribute_exists(PK) AND taken > failures",
+            "release an attempt",
+        )
+        .await;
     }
 
     async fn clear(&self, key: &str) {
@@ -179,7 +226,7 @@ impl AttemptLimiter for DynamoLimiter {
             .send()
             .await
         {
-            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "could not clear the master-password attempt window");
+            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "could not clear the master-password guess window");
         }
     }
 }

@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -46,6 +46,11 @@ pub struct Machines {
 const CREATE_ATTEMPTS: usize = 4;
 /// How many passes a master-password change makes over the machines still on the old key.
 const RESEAL_PASSES: usize = 5;
+/// How long an attempt waits for slots held by attempts in flight (an Argon2id each, tens of
+/// milliseconds) before answering 429, and its polling pauses.
+const SATURATED_WAIT: Duration = Duration::from_secs(5);
+const SATURATED_FIRST_PAUSE: Duration = Duration::from_millis(25);
+const SATURATED_MAX_PAUSE: Duration = Duration::from_millis(400);
 
 /// What `PUT /api/v1/master-password` did.
 #[derive(Debug, Serialize)]
@@ -345,23 +350,39 @@ impl Machines {
     }
 
     /// Take one attempt from the owner's guess budget before a master password is checked.
+    /// While every slot is held by attempts still being checked (several terminals opened at
+    /// once), wait for them to resolve, briefly; only spent failures answer 429 at once.
     async fn reserve_attempt(&self, owner: &Identity) -> Result<(), DomainError> {
-        match self.limiter.reserve(&owner.0).await? {
-            Reservation::Granted => Ok(()),
-            Reservation::Refused { retry_after } => {
-                tracing::warn!(
-                    retry_after_secs = retry_after.as_secs(),
-                    "master-password guess budget spent"
-                );
-                Err(DomainError::TooManyAttempts {
-                    retry_after_secs: retry_after.as_secs().max(1),
-                })
+        let mut pause = SATURATED_FIRST_PAUSE;
+        let deadline = tokio::time::Instant::now() + SATURATED_WAIT;
+        loop {
+            match self.limiter.reserve(&owner.0).await? {
+                Reservation::Granted => return Ok(()),
+                Reservation::Refused { retry_after } => {
+                    tracing::warn!(
+                        retry_after_secs = retry_after.as_secs(),
+                        "master-password guess budget spent"
+                    );
+                    return Err(DomainError::TooManyAttempts {
+                        retry_after_secs: retry_after.as_secs().max(1),
+                    });
+                }
+                Reservation::Saturated if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(SATURATED_MAX_PAUSE);
+                }
+                Reservation::Saturated => {
+                    return Err(DomainError::TooManyAttempts {
+                        retry_after_secs: 1,
+                    });
+                }
             }
         }
     }
 
     /// Unlock `vault` with `password`: one attempt is reserved first (so parallel guesses
-    /// cannot all be evaluated), a correct password clears the owner's window.
+    /// cannot all be evaluated); a correct password clears the owner's window, a wrong one
+    /// counts as a failure, and one that could not be checked gives its slot back.
     async fn unlock(
         &self,
         owner: &Identity,
@@ -380,9 +401,13 @@ impl Machines {
             }
             Err(DomainError::InvalidMasterPassword) => {
                 tracing::warn!("wrong master password");
+                self.limiter.record_failure(&owner.0).await;
                 Err(DomainError::InvalidMasterPassword)
             }
-            Err(other) => Err(other),
+            Err(other) => {
+                self.limiter.release(&owner.0).await;
+                Err(other)
+            }
         }
     }
 

@@ -66,11 +66,13 @@ CREATE TABLE IF NOT EXISTS vaults (
     prev_generation INTEGER,
     prev_wrapped_seed BLOB
 );
--- Master-password guess windows (limiter_sqlite.rs): one row per user with attempts taken.
-CREATE TABLE IF NOT EXISTS attempts (
+-- Master-password guess windows (limiter_sqlite.rs): per user, attempts taken (in flight or
+-- failed) and, of those, failures.
+CREATE TABLE IF NOT EXISTS guess_windows (
     owner_id TEXT PRIMARY KEY,
     started INTEGER NOT NULL,
-    attempts INTEGER NOT NULL
+    taken INTEGER NOT NULL,
+    failures INTEGER NOT NULL
 );
 -- Signed-out session tokens, until they expire (then their exp refuses them anyway).
 CREATE TABLE IF NOT EXISTS revoked_tokens (
