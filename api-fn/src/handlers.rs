@@ -85,7 +85,10 @@ pub async fn health() -> Reply<Health> {
 /// served as built: it is not an envelope, since it describes the envelopes.
 pub async fn openapi_document() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         openapi::json(),
     )
 }

@@ -19,9 +19,7 @@ use std::sync::OnceLock;
 
 use utoipa::Modify;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
-};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{HttpMethod, Ref, ResponseBuilder, Responses};
 
 use schemas::ErrorEnvelope;
@@ -135,21 +133,49 @@ impl Modify for EdgeResponses {
                 let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
                 let responses = &mut operation.responses;
                 if has_body {
-                    Self::add(responses, "400", "`invalid_request`: the body or a field is invalid; the message names it");
+                    Self::add(
+                        responses,
+                        "400",
+                        "`invalid_request`: the body or a field is invalid; the message names it",
+                    );
                     Self::add(responses, "413", "`payload_too_large`");
                 }
                 if has_body || (write && authenticated) {
-                    Self::add(responses, "415", "`unsupported_media_type`: a body must be `application/json`, and so must a cookie-authenticated write");
+                    Self::add(
+                        responses,
+                        "415",
+                        "`unsupported_media_type`: a body must be `application/json`, and so must a cookie-authenticated write",
+                    );
                 }
                 if authenticated {
-                    Self::add(responses, "401", "`unauthorized`: no valid token in `Authorization: Bearer` or the `jwt` cookie");
+                    Self::add(
+                        responses,
+                        "401",
+                        "`unauthorized`: no valid token in `Authorization: Bearer` or the `jwt` cookie",
+                    );
                 }
                 if write && authenticated {
-                    Self::add(responses, "403", "`cross_site_request`: a cookie-authenticated write from another site");
+                    Self::add(
+                        responses,
+                        "403",
+                        "`cross_site_request`: a cookie-authenticated write from another site",
+                    );
                 }
-                Self::add(responses, "421", "`host_not_allowed`: a loopback server answers only loopback names and `PUBLIC_URL`'s host");
-                Self::add(responses, "500", "`internal`: a bug or a corrupt record; the request id in the log has the details");
-                Self::add(responses, "503", "`unavailable`: a backend is down or the request's deadline passed; `Retry-After` says when to retry");
+                Self::add(
+                    responses,
+                    "421",
+                    "`host_not_allowed`: a loopback server answers only loopback names and `PUBLIC_URL`'s host",
+                );
+                Self::add(
+                    responses,
+                    "500",
+                    "`internal`: a bug or a corrupt record; the request id in the log has the details",
+                );
+                Self::add(
+                    responses,
+                    "503",
+                    "`unavailable`: a backend is down or the request's deadline passed; `Retry-After` says when to retry",
+                );
             }
         }
     }
@@ -199,6 +225,167 @@ fn camel_case_links(doc: &mut serde_json::Value) {
         ] {
             if let Some(value) = link.remove(snake) {
                 link.insert(camel.to_owned(), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+    use std::collections::BTreeSet;
+
+    use domain::machine::{MachineView, limits};
+    use domain::requests::{FromJson, NewMachine};
+    use domain::requests::{
+        MASTER_PASSWORD_FIELDS, MAX_MASTER_PASSWORD, MIN_MASTER_PASSWORD, NEW_MACHINE_FIELDS,
+    };
+    use edge::ErrorCode;
+    use serde_json::{Value, json};
+
+    fn doc() -> Value {
+        serde_json::from_str(super::json()).unwrap()
+    }
+
+    fn schema(name: &str) -> Value {
+        doc()["components"]["schemas"][name].clone()
+    }
+
+    fn properties(name: &str) -> BTreeSet<String> {
+        schema(name)["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn request_bodies_have_the_validators_fields_and_bounds() {
+        let fields = |list: &[&str]| {
+            list.iter()
+                .map(|f| (*f).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(properties("NewMachineRequest"), fields(NEW_MACHINE_FIELDS));
+        assert_eq!(
+            properties("MasterPasswordRequest"),
+            fields(MASTER_PASSWORD_FIELDS)
+        );
+        let machine = schema("NewMachineRequest");
+        assert_eq!(machine["additionalProperties"], false);
+        assert_eq!(
+            machine["required"],
+            json!(["name", "hostname", "port", "username"])
+        );
+        for (field, max) in [
+            ("name", limits::NAME),
+            ("hostname", limits::HOSTNAME),
+            ("username", limits::USERNAME),
+            ("organization", limits::ORGANIZATION),
+            ("password", limits::PASSWORD),
+            ("private_key", limits::PRIVATE_KEY),
+            ("passphrase", limits::PASSPHRASE),
+        ] {
+            assert_eq!(machine["properties"][field]["maxLength"], max, "{field}");
+        }
+        let password = &schema("MasterPasswordRequest")["properties"]["password"];
+        assert_eq!(password["minLength"], MIN_MASTER_PASSWORD);
+        assert_eq!(password["maxLength"], MAX_MASTER_PASSWORD);
+    }
+
+    #[test]
+    fn the_example_body_passes_the_domain_validator() {
+        let example = schema("NewMachineRequest")["example"].clone();
+        assert!(<NewMachine as FromJson>::from_json(example).is_ok());
+    }
+
+    #[test]
+    fn a_machine_as_the_domain_serialises_it_fits_the_schema() {
+        let view = MachineView {
+            id: 7,
+            name: "web".into(),
+            username: "root".into(),
+            hostname: "example.com".into(),
+            port: 22,
+            owner_id: "a@example.com".into(),
+            owner_type: "user",
+            organization: None,
+            host_key_fingerprint: None,
+        };
+        let wire = serde_json::to_value(&view).unwrap();
+        let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, properties("Machine"));
+        // deny_unknown_fields: the description type accepts exactly the real shape.
+        serde_json::from_value::<crate::schemas::Machine>(wire).unwrap();
+    }
+
+    #[test]
+    fn error_codes_are_the_edge_table() {
+        let listed: Vec<String> = schema("ErrorCode")["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let table: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        assert_eq!(listed, table);
+        assert_eq!(
+            schema("ErrorEnvelope")["required"],
+            json!(["status", "message", "data", "code"])
+        );
+    }
+
+    #[test]
+    fn links_name_existing_operations_in_camel_case() {
+        let doc = doc();
+        let ids: BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .map(|op| op["operationId"].as_str().unwrap())
+            .collect();
+        let links = doc["paths"]["/api/v1/machine"]["post"]["responses"]["200"]["links"]
+            .as_object()
+            .unwrap();
+        assert_eq!(links.len(), 4);
+        for link in links.values() {
+            assert!(link.get("operation_id").is_none(), "{link}");
+            assert!(
+                ids.contains(link["operationId"].as_str().unwrap()),
+                "{link}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_describes_the_edges_answers_and_security() {
+        let doc = doc();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["jwt"]["in"], "cookie");
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for status in ["421", "500", "503"] {
+                    assert!(
+                        op["responses"].get(status).is_some(),
+                        "{method} {path} {status}"
+                    );
+                }
+                if op.get("requestBody").is_some() {
+                    for status in ["400", "413", "415"] {
+                        assert!(
+                            op["responses"].get(status).is_some(),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
             }
         }
     }

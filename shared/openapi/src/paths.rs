@@ -14,8 +14,8 @@
 
 use crate::schemas::{
     ConnectRequest, DevSignInRequest, EmptyReply, ErrorEnvelope, HealthReply, HostKeyPinRequest,
-    MachineListReply, MachineReply, MasterPasswordReply, MasterPasswordRequest,
-    NewMachineRequest, SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
+    MachineListReply, MachineReply, MasterPasswordReply, MasterPasswordRequest, NewMachineRequest,
+    SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(

@@ -44,7 +44,10 @@ pub struct NewMachineRequest {
     #[schema(max_length = 128)]
     pub organization: Option<String>,
     /// Pin the host key up front instead of on first connect.
-    #[schema(pattern = r"^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$", max_length = 128)]
+    #[schema(
+        pattern = r"^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$",
+        max_length = 128
+    )]
     pub host_key_fingerprint: Option<String>,
 }
 
@@ -222,7 +225,9 @@ impl PartialSchema for Ticket {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::Custom("uuid".to_owned())))
-            .description(Some("Single-use ticket for `GET /ssh?uuid=`, valid 1-2 minutes"))
+            .description(Some(
+                "Single-use ticket for `GET /ssh?uuid=`, valid 1-2 minutes",
+            ))
             .into()
     }
 }
