@@ -40,6 +40,9 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$results"
 # binaries without unit tests); printed again as the very last line below.
 summary=$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$results")
 
+step "API fuzzing against the OpenAPI document (localstack/fuzz.sh: schemathesis on sushi and on api-fn with moto)"
+"$repo/localstack/fuzz.sh"
+
 step "browser end-to-end test (Chromium + Playwright)"
 "$repo/relay/web/e2e/run.sh"
 

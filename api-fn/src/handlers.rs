@@ -1,6 +1,8 @@
 //! Route handlers: extract, call the domain, wrap in the envelope. Nothing else.
 
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use domain::machine::MachineView;
 use domain::requests::{MasterPasswordChange, NewMachine};
 use domain::service::MasterPasswordOutcome;
@@ -77,4 +79,16 @@ pub struct Health {
 
 pub async fn health() -> Reply<Health> {
     Reply::ok("OK", Health { service: "api-fn" })
+}
+
+/// `GET /api/v1/openapi.json`: the product's contract (the `openapi` crate), unauthenticated,
+/// served as built: it is not an envelope, since it describes the envelopes.
+pub async fn openapi_document() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        openapi::json(),
+    )
 }

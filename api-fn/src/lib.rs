@@ -47,6 +47,7 @@ pub fn api_routes(state: AppState) -> Router {
         )
         .route("/api/v1/health", get(handlers::health))
         .route("/health", get(handlers::health))
+        .route("/api/v1/openapi.json", get(handlers::openapi_document))
         .with_state(state);
     layers::with_deadline(routes, layers::API_DEADLINE)
 }

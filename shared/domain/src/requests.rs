@@ -47,7 +47,8 @@ pub struct NewMachine {
     pub secrets: MachineSecrets,
 }
 
-const KNOWN_FIELDS: &[&str] = &[
+/// Every field a create request may carry (the OpenAPI schema is checked against this list).
+pub const NEW_MACHINE_FIELDS: &[&str] = &[
     "name",
     "hostname",
     "port",
@@ -63,7 +64,7 @@ impl FromJson for NewMachine {
     /// Unknown fields are refused: a typo such as `private-key` would otherwise silently save
     /// a machine without its key.
     fn from_json(body: Value) -> Result<Self, DomainError> {
-        let fields = object_with_only(&body, KNOWN_FIELDS)?;
+        let fields = object_with_only(&body, NEW_MACHINE_FIELDS)?;
         let name = required_text(fields, "name", limits::NAME)?;
         let hostname = parse_hostname(&required_text(fields, "hostname", limits::HOSTNAME)?)?;
         let port = parse_port(fields.get("port"))?;
@@ -97,9 +98,12 @@ pub struct MasterPasswordChange {
     pub current: Option<SecretString>,
 }
 
+/// Every field a master-password request may carry.
+pub const MASTER_PASSWORD_FIELDS: &[&str] = &["password", "current_password"];
+
 impl FromJson for MasterPasswordChange {
     fn from_json(body: Value) -> Result<Self, DomainError> {
-        let fields = object_with_only(&body, &["password", "current_password"])?;
+        let fields = object_with_only(&body, MASTER_PASSWORD_FIELDS)?;
         let password = optional_secret(fields, "password", usize::MAX)?
             .ok_or_else(|| DomainError::invalid("password is required"))?;
         check_master_password_policy(&password)?;

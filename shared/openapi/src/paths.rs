@@ -1,0 +1,258 @@
+//! One description per operation the product serves, as `#[utoipa::path]` items.
+//!
+//! The handlers live in three crates (api-fn, signin, relay) and the deployed API function
+//! links only two of them, yet its document must describe the whole product that one origin
+//! serves. So the operations are described here, on empty items, rather than on the handlers;
+//! `relay/sushi/tests/openapi_routes.rs` holds this list to the routers (every documented
+//! operation answers on the real binary, every routed path and method is documented).
+//!
+//! Only the answers particular to an operation are listed here; those the edge gives on every
+//! route (421, 500, 503, and 400/413/415 for bodies, 401/403 for authenticated routes) are
+//! added by [`crate::EdgeResponses`], so they cannot be forgotten on a new operation.
+
+#![allow(dead_code)]
+
+use crate::schemas::{
+    ConnectRequest, DevSignInRequest, EmptyReply, ErrorEnvelope, HealthReply, HostKeyPinRequest,
+    MachineListReply, MachineReply, MasterPasswordReply, MasterPasswordRequest, NewMachineRequest,
+    SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
+};
+
+#[utoipa::path(
+    post, path = "/api/v1/machine", tag = "machines", operation_id = "create_machine",
+    summary = "Save a machine",
+    description = "Seals its secrets under the caller's master password (set one first). \
+                   Answers 200 \"OK\", as the seed does, not 201.",
+    request_body = NewMachineRequest,
+    responses(
+        (status = 200, description = "Machine created successfully", body = MachineReply,
+            links(
+                ("GetMachine" = (operation_id = "get_machine",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("DeleteMachine" = (operation_id = "delete_machine",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("ConnectMachine" = (operation_id = "connect",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("SetHostKey" = (operation_id = "set_host_key",
+                    parameters(("id" = "$response.body#/data/id")))),
+            )),
+        (status = 409, description = "`master_password_required`, `machine_limit_reached` or `conflict`", body = ErrorEnvelope),
+        (status = 503, description = "`unavailable` (store or key service) or `busy` (checking the private key's passphrase waited too long for key-derivation capacity); `Retry-After` says when to retry", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn create_machine() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/machines", tag = "machines", operation_id = "list_machines",
+    summary = "The caller's machines",
+    responses((status = 200, description = "Machines fetched successfully", body = MachineListReply)),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn list_machines() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/machine/{id}", tag = "machines", operation_id = "get_machine",
+    summary = "One machine",
+    params(("id" = u64, Path, minimum = 1, description = "The machine's id")),
+    responses(
+        (status = 200, description = "Machine fetched successfully", body = MachineReply),
+        (status = 400, description = "`invalid_request`: the id is not a positive integer", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found` (another user's machine answers the same)", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn get_machine() {}
+
+#[utoipa::path(
+    delete, path = "/api/v1/machine/{id}", tag = "machines", operation_id = "delete_machine",
+    summary = "Delete a machine",
+    params(("id" = u64, Path, minimum = 1, description = "The machine's id")),
+    responses(
+        (status = 200, description = "Machine deleted successfully", body = EmptyReply),
+        (status = 400, description = "`invalid_request`: the id is not a positive integer", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn delete_machine() {}
+
+#[utoipa::path(
+    put, path = "/api/v1/master-password", tag = "account", operation_id = "set_master_password",
+    summary = "Set or change the master password",
+    description = "Changing it re-seals every machine. Wrong current passwords are limited \
+                   (5 per 5 minutes per user), and each attempt runs Argon2id under the \
+                   server's key-derivation budget.",
+    request_body = MasterPasswordRequest,
+    responses(
+        (status = 200, description = "Master password set (or changed) successfully", body = MasterPasswordReply),
+        (status = 401, description = "`unauthorized`, or `invalid_master_password`: `current_password` is missing or wrong", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: a concurrent change won", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts`; `Retry-After` and `data.retry_after_secs` say when to retry", body = ErrorEnvelope),
+        (status = 503, description = "`unavailable`, or `busy`: key-derivation capacity stayed full; `Retry-After` says when to retry", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn set_master_password() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/machine/{id}/connect", tag = "terminal", operation_id = "connect",
+    summary = "Open SSH to a machine and get a terminal ticket",
+    description = "Opens the vault with the master password, connects and logs in (pinning \
+                   the host key on first use), and answers a single-use ticket for \
+                   `GET /ssh?uuid=`.",
+    params(("id" = u64, Path, minimum = 1, description = "The machine's id")),
+    request_body = ConnectRequest,
+    responses(
+        (status = 200, description = "The ticket", body = TicketReply),
+        (status = 400, description = "`invalid_request`", body = ErrorEnvelope),
+        (status = 401, description = "`unauthorized` or `invalid_master_password`", body = ErrorEnvelope),
+        (status = 403, description = "`target_not_allowed` (the target policy), or `cross_site_request`", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`master_password_not_set`, or `host_key_changed` (`data` has both fingerprints)", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts` or `user_limit_reached`; `Retry-After` says when", body = ErrorEnvelope),
+        (status = 502, description = "`ssh_failed`: refused, unreachable, or the login failed", body = ErrorEnvelope),
+        (status = 503, description = "`unavailable` (a backend, a full or draining relay) or `busy`; `Retry-After` says when", body = ErrorEnvelope),
+        (status = 504, description = "`ssh_timeout`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn connect() {}
+
+#[utoipa::path(
+    put, path = "/api/v1/machine/{id}/host-key", tag = "terminal", operation_id = "set_host_key",
+    summary = "Pin, re-pin or clear a machine's host key",
+    description = "Replacing or clearing an existing pin needs the master password: a stolen \
+                   session alone cannot point a machine at another host.",
+    params(("id" = u64, Path, minimum = 1, description = "The machine's id")),
+    request_body = HostKeyPinRequest,
+    responses(
+        (status = 200, description = "Host key pin updated", body = MachineReply),
+        (status = 401, description = "`unauthorized` or `invalid_master_password`", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`master_password_not_set` or `conflict`", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts`; `Retry-After` says when", body = ErrorEnvelope),
+        (status = 503, description = "`unavailable` or `busy`; `Retry-After` says when", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn set_host_key() {}
+
+#[utoipa::path(
+    get, path = "/ssh", tag = "terminal", operation_id = "terminal",
+    summary = "The terminal WebSocket",
+    description = "A WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`). Binary \
+                   frames are raw terminal bytes both ways, text frames JSON events; the close \
+                   code says why a terminal ended (docs/websocket-protocol.md has the tables). \
+                   A browser's `Origin` must be allowed. The ticket is single-use.",
+    params(("uuid" = String, Query, description = "The ticket (a uuid) `connect` answered")),
+    responses(
+        (status = 101, description = "Switching Protocols: the terminal is open"),
+        (status = 400, description = "`invalid_request`: not a WebSocket upgrade", body = ErrorEnvelope),
+        (status = 401, description = "`unauthorized`: the ticket is unknown, used or expired, or not the caller's", body = ErrorEnvelope),
+        (status = 403, description = "`origin_not_allowed`, or `forbidden` (a bad relay hop)", body = ErrorEnvelope),
+        (status = 503, description = "`unavailable`: the relay is draining or routing is down", body = ErrorEnvelope),
+    ),
+    security((), ("jwt" = [])),
+)]
+fn terminal() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/health", tag = "health", operation_id = "api_health",
+    summary = "Health (unauthenticated)",
+    responses((status = 200, description = "OK", body = HealthReply)),
+)]
+fn api_health() {}
+
+#[utoipa::path(
+    get, path = "/health", tag = "health", operation_id = "health",
+    summary = "Health for load balancers (unauthenticated)",
+    responses((status = 200, description = "OK", body = HealthReply)),
+)]
+fn health() {}
+
+#[utoipa::path(
+    get, path = "/relay/health", tag = "health", operation_id = "relay_health",
+    summary = "The relay's health: live sessions and whether it drains",
+    responses((status = 200, description = "OK", body = HealthReply)),
+)]
+fn relay_health() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "health", operation_id = "openapi_document",
+    summary = "This document (unauthenticated)",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+fn openapi_document() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/auth/providers", tag = "sign-in", operation_id = "auth_providers",
+    summary = "Which sign-in buttons to show",
+    responses((status = 200, description = "Sign-in options fetched successfully", body = SignInOptionsReply)),
+)]
+fn auth_providers() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/auth/url", tag = "sign-in", operation_id = "auth_url",
+    summary = "Start a sign-in: the provider URL, plus the short-lived state cookie",
+    params(
+        ("to" = String, Query, description = "`github`, `google` or `oidc`"),
+        ("return_to" = Option<String>, Query, description = "A same-site path to come back to"),
+    ),
+    responses(
+        (status = 200, description = "Sign-in URL created successfully (sets the state cookie)", body = SignInUrlReply),
+        (status = 400, description = "`invalid_request`: `to` is missing or unknown, or `return_to` is not a same-site path", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: that provider is not configured here", body = ErrorEnvelope),
+        (status = 502, description = "`provider_unavailable`", body = ErrorEnvelope),
+    ),
+)]
+fn auth_url() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/auth/callback", tag = "sign-in", operation_id = "auth_callback",
+    summary = "The identity provider's redirect back",
+    params(
+        ("code" = Option<String>, Query),
+        ("state" = Option<String>, Query),
+        ("error" = Option<String>, Query),
+    ),
+    responses(
+        (status = 303, description = "Signed in: sets the `jwt` session cookie and redirects to where the sign-in started"),
+        (status = 400, description = "`invalid_request`, or `session_expired`: the attempt's state is missing, expired or does not match", body = ErrorEnvelope),
+        (status = 401, description = "`sign_in_failed`", body = ErrorEnvelope),
+        (status = 403, description = "`email_unverified`", body = ErrorEnvelope),
+        (status = 404, description = "`not_found`: that provider is not configured here", body = ErrorEnvelope),
+        (status = 502, description = "`provider_unavailable`", body = ErrorEnvelope),
+    ),
+)]
+fn auth_callback() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "sign-in", operation_id = "auth_logout",
+    summary = "Sign out: revoke the presented token everywhere and clear the cookie",
+    responses(
+        (status = 200, description = "Signed out successfully (also without a valid token)", body = EmptyReply),
+        (status = 503, description = "`unavailable`: the deny-list cannot be written, so the session would live on", body = ErrorEnvelope),
+    ),
+    security((), ("bearer" = []), ("jwt" = [])),
+)]
+fn auth_logout() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/dev", tag = "sign-in", operation_id = "auth_dev",
+    summary = "Development sign-in (loopback servers on the embedded backends only)",
+    request_body = DevSignInRequest,
+    responses(
+        (status = 200, description = "Signed in successfully (sets the `jwt` cookie)", body = SessionOwnerReply),
+        (status = 404, description = "`not_found`: development sign-in is off on this server", body = ErrorEnvelope),
+    ),
+)]
+fn auth_dev() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/auth/me", tag = "sign-in", operation_id = "auth_me",
+    summary = "Who the session belongs to",
+    responses((status = 200, description = "Session fetched successfully", body = SessionOwnerReply)),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn auth_me() {}

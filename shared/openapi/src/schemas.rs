@@ -1,0 +1,300 @@
+//! The wire shapes, as JSON Schema: request bodies, the data each success carries, the success
+//! envelope per answer and the one error envelope.
+//!
+//! These are description types, never built at run time. The request bodies are validated by
+//! hand in `domain::requests` (so every message names its field, and secrets move straight
+//! into `SecretString`s), which leaves no serde struct to derive a schema from; and the domain
+//! must not learn about documents served over HTTP. So the shapes are written here once more,
+//! and `tests` in this crate hold them to the real thing: field lists against the validators'
+//! own lists, length bounds against `domain::machine::limits`, response shapes against what the
+//! domain and the edge actually serialise, and the error-code enum against `ErrorCode::ALL`.
+
+use std::borrow::Cow;
+
+use edge::ErrorCode;
+use serde::Deserialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, SchemaFormat};
+use utoipa::{PartialSchema, ToSchema};
+
+/// `POST /api/v1/machine`. Unknown fields are refused (a typo would otherwise save a machine
+/// without its key); at least one of `password` and `private_key` is required; text fields
+/// are trimmed and must not be blank or hold control characters.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "web", "hostname": "example.com", "port": "22", "username": "root", "password": "ssh-password"}))]
+pub struct NewMachineRequest {
+    #[schema(min_length = 1, max_length = 128)]
+    pub name: String,
+    /// A DNS name or an IP address (IPv6 with or without brackets).
+    #[schema(min_length = 1, max_length = 253)]
+    pub hostname: String,
+    pub port: Port,
+    #[schema(min_length = 1, max_length = 128)]
+    pub username: String,
+    /// The SSH password (sealed, never returned).
+    #[schema(max_length = 4096)]
+    pub password: Option<String>,
+    /// An OpenSSH or PEM private key (sealed, never returned); checked to decode, with
+    /// `passphrase` when it is encrypted.
+    #[schema(max_length = 32768)]
+    pub private_key: Option<String>,
+    #[schema(max_length = 1024)]
+    pub passphrase: Option<String>,
+    #[schema(max_length = 128)]
+    pub organization: Option<String>,
+    /// Pin the host key up front instead of on first connect.
+    #[schema(
+        pattern = r"^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$",
+        max_length = 128
+    )]
+    pub host_key_fingerprint: Option<String>,
+}
+
+/// The seed sends the port as a string (`"22"`); a JSON integer is accepted too.
+#[derive(Deserialize)]
+pub struct Port(pub serde_json::Value);
+
+impl ToSchema for Port {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Port")
+    }
+}
+
+impl PartialSchema for Port {
+    fn schema() -> RefOr<Schema> {
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^\s*[0-9]{1,5}\s*$"))
+            .build();
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(65535))
+            .build();
+        Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(text)
+                .item(number)
+                .description(Some("1-65535, as a string or an integer"))
+                .build(),
+        )
+        .into()
+    }
+}
+
+/// `PUT /api/v1/master-password`: set one (`password` only) or change it (with
+/// `current_password`), which re-seals every machine.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterPasswordRequest {
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+    /// Required when a master password is already set.
+    pub current_password: Option<String>,
+}
+
+/// `POST /api/v1/machine/{id}/connect`: the master password (the seed's field name). Other
+/// fields are ignored, as the seed's clients may send them.
+#[derive(ToSchema, Deserialize)]
+pub struct ConnectRequest {
+    /// The master password.
+    #[schema(min_length = 1)]
+    pub password: String,
+}
+
+/// `PUT /api/v1/machine/{id}/host-key`: set, re-pin or clear (`null`) the pin. Replacing or
+/// clearing an existing pin needs the master password.
+#[derive(ToSchema, Deserialize)]
+pub struct HostKeyPinRequest {
+    #[schema(pattern = r"^\s*SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]\s*$")]
+    pub fingerprint: Option<String>,
+    pub master_password: Option<String>,
+}
+
+/// `POST /api/v1/auth/dev`: development sign-in (loopback servers with the embedded
+/// backends only).
+#[derive(ToSchema, Deserialize)]
+pub struct DevSignInRequest {
+    pub email: String,
+}
+
+/// A saved machine as list and get return it: never a secret.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    #[schema(minimum = 1)]
+    pub id: u64,
+    pub name: String,
+    pub username: String,
+    pub hostname: String,
+    /// As the seed sends it: a string (`"22"`).
+    #[schema(pattern = "^[0-9]{1,5}$")]
+    pub port: String,
+    pub owner_id: String,
+    pub owner_type: String,
+    #[schema(required = true)]
+    pub organization: Option<String>,
+    #[schema(required = true)]
+    pub host_key_fingerprint: Option<String>,
+}
+
+/// What setting or changing the master password did.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterPasswordOutcome {
+    /// Machines re-sealed to the new key pair.
+    pub resealed: u64,
+    /// Machines whose secrets did not open with the old key (reported, not fatal).
+    pub unopenable: Vec<u64>,
+}
+
+/// Health: api-fn (and the local binary) answer `{"service"}`; the relay binary answers
+/// `{"sessions","draining"}` on `/health` and `/relay/health`.
+#[derive(ToSchema, Deserialize)]
+#[serde(untagged)]
+pub enum Health {
+    Api(ApiHealth),
+    Relay(RelayHealth),
+}
+
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiHealth {
+    pub service: String,
+}
+
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayHealth {
+    /// Pending and open SSH sessions on this relay.
+    pub sessions: u64,
+    pub draining: bool,
+}
+
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInOptions {
+    pub providers: Vec<ProviderOption>,
+    /// Whether the development sign-in is on.
+    pub dev: bool,
+}
+
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderOption {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInUrl {
+    /// Where to send the browser.
+    pub url: String,
+}
+
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionOwner {
+    pub email: String,
+    /// `dev` after a development sign-in; absent on `/me`.
+    pub provider: Option<String>,
+}
+
+/// `data: null`.
+pub struct Null;
+
+impl PartialSchema for Null {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::Null).into()
+    }
+}
+
+impl ToSchema for Null {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Null")
+    }
+}
+
+/// A connect ticket: the uuid to open `/ssh?uuid=` with.
+pub struct Ticket;
+
+impl PartialSchema for Ticket {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("uuid".to_owned())))
+            .description(Some(
+                "Single-use ticket for `GET /ssh?uuid=`, valid 1-2 minutes",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Ticket {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Ticket")
+    }
+}
+
+/// The machine-readable error code, enumerated from `edge::ErrorCode`'s one table.
+pub struct ErrorCodeSchema;
+
+impl PartialSchema for ErrorCodeSchema {
+    fn schema() -> RefOr<Schema> {
+        let values: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .description(Some(
+                "What went wrong, for clients to switch on (never the message); each code has \
+                 one HTTP status, see docs/api.md",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCodeSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ErrorCode")
+    }
+}
+
+/// Every error: the reason phrase, a message a person can act on, `data` (`null`, or details
+/// such as both fingerprints of a changed host key or `retry_after_secs`), and `code`.
+#[derive(ToSchema)]
+pub struct ErrorEnvelope {
+    /// The HTTP reason phrase ("Not Found").
+    pub status: String,
+    pub message: String,
+    pub data: serde_json::Value,
+    #[schema(value_type = ErrorCodeSchema)]
+    pub code: String,
+}
+
+/// A success envelope per data type: `{"status": "OK", "message", "data"}`.
+macro_rules! replies {
+    ($($name:ident => $data:ty, $doc:literal;)*) => {$(
+        #[doc = $doc]
+        #[derive(ToSchema)]
+        pub struct $name {
+            /// The HTTP reason phrase: `OK`.
+            pub status: String,
+            pub message: String,
+            pub data: $data,
+        }
+    )*};
+}
+
+replies! {
+    MachineReply => Machine, "One machine.";
+    MachineListReply => Vec<Machine>, "The caller's machines.";
+    EmptyReply => Null, "No data.";
+    MasterPasswordReply => MasterPasswordOutcome, "A master password set or changed.";
+    HealthReply => Health, "Health.";
+    TicketReply => Ticket, "A connect ticket.";
+    SignInOptionsReply => SignInOptions, "Sign-in options.";
+    SignInUrlReply => SignInUrl, "Where to sign in.";
+    SessionOwnerReply => SessionOwner, "Who the session belongs to.";
+}
