@@ -5,7 +5,8 @@
 //! * Secrets named by `JWT_SECRET_ARN` / `OIDC_CLIENT_SECRET_ARN` are read from Secrets Manager
 //!   before anything else (`backends::secrets`).
 //! * Otherwise: a plain HTTP server on `BIND_ADDR:PORT` (default 127.0.0.1:8080) through the
-//!   edge's `serve`.
+//!   edge's `serve`, and Prometheus metrics on `METRICS_ADDR` when set. In Lambda the edge
+//!   prints each request's metrics as a CloudWatch EMF line instead (`edge::metrics::emf`).
 //! * `api-fn token --email you@example.com`: mint a development token signed with the
 //!   configured `JWT_SECRET` (or the embedded default's secret file), for curl.
 
@@ -104,6 +105,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .map_err(|err| anyhow::anyhow!("lambda runtime: {err}")),
         Some(listener) => {
+            edge::metrics::serve_from_env().await?;
             edge::serve::serve(listener, app, edge::serve::terminated()).await?;
             Ok(())
         }

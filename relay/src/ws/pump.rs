@@ -81,6 +81,8 @@ pub async fn run(
     } = session;
     tracing::info!("terminal opened");
     let started = Instant::now();
+    let metrics = crate::metrics::get();
+    metrics.terminals_open.inc();
     let (ssh_read, ssh_write) = channel.split();
     let (sink, stream) = socket.split();
     let liveness = Arc::new(Liveness::new(
@@ -118,6 +120,7 @@ pub async fn run(
         writer.abort();
     }
     drop(slot);
+    metrics.terminals_open.dec();
     tracing::info!(
         code = close.code(),
         reason,
@@ -177,6 +180,7 @@ async fn read_from_ssh(
                 liveness.active();
                 let (frame, next) = coalesce(&mut ssh_read, &data);
                 pending = next;
+                crate::metrics::get().bytes_out.inc_by(frame.len() as u64);
                 if out.send(Message::Binary(frame)).await.is_err() {
                     break;
                 }
@@ -216,7 +220,10 @@ fn coalesce(ssh_read: &mut ChannelReadHalf, first: &[u8]) -> (Bytes, Option<Chan
 async fn write_to_ssh(mut queue: mpsc::Receiver<Input>, ssh_write: ChannelWriteHalf<Msg>) {
     while let Some(input) = queue.recv().await {
         let sent = match input {
-            Input::Data(bytes) => ssh_write.data(&bytes[..]).await,
+            Input::Data(bytes) => {
+                crate::metrics::get().bytes_in.inc_by(bytes.len() as u64);
+                ssh_write.data(&bytes[..]).await
+            }
             Input::Resize(cols, rows) => ssh_write.window_change(cols, rows, 0, 0).await,
         };
         if sent.is_err() {

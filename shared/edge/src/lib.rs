@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod metrics;
 pub mod serve;
 pub mod site;
 pub mod telemetry;

@@ -5,8 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json")
-        || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") || in_lambda();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -20,4 +19,12 @@ pub fn init() {
     } else {
         builder.compact().try_init()
     };
+}
+
+/// Whether this process runs in AWS Lambda (the runtime sets `AWS_LAMBDA_FUNCTION_NAME`): logs
+/// are JSON there, and request metrics are printed as EMF lines. Read once.
+pub fn in_lambda() -> bool {
+    static IN_LAMBDA: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
+    *IN_LAMBDA
 }

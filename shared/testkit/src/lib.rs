@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod metrics;
 pub mod redis;
 pub mod relay_world;
 pub mod ssh;
