@@ -99,12 +99,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?),
         machines,
     };
+    let kdf = Arc::clone(state.machines.kdf());
     let app = api_fn::router(state, sign_in);
     match listener {
         None => lambda_http::run(app)
             .await
             .map_err(|err| anyhow::anyhow!("lambda runtime: {err}")),
         Some(listener) => {
+            let kdf = Arc::downgrade(&kdf);
+            edge::metrics::gauge_fn(edge::metrics::names::KDF_QUEUED, move || {
+                kdf.upgrade()
+                    .map_or(0, |k| edge::metrics::as_gauge(k.queued()))
+            });
             edge::metrics::serve_from_env().await?;
             edge::serve::serve(listener, app, edge::serve::terminated()).await?;
             Ok(())
