@@ -49,7 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    edge::telemetry::init();
+    let _telemetry = edge::telemetry::init("api-fn");
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -12,7 +12,7 @@ use domain::config::Config;
 use relay::{Relay, RelayConfig};
 
 fn main() -> ExitCode {
-    edge::telemetry::init();
+    let _telemetry = edge::telemetry::init("relay");
     relay::install_tls_provider();
     edge::serve::run("relay", serve())
 }

@@ -22,7 +22,7 @@ use domain::config::Config;
 use relay::{Relay, RelayConfig};
 
 fn main() -> ExitCode {
-    edge::telemetry::init();
+    let _telemetry = edge::telemetry::init("sushi");
     relay::install_tls_provider();
     edge::serve::run("sushi", serve())
 }
