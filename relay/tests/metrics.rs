@@ -154,3 +154,15 @@ async fn without_metrics_addr_no_metrics_listener_starts() {
     let _ = relay_world::connect(&relay.base_url, "nobody@sushi.test", 1, "x").await;
     assert!(!relay.output().contains("metrics on"), "{}", relay.output());
 }
+
+#[test]
+fn a_bad_metrics_addr_stops_the_relay_at_start() {
+    let gw = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(RelayWorld::new());
+    let mut env = gw.env();
+    env.insert("METRICS_ADDR".into(), "localhost:9464".into());
+    let (status, output) = testkit::run_expecting_exit(RELAY, &env, Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(output.contains("METRICS_ADDR=localhost:9464"), "{output}");
+}
