@@ -154,6 +154,22 @@ pub fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+/// The method as a label: the standard ones by name, anything else (HTTP allows any token as a
+/// method) as `other`, so a client cannot mint label values and grow the registry.
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 /// One answered request: counted and timed here, and in Lambda also printed as an EMF line.
 /// `route` is the matched route template (`None` for the fallback), never the raw path, so a
 /// machine id or a probe's random path cannot become a label.
@@ -166,8 +182,9 @@ pub fn observe_request(
 ) {
     let route = route.unwrap_or("unmatched");
     let class = status_class(status);
+    let method = method_label(method);
     HTTP.requests
-        .with_label_values(&[route, method.as_str(), class])
+        .with_label_values(&[route, method, class])
         .inc();
     HTTP.seconds
         .with_label_values(&[route])
@@ -175,7 +192,7 @@ pub fn observe_request(
     if crate::telemetry::in_lambda() {
         emf::print(&emf::RequestMetrics {
             route,
-            method: method.as_str(),
+            method,
             status_class: class,
             seconds: elapsed.as_secs_f64(),
             request_id,
@@ -260,6 +277,13 @@ mod tests {
             r#"sushi_http_requests_total{method="GET",route="/api/v1/machine/{id}",status_class="4xx"} 1"#
         ), "{text}");
         assert!(text.contains("sushi_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let custom = http::Method::from_bytes(b"RANDOM123").unwrap();
+        assert_eq!(method_label(&custom), "other");
+        assert_eq!(method_label(&http::Method::DELETE), "DELETE");
     }
 
     #[test]
