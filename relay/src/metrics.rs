@@ -38,7 +38,16 @@ pub struct RelayMetrics {
     closes: Vec<IntCounter>,
     pub redis_errors: IntCounter,
     pub forwarded_sockets: IntCounter,
-    pub terminals_open: IntGauge,
+    terminals_open: IntGauge,
+}
+
+/// One open terminal in `sushi_relay_terminals_open`, however its pump ends (even cancelled).
+pub struct OpenTerminal(&'static IntGauge);
+
+impl Drop for OpenTerminal {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 static METRICS: LazyLock<RelayMetrics> = LazyLock::new(|| {
@@ -90,6 +99,12 @@ impl RelayMetrics {
         self.connect_seconds
             .with_label_values(&[result])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a terminal as open until the guard drops.
+    pub fn terminal_opened(&'static self) -> OpenTerminal {
+        self.terminals_open.inc();
+        OpenTerminal(&self.terminals_open)
     }
 
     /// A close frame with `close` went to a client.

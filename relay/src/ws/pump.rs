@@ -19,7 +19,8 @@
 //!
 //! The pump takes only what it uses: its [`PumpSettings`] and a receiver of the drain phase,
 //! not the whole relay. When a client is gone is decided by [`super::liveness`]; what goes on
-//! the wire is defined by [`super::protocol`].
+//! the wire is defined by [`super::protocol`]. Bytes each way and the open terminal are counted
+//! on the relay's pre-made metric handles (`crate::metrics`): an atomic add per frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,8 +82,7 @@ pub async fn run(
     } = session;
     tracing::info!("terminal opened");
     let started = Instant::now();
-    let metrics = crate::metrics::get();
-    metrics.terminals_open.inc();
+    let _open = crate::metrics::get().terminal_opened();
     let (ssh_read, ssh_write) = channel.split();
     let (sink, stream) = socket.split();
     let liveness = Arc::new(Liveness::new(
@@ -120,7 +120,6 @@ pub async fn run(
         writer.abort();
     }
     drop(slot);
-    metrics.terminals_open.dec();
     tracing::info!(
         code = close.code(),
         reason,
