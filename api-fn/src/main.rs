@@ -5,7 +5,8 @@
 //! * Secrets named by `JWT_SECRET_ARN` / `OIDC_CLIENT_SECRET_ARN` are read from Secrets Manager
 //!   before anything else (`backends::secrets`).
 //! * Otherwise: a plain HTTP server on `BIND_ADDR:PORT` (default 127.0.0.1:8080) through the
-//!   edge's `serve`.
+//!   edge's `serve`, and Prometheus metrics on `METRICS_ADDR` when set. In Lambda the edge
+//!   prints each request's metrics as a CloudWatch EMF line instead (`edge::metrics::emf`).
 //! * `api-fn token --email you@example.com`: mint a development token signed with the
 //!   configured `JWT_SECRET` (or the embedded default's secret file), for curl.
 
@@ -48,7 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    edge::telemetry::init();
+    let _telemetry = edge::telemetry::init("api-fn");
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -98,12 +99,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?),
         machines,
     };
+    let kdf = Arc::clone(state.machines.kdf());
     let app = api_fn::router(state, sign_in);
     match listener {
         None => lambda_http::run(app)
             .await
             .map_err(|err| anyhow::anyhow!("lambda runtime: {err}")),
         Some(listener) => {
+            let kdf = Arc::downgrade(&kdf);
+            edge::metrics::gauge_fn(edge::metrics::names::KDF_QUEUED, move || {
+                kdf.upgrade()
+                    .map_or(0, |k| edge::metrics::as_gauge(k.queued()))
+            });
+            edge::metrics::serve_from_env().await?;
             edge::serve::serve(listener, app, edge::serve::terminated()).await?;
             Ok(())
         }

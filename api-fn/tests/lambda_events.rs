@@ -510,3 +510,104 @@ async fn alb_set_cookie_is_a_response_header() {
     assert!(set_cookie[0].as_str().unwrap().starts_with("jwt="));
     assert_eq!(envelope(&response)["status"], "OK");
 }
+
+/// Set in the child process [`each_request_prints_one_emf_line_in_lambda`] starts: the Lambda
+/// runtime's own variable, which is what switches the edge to EMF.
+const LAMBDA_FUNCTION: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// In Lambda every request prints one CloudWatch Embedded Metric Format line on stdout: the
+/// test re-runs itself with the runtime's variable set and reads what the child printed, as
+/// CloudWatch Logs would.
+#[tokio::test]
+async fn each_request_prints_one_emf_line_in_lambda() {
+    const TEST: &str = "each_request_prints_one_emf_line_in_lambda";
+    if std::env::var_os(LAMBDA_FUNCTION).is_some() {
+        // The child: two requests through the Lambda adapter.
+        let h = Harness::new().await;
+        let token = testkit::token(ALICE);
+        set_master_password(&h, &token).await;
+        let listed = h
+            .invoke(fixture("apigw-v2-list-machines.json", &[("TOKEN", &token)]))
+            .await;
+        assert_eq!(status(&listed), 200, "{listed}");
+        let refused = h.invoke(fixture("apigw-v2-no-token.json", &[])).await;
+        assert_eq!(status(&refused), 401, "{refused}");
+        return;
+    }
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(LAMBDA_FUNCTION, "sushi-api")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test: {stdout}"
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        // libtest's own "test … " may precede the first line on the same line.
+        .filter_map(|line| line.find(r#"{"_aws""#).map(|at| &line[at..]))
+        .map(|line| serde_json::from_str(line).expect("an EMF line is one JSON object"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "one line per request (master password, list, 401): {stdout}"
+    );
+    for doc in &lines {
+        // The EMF specification's required shape: a millisecond timestamp, and directives whose
+        // dimensions and metrics all name members of the same object.
+        let timestamp = doc["_aws"]["Timestamp"].as_u64().expect("Timestamp in ms");
+        assert!(timestamp >= started_ms, "{doc}");
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1);
+        let directive = &directives[0];
+        assert_eq!(directive["Namespace"], "sushi");
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for dimension in set.as_array().unwrap() {
+                assert!(doc[dimension.as_str().unwrap()].is_string(), "{doc}");
+            }
+        }
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "sushi_http_requests_total",
+                "sushi_http_request_duration_seconds"
+            ]
+        );
+        assert_eq!(doc["sushi_http_requests_total"], 1);
+        assert!(doc["sushi_http_request_duration_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(!doc["request_id"].as_str().unwrap().is_empty());
+        assert!(
+            !doc.to_string().contains(ALICE),
+            "no user in the metrics: {doc}"
+        );
+    }
+    let seen: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|d| {
+            (
+                d["route"].as_str().unwrap(),
+                d["status_class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(seen.contains(&("/api/v1/machines", "2xx")), "{seen:?}");
+    assert!(seen.contains(&("/api/v1/machines", "4xx")), "{seen:?}");
+}

@@ -53,13 +53,28 @@ fn full(what: &'static str) -> impl Fn(Full) -> ApiError {
     }
 }
 
+/// `POST /api/v1/machine/{id}/connect`: [`open_session`], counted and timed by its answer.
+/// (Requests refused by the extractors — no token, a bad body — never reach a connect and are
+/// counted only by the HTTP metrics.)
 pub async fn connect(
     State(RelayState(relay)): State<RelayState>,
     Caller(owner): Caller,
     MachineId(id): MachineId,
     JsonBody(request): JsonBody<ConnectRequest>,
 ) -> Result<Reply<String>, ApiError> {
-    not_draining(&relay)?;
+    let started = std::time::Instant::now();
+    let answer = open_session(&relay, owner, id, request).await;
+    crate::metrics::get().connect_answered(&answer, started.elapsed());
+    answer
+}
+
+async fn open_session(
+    relay: &Relay,
+    owner: Identity,
+    id: u64,
+    request: ConnectRequest,
+) -> Result<Reply<String>, ApiError> {
+    not_draining(relay)?;
     let _connecting = relay
         .connects
         .take(&owner.0)
@@ -90,7 +105,7 @@ pub async fn connect(
     )
     .await?;
     if machine.host_key_fingerprint.is_none() {
-        if let Err(err) = pin_first_key(&relay, &owner, id, &opened.fingerprint).await {
+        if let Err(err) = pin_first_key(relay, &owner, id, &opened.fingerprint).await {
             ssh::disconnect(&opened.handle).await;
             return Err(err);
         }

@@ -8,13 +8,14 @@
 //! does not contain the API. Module map: `config` (the relay's settings), `connect` (HTTP
 //! handlers), `ssh/` (russh client, target policy), `tickets/` (the ticket table), `ws/` (the
 //! terminal: protocol, liveness, pump, forwarding), `sessions` (pending sessions and capacity),
-//! `drain` (SIGTERM), `redis` (the Redis connection behind the ticket table), `web` (the
+//! `drain` (SIGTERM), `metrics` (the relay's Prometheus metrics), `redis` (the Redis connection behind the ticket table), `web` (the
 //! embedded web app). HTTP plumbing (envelope, auth, layers, serve)
 //! comes from the `edge` crate, the machine/vault logic from `domain`.
 
 pub mod config;
 mod connect;
 pub mod drain;
+pub mod metrics;
 pub mod redis;
 pub mod sessions;
 pub mod ssh;
@@ -125,11 +126,13 @@ impl Relay {
         advertise: String,
     ) -> Arc<Self> {
         let (phase, _) = drain::channel();
+        let sessions = sessions::Sessions::new(config.max_sessions, config.max_sessions_per_user);
+        metrics::watch(&sessions, machines.kdf());
         Arc::new(Self {
             machines,
             authenticator,
             tickets,
-            sessions: sessions::Sessions::new(config.max_sessions, config.max_sessions_per_user),
+            sessions,
             connects: sessions::PerUser::new(config.max_connects_per_user),
             clock: TicketClock::new(config.ticket_bucket_secs),
             config,

@@ -64,13 +64,16 @@ pub fn connect(url: &str, ca_pem: Option<&[u8]>) -> Result<ConnectionManager, Un
         .map_err(|e| Unavailable(e.to_string()))
 }
 
-/// Run one Redis operation under [`OP_TIMEOUT`].
+/// Run one Redis operation under [`OP_TIMEOUT`]; a failure is counted
+/// (`sushi_relay_redis_errors_total`) here, the one place every command passes.
 pub async fn bounded<T>(
     op: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, Unavailable> {
-    match tokio::time::timeout(OP_TIMEOUT, op).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(Unavailable(err.to_string())),
-        Err(_) => Err(Unavailable("redis timed out".to_owned())),
-    }
+    let failed = match tokio::time::timeout(OP_TIMEOUT, op).await {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(err)) => Unavailable(err.to_string()),
+        Err(_) => Unavailable("redis timed out".to_owned()),
+    };
+    crate::metrics::get().redis_errors.inc();
+    Err(failed)
 }

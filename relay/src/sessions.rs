@@ -163,6 +163,11 @@ impl Sessions {
         self.counter.live.load(Ordering::Acquire)
     }
 
+    /// Sessions parked: connected, waiting for their WebSocket.
+    pub fn parked(&self) -> usize {
+        self.pending.lock().map_or(0, |pending| pending.len())
+    }
+
     /// Park `session` under `ticket` and close it after `ttl` unless a WebSocket took it.
     pub fn park(self: &Arc<Self>, ticket: Uuid, session: Session, ttl: Duration) {
         if let Ok(mut pending) = self.pending.lock() {

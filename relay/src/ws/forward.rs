@@ -67,6 +67,7 @@ fn to_browser(message: tungstenite::Message) -> Option<Message> {
 }
 
 pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, ticket: Uuid) {
+    crate::metrics::get().forwarded_sockets.inc();
     let Some(base) = route.relay.strip_prefix("http://") else {
         tracing::error!(
             to = %route.relay,

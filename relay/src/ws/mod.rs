@@ -90,6 +90,7 @@ pub async fn terminal(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let requested = std::time::Instant::now();
     let raw_ticket = query.get("uuid").cloned().unwrap_or_default();
     let opener = match headers.get(HOP_HEADER) {
         // A relay hop: the forwarding relay checked the Origin and the cookie; the proof says so.
@@ -130,7 +131,7 @@ pub async fn terminal(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            open(relay, socket, raw_ticket, opener).await;
+            open(relay, socket, raw_ticket, opener, requested).await;
         })
 }
 
@@ -148,7 +149,13 @@ async fn verified_hop(relay: &Relay, proof: &http::HeaderValue, ticket: &str) ->
     hop::verify(&key, proof, ticket)
 }
 
-async fn open(relay: Arc<Relay>, socket: WebSocket, ticket: String, opener: Opener) {
+async fn open(
+    relay: Arc<Relay>,
+    socket: WebSocket,
+    ticket: String,
+    opener: Opener,
+    requested: std::time::Instant,
+) {
     let Ok(ticket) = Uuid::parse_str(&ticket) else {
         return refuse(socket, Close::TicketInvalid, "invalid ticket").await;
     };
@@ -231,6 +238,9 @@ async fn open(relay: Arc<Relay>, socket: WebSocket, ticket: String, opener: Open
         )
         .await;
     }
+    crate::metrics::get()
+        .websocket_open_seconds
+        .observe(requested.elapsed().as_secs_f64());
     let span = tracing::info_span!("terminal", machine_id = session.machine_id);
     pump::run(
         relay.pump_settings(),

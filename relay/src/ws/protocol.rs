@@ -155,8 +155,11 @@ close_codes! {
         "Redis or the relay holding the session could not be reached (within 5 s), or that relay was lost mid-session"),
 }
 
-/// A close frame with `code` and a short reason for the log and the browser's `reason`.
+/// A close frame with `code` and a short reason for the log and the browser's `reason`. Every
+/// close the relay sends is built here, so this is where it is counted
+/// (`sushi_relay_websocket_closes_total`); a close relayed from another relay was counted there.
 pub fn close_message(code: Close, reason: &'static str) -> Message {
+    crate::metrics::get().close_sent(code);
     Message::Close(Some(CloseFrame {
         code: code.code(),
         reason: reason.into(),

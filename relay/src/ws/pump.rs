@@ -19,7 +19,8 @@
 //!
 //! The pump takes only what it uses: its [`PumpSettings`] and a receiver of the drain phase,
 //! not the whole relay. When a client is gone is decided by [`super::liveness`]; what goes on
-//! the wire is defined by [`super::protocol`].
+//! the wire is defined by [`super::protocol`]. Bytes each way and the open terminal are counted
+//! on the relay's pre-made metric handles (`crate::metrics`): an atomic add per frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,6 +82,7 @@ pub async fn run(
     } = session;
     tracing::info!("terminal opened");
     let started = Instant::now();
+    let _open = crate::metrics::get().terminal_opened();
     let (ssh_read, ssh_write) = channel.split();
     let (sink, stream) = socket.split();
     let liveness = Arc::new(Liveness::new(
@@ -177,6 +179,7 @@ async fn read_from_ssh(
                 liveness.active();
                 let (frame, next) = coalesce(&mut ssh_read, &data);
                 pending = next;
+                crate::metrics::get().bytes_out.inc_by(frame.len() as u64);
                 if out.send(Message::Binary(frame)).await.is_err() {
                     break;
                 }
@@ -216,7 +219,10 @@ fn coalesce(ssh_read: &mut ChannelReadHalf, first: &[u8]) -> (Bytes, Option<Chan
 async fn write_to_ssh(mut queue: mpsc::Receiver<Input>, ssh_write: ChannelWriteHalf<Msg>) {
     while let Some(input) = queue.recv().await {
         let sent = match input {
-            Input::Data(bytes) => ssh_write.data(&bytes[..]).await,
+            Input::Data(bytes) => {
+                crate::metrics::get().bytes_in.inc_by(bytes.len() as u64);
+                ssh_write.data(&bytes[..]).await
+            }
             Input::Resize(cols, rows) => ssh_write.window_change(cols, rows, 0, 0).await,
         };
         if sent.is_err() {

@@ -10,7 +10,9 @@
 //! default, and so is the development sign-in (refused with cloud backends, and on a
 //! listener that is not loopback). On loopback (the default `BIND_ADDR`) it answers only
 //! loopback names and `PUBLIC_URL`'s host, so a page that rebinds its name to 127.0.0.1
-//! reaches nothing.
+//! reaches nothing. Metrics (the API's and the relay's) are served like the relay's: on
+//! `METRICS_ADDR` when set, never on the main port, so no page the browser loads there, and no
+//! request carrying the session cookie, ever reaches them.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use domain::config::Config;
 use relay::{Relay, RelayConfig};
 
 fn main() -> ExitCode {
-    edge::telemetry::init();
+    let _telemetry = edge::telemetry::init("sushi");
     relay::install_tls_provider();
     edge::serve::run("sushi", serve())
 }
@@ -30,6 +32,7 @@ async fn serve() -> anyhow::Result<()> {
     let config = RelayConfig::local_from_env()?;
     let listener = edge::serve::bind(shared_config.port).await?;
     let relay = Relay::start(&shared_config, config, listener.local_addr()?).await?;
+    edge::metrics::serve_from_env().await?;
     let loopback = listener.local_addr()?.ip().is_loopback();
     let sign_in = Arc::new(signin::SignIn::from_env(&shared_config, true, loopback)?);
     let api = AppState {

@@ -2,7 +2,8 @@
 //! function, the relay and the local binary at once:
 //!
 //! * a request id (taken from `x-request-id` or API Gateway's `x-amzn-requestid`, else a fresh
-//!   uuid) on the tracing span and the response, with one `response` log line per request;
+//!   uuid) on the tracing span and the response, with one `response` log line per request and
+//!   the request metrics ([`crate::metrics::observe_request`], by route template);
 //! * a last-resort panic catcher that still answers with the envelope (the lints forbid panics
 //!   on request paths; this is for the ones we did not write);
 //! * the body limit and enveloped 404/405 for unknown routes and methods;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, header};
@@ -113,6 +114,9 @@ fn incoming_id(request: &Request) -> Option<String> {
 
 async fn request_id(request: Request, next: Next) -> Response {
     let id = incoming_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // The route template, not the path: a label must not carry a machine id.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -129,6 +133,13 @@ async fn request_id(request: Request, next: Next) -> Response {
             "response"
         );
     });
+    crate::metrics::observe_request(
+        route.as_ref().map(MatchedPath::as_str),
+        &method,
+        response.status(),
+        started.elapsed(),
+        &id,
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }

@@ -11,6 +11,9 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod serve;
 pub mod site;
 pub mod telemetry;

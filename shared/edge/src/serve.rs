@@ -36,6 +36,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("METRICS_ADDR={0} is not an IP:PORT address")]
+    BadMetricsAddress(String),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -58,14 +60,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
-    let router = if local.ip().is_loopback() {
-        let policy = Arc::new(SitePolicy::from_env());
-        router.layer(axum::middleware::from_fn(move |request, next| {
-            site::host_guard(Arc::clone(&policy), request, next)
-        }))
-    } else {
-        router
-    };
+    let router = loopback_guard(router, local);
     tracing::info!(%local, "listening");
     println!("listening on http://{local}");
     let listener = listener.tap_io(|socket| {
@@ -78,6 +73,18 @@ pub async fn serve(
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On a loopback listener, answer only loopback names and `PUBLIC_URL`'s host (see the module
+/// doc); elsewhere, `router` as it is. The metrics listener takes the same guard.
+pub fn loopback_guard(router: Router, local: SocketAddr) -> Router {
+    if !local.ip().is_loopback() {
+        return router;
+    }
+    let policy = Arc::new(SitePolicy::from_env());
+    router.layer(axum::middleware::from_fn(move |request, next| {
+        site::host_guard(Arc::clone(&policy), request, next)
+    }))
 }
 
 /// The body of every server binary's `main`: a multi-threaded runtime running `app`, and on

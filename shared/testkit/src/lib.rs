@@ -12,6 +12,7 @@
 )]
 
 pub mod browser_paths;
+pub mod metrics;
 pub mod redis;
 pub mod relay_world;
 pub mod ssh;
