@@ -76,8 +76,11 @@ fuzz() {
   token=$(env "$@" "$target/debug/api-fn" token --email "fuzz-$name@example.com")
   curl -fsS -X PUT "$base/api/v1/master-password" -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/json' -d '{"password":"fuzz-master-password"}' >/dev/null
+  local checks=not_a_server_error,status_code_conformance,content_type_conformance
+  checks+=,response_headers_conformance,response_schema_conformance,use_after_free
+  checks+=,ensure_resource_availability
   local common=(
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,use_after_free,ensure_resource_availability
+    --checks "$checks"
     --max-examples "$max_examples" --request-timeout 30
     --workers 2 --generation-deterministic --suppress-health-check all
   )
