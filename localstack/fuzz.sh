@@ -33,9 +33,13 @@ max_time=${FUZZ_MAX_TIME:-60}
 target=${CARGO_TARGET_DIR:-$repo/target}
 export JWT_SECRET=fuzz-jwt-secret-that-is-at-least-32-bytes
 work=$(mktemp -d)
-pids=()
+# `start` runs inside `$(...)`, a subshell, so it records each pid in a file (a variable set
+# there would never reach this shell, and the binaries would outlive the script).
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  local pidfile
+  for pidfile in "$work"/*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -58,7 +62,7 @@ start() {
   shift 2
   port=$(free_port)
   env "$@" PORT="$port" BIND_ADDR=127.0.0.1 RUST_LOG=warn "$target/debug/$binary" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >"$work/$name.pid"
   for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && { echo "$port"; return; }
     sleep 0.1
