@@ -446,7 +446,15 @@ impl Terminal {
                 return Err(socket);
             };
             let preamble = match opening {
-                Opening::Fresh(greeting) => vec![greeting],
+                // Output that arrived before the first socket was attached (the login banner,
+                // the first prompt) is in the ring: it follows the greeting.
+                Opening::Fresh(greeting) => {
+                    let mut preamble = vec![greeting];
+                    if let Ok(replay) = outlet.ring.replay_from(0) {
+                        preamble.extend(replay.frames.into_iter().map(Message::Binary));
+                    }
+                    preamble
+                }
                 Opening::Resume(offset) => {
                     let Ok(replay) = outlet.ring.replay_from(offset) else {
                         return Err(socket);
@@ -531,10 +539,14 @@ async fn write_to_client(
     mut sink: SplitSink<WebSocket, Message>,
     liveness: Arc<Liveness>,
 ) {
+    let replaying = !preamble.is_empty();
     for message in preamble {
         if !matches!(within_stall(sink.feed(message)).await, Some(Ok(()))) {
             return;
         }
+    }
+    if replaying && !matches!(within_stall(sink.flush()).await, Some(Ok(()))) {
+        return;
     }
     while let Some(message) = queue.recv().await {
         let closing = matches!(message, Message::Close(_));
