@@ -195,7 +195,11 @@ async fn keystrokes_cut_in_flight_are_applied_exactly_once() {
 #[tokio::test]
 async fn a_terminal_nobody_resumes_ends_with_its_grace_and_sshd_sees_it() {
     let gw = RelayWorld::new().await;
-    let relay = gw.start(RELAY, &[("RESUME_GRACE_SECS", "2")]);
+    let relay = gw.start(
+        RELAY,
+        &[("RESUME_GRACE_SECS", "2"), ("METRICS_ADDR", "127.0.0.1:0")],
+    );
+    let url = metrics::url(&relay).await;
     let email = gw.user("resume-grace").await;
     let id = gw.password_machine(&email).await;
     let browser = relay_world::browser(&email);
@@ -231,6 +235,12 @@ async fn a_terminal_nobody_resumes_ends_with_its_grace_and_sshd_sees_it() {
         .get("/relay/health")
         .await;
     assert_eq!(health.data()["sessions"], 0, "the slot was given back");
+    assert_eq!(
+        metrics::scrape(&url)
+            .await
+            .value("sushi_relay_terminals_detached"),
+        0.0
+    );
     let mut late = Terminal::resume(&relay.base_url, &session, &secret, 0, &headers)
         .await
         .unwrap();
@@ -361,4 +371,46 @@ async fn output_beyond_the_relay_wide_budget_is_reported_to_the_byte() {
     }
     assert_eq!(accounted(&resumed), total);
     assert!(find(&resumed.output, b"59999\r\n60000\r\n").is_some());
+}
+
+#[tokio::test]
+async fn a_draining_relay_still_serves_resumes_of_its_parked_terminals() {
+    let gw = RelayWorld::new().await;
+    let mut relay = gw.start(RELAY, &[("DRAIN_GRACE_SECS", "4")]);
+    let email = gw.user("resume-drain").await;
+    let id = gw.password_machine(&email).await;
+    let browser = relay_world::browser(&email);
+    let headers = browser.headers();
+    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
+    let mut term = Terminal::open(&relay.base_url, &ticket, &headers)
+        .await
+        .unwrap();
+    term.expect_event("session", STEP).await;
+    let (session, secret) = term.session();
+    let pid = shell_pid(&mut term).await;
+    let received = term.output.len() as u64;
+    term.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    relay.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New terminals are refused, but the parked one comes back, told about the drain.
+    let answer =
+        relay_world::connect(&relay.base_url, &email, id, relay_world::MASTER_PASSWORD).await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    let mut resumed = Terminal::resume(&relay.base_url, &session, &secret, received, &headers)
+        .await
+        .unwrap();
+    resumed.expect_event("resumed", STEP).await;
+    assert_eq!(
+        resumed.expect_event("shutdown", STEP).await["grace_secs"],
+        4
+    );
+    assert_eq!(shell_pid(&mut resumed).await, pid);
+    let (code, _) = resumed.expect_close(Duration::from_secs(10)).await;
+    assert_eq!(code, 1001);
+    let exit = relay
+        .wait_exit(Duration::from_secs(10))
+        .expect("relay did not exit");
+    assert!(exit.success(), "exit status {exit:?}");
 }

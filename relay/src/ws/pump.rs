@@ -260,6 +260,7 @@ impl Terminal {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.reset();
         let mut parked_until: Option<tokio::time::Instant> = None;
+        let mut parked = None;
         let end = loop {
             self.tell_drain(&phase);
             if matches!(*phase.borrow(), Phase::Closing) {
@@ -295,6 +296,7 @@ impl Terminal {
                     self.resume(socket, offset, &phase).await;
                     if self.attached.is_some() {
                         parked_until = None;
+                        parked = None;
                     }
                     Next::Continue
                 }
@@ -346,10 +348,12 @@ impl Terminal {
                         "client left; terminal parked for a resume"
                     );
                     parked_until = Some(tokio::time::Instant::now() + self.settings.resume_grace);
+                    parked = Some(crate::metrics::get().terminal_detached());
                 }
             }
         };
         output.abort();
+        drop(parked);
         end
     }
 
