@@ -37,7 +37,7 @@ apt_install() {
 
 install_all() {
   mkdir -p "$state"
-  apt_install redis-server openssh-server openssh-client openssl
+  apt_install redis-server openssh-server openssh-client openssl tmux
   if [ ! -x "$venv/bin/moto_server" ]; then
     log "creating virtualenv with moto[server] in $venv"
     python3 -m venv "$venv"

@@ -31,6 +31,9 @@ pub struct Session {
     pub handle: Handle<HostKeyCheck>,
     pub channel: Channel<Msg>,
     pub slot: Slot,
+    /// The tmux session the shell runs in (a persistent-shell machine), for the client to
+    /// re-attach to after the relay is lost.
+    pub persistent: Option<String>,
 }
 
 /// One unit of capacity, relay-wide and of its user; released on drop.
