@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts, on loopback only, the real services the tests use:
 #   moto's server (DynamoDB + KMS emulator, from PyPI, in a virtualenv)
-#   redis-server and OpenSSH sshd (Debian packages), sshd with throwaway host keys and users.
+#   redis-server and OpenSSH sshd (Debian packages), sshd with throwaway host keys and users;
+#   tmux (Debian package) for the persistent-shell tests, which run it through that sshd.
 # Everything lives under $SUSHI_STATE_DIR (default: <repo>/.local) so that `stop` ends exactly
 # the processes this script started, by the pids it recorded.
 #

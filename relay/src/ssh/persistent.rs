@@ -43,9 +43,10 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    /// Run the command as a login shell would (`sh -c`), with only `dir` on the PATH (plus
-    /// the directory of `sh` itself, found before the PATH changes).
+    /// Run the command as a login shell would (`sh -c`), with only `dir` on the PATH, which
+    /// holds `sh` (the command's outer layer runs it) and the given stand-ins.
     fn run(dir: &Path) -> String {
+        std::os::unix::fs::symlink("/bin/sh", dir.join("sh")).unwrap();
         let name = SessionName::parse("sushi-0123abcd").unwrap();
         let output = Command::new("/bin/sh")
             .arg("-c")
