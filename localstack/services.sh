@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts, on loopback only, the real services the tests use:
 #   moto's server (DynamoDB + KMS emulator, from PyPI, in a virtualenv)
-#   redis-server and OpenSSH sshd (Debian packages), sshd with throwaway host keys and users.
+#   redis-server and OpenSSH sshd (Debian packages), sshd with throwaway host keys and users;
+#   tmux (Debian package) for the persistent-shell tests, which run it through that sshd.
 # Everything lives under $SUSHI_STATE_DIR (default: <repo>/.local) so that `stop` ends exactly
 # the processes this script started, by the pids it recorded.
 #
@@ -37,7 +38,7 @@ apt_install() {
 
 install_all() {
   mkdir -p "$state"
-  apt_install redis-server openssh-server openssh-client openssl
+  apt_install redis-server openssh-server openssh-client openssl tmux
   if [ ! -x "$venv/bin/moto_server" ]; then
     log "creating virtualenv with moto[server] in $venv"
     python3 -m venv "$venv"

@@ -8,12 +8,19 @@
 //! connection to the target; the host key is verified inside the SSH handshake, before any
 //! credential is sent; the ticket is registered only once the shell is running, and if that
 //! registration fails (Redis down) the SSH connection is closed and the answer is 503.
+//!
+//! A persistent-shell machine runs its terminal inside a tmux session on the target (see
+//! `ssh::persistent`): named by the request's `reattach` (a client naming its session up front,
+//! or re-attaching after a relay was lost), else a fresh random name. `reattach` on a machine
+//! without a persistent shell is refused (400) rather than ignored, so a client cannot believe
+//! it re-attached when it got a new shell; that check follows the master password check, as
+//! the machine's settings are only read with it.
 
 use axum::extract::State;
 use domain::DomainError;
 use domain::Identity;
 use domain::machine::MachineView;
-use domain::requests::{ConnectRequest, HostKeyPin};
+use domain::requests::{ConnectRequest, HostKeyPin, SessionName};
 use edge::extract::{Caller, JsonBody, MachineId};
 use edge::{ApiError, ErrorCode, Reply};
 use serde::Serialize;
@@ -87,6 +94,11 @@ async fn open_session(
         .machines
         .open(&owner, id, request.master_password)
         .await?;
+    let persistent = persistent_session(machine.persistent_shell, request.reattach)?;
+    let shell = match &persistent {
+        Some(name) => ssh::Shell::Persistent(name),
+        None => ssh::Shell::Login,
+    };
     let credentials = ssh::Credentials::prepare(secrets, relay.machines.kdf()).await?;
     let opened = ssh::open(
         Target {
@@ -102,6 +114,7 @@ async fn open_session(
             handshake_timeout: relay.config.ssh_handshake_timeout,
         },
         INITIAL_PTY,
+        shell,
     )
     .await?;
     if machine.host_key_fingerprint.is_none() {
@@ -128,15 +141,36 @@ async fn open_session(
             handle: opened.handle,
             channel: opened.channel,
             slot,
-            persistent: None,
+            persistent: persistent.as_ref().map(|name| name.as_str().to_owned()),
         },
         bucket.remaining(),
     );
-    tracing::info!(machine_id = id, "ssh session ready; ticket issued");
+    tracing::info!(
+        machine_id = id,
+        persistent = persistent.as_ref().map(SessionName::as_str),
+        "ssh session ready; ticket issued"
+    );
     Ok(Reply::ok(
         "Connected to machine successfully",
         ticket.to_string(),
     ))
+}
+
+/// The tmux session a terminal runs in: none for a plain machine (where `reattach` is a 400),
+/// the requested one, or a new random name.
+fn persistent_session(
+    persistent_shell: bool,
+    reattach: Option<SessionName>,
+) -> Result<Option<SessionName>, ApiError> {
+    match (persistent_shell, reattach) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(DomainError::invalid(
+            "reattach is only for machines with a persistent shell",
+        )
+        .into()),
+        (true, Some(name)) => Ok(Some(name)),
+        (true, None) => Ok(Some(SessionName::random())),
+    }
 }
 
 /// Trust on first use: store the key seen on the first successful login. A concurrent connect

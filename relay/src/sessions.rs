@@ -31,7 +31,8 @@ pub struct Session {
     pub handle: Handle<HostKeyCheck>,
     pub channel: Channel<Msg>,
     pub slot: Slot,
-    /// The tmux session the shell runs in, for a machine with a persistent shell.
+    /// The tmux session the shell runs in (a persistent-shell machine), for the client to
+    /// re-attach to after the relay is lost.
     pub persistent: Option<String>,
 }
 

@@ -13,6 +13,7 @@
 //! reader throttles the remote through TCP and the SSH window instead of growing a buffer.
 
 mod auth;
+pub mod persistent;
 pub mod target_policy;
 
 pub use auth::Credentials;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::DomainError;
+use domain::requests::SessionName;
 use edge::{ApiError, ErrorCode};
 use russh::client::{self, Handle, Msg};
 use russh::keys::{HashAlg, PublicKey};
@@ -37,6 +39,13 @@ pub struct Target<'a> {
     pub username: &'a str,
     /// The pinned `SHA256:` fingerprint, if any.
     pub pin: Option<&'a str>,
+}
+
+/// What runs on the PTY: the user's login shell, or (a persistent-shell machine) the tmux
+/// session of that name, attached or created by [`persistent::command`].
+pub enum Shell<'a> {
+    Login,
+    Persistent(&'a SessionName),
 }
 
 pub struct Limits {
@@ -161,7 +170,7 @@ fn ssh_config() -> Arc<client::Config> {
     })
 }
 
-/// Dial, verify, authenticate and start a shell (PTY `cols`×`rows`). Takes the credentials so
+/// Dial, verify, authenticate and start `shell` (PTY `cols`×`rows`). Takes the credentials so
 /// that they are dropped (zeroized) as soon as authentication is over, success or not, rather
 /// than living on through the channel and shell requests.
 pub async fn open(
@@ -170,6 +179,7 @@ pub async fn open(
     policy: &TargetPolicy,
     limits: &Limits,
     (cols, rows): (u32, u32),
+    shell: Shell<'_>,
 ) -> Result<Opened, SshError> {
     let shown = format!("{}:{}", target.host, target.port);
     let addrs = policy
@@ -205,10 +215,11 @@ pub async fn open(
             .request_pty(false, "xterm-256color", cols, rows, 0, 0, &[])
             .await
             .map_err(|_| SshError::Shell)?;
-        channel
-            .request_shell(false)
-            .await
-            .map_err(|_| SshError::Shell)?;
+        match shell {
+            Shell::Login => channel.request_shell(false).await,
+            Shell::Persistent(name) => channel.exec(false, persistent::command(name)).await,
+        }
+        .map_err(|_| SshError::Shell)?;
         Ok((handle, channel))
     };
     let (handle, channel) = tokio::time::timeout(limits.handshake_timeout, handshake)

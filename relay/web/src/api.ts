@@ -25,6 +25,7 @@ export interface Machine {
   port: string;
   organization: string | null;
   host_key_fingerprint: string | null;
+  persistent_shell: boolean;
 }
 
 export interface Providers {
@@ -70,7 +71,7 @@ export const api = {
     call<{ url: string }>('GET', `/api/v1/auth/url?to=${encodeURIComponent(to)}&return_to=%2F`),
   logout: () => call<null>('POST', '/api/v1/auth/logout'),
   machines: () => call<Machine[]>('GET', '/api/v1/machines'),
-  addMachine: (m: Record<string, string>) => call<Machine>('POST', '/api/v1/machine', m),
+  addMachine: (m: Record<string, string | boolean>) => call<Machine>('POST', '/api/v1/machine', m),
   deleteMachine: (id: number) => call<null>('DELETE', `/api/v1/machine/${id}`),
   setMasterPassword: (password: string, current?: string) =>
     call<unknown>('PUT', '/api/v1/master-password',

@@ -155,7 +155,7 @@ function setupAddForm(): void {
     const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
     void busy(submit, async () => {
       const data = new FormData(form);
-      const body: Record<string, string> = {};
+      const body: Record<string, string | boolean> = {};
       for (const field of ['name', 'hostname', 'port', 'username', 'password', 'passphrase',
         'organization', 'private_key']) {
         const value = String(data.get(field) ?? '');
@@ -164,6 +164,7 @@ function setupAddForm(): void {
       }
       const fromFile = await readFile($<HTMLInputElement>('m-key'));
       if (fromFile) body.private_key = fromFile;
+      if (data.get('persistent_shell') !== null) body.persistent_shell = true;
       const created = await api.addMachine(body);
       form.reset();
       await refreshMachines();

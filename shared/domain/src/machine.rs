@@ -53,6 +53,10 @@ pub struct Machine {
     pub username: String,
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
+    /// Run terminals inside a tmux (or screen) session on the target, so a shell survives the
+    /// loss of the relay holding its SSH connection. Records written before it existed read
+    /// as `false`.
+    pub persistent_shell: bool,
     pub sealed: SealedSecrets,
     pub created_at: i64,
 }
@@ -73,6 +77,7 @@ pub struct MachineView {
     pub owner_type: &'static str,
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
+    pub persistent_shell: bool,
 }
 
 fn as_string<S: serde::Serializer>(port: &u16, serializer: S) -> Result<S::Ok, S::Error> {
@@ -92,6 +97,7 @@ pub struct MachineSummary {
     pub username: String,
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
+    pub persistent_shell: bool,
 }
 
 impl From<Machine> for MachineSummary {
@@ -105,6 +111,7 @@ impl From<Machine> for MachineSummary {
             username: m.username,
             organization: m.organization,
             host_key_fingerprint: m.host_key_fingerprint,
+            persistent_shell: m.persistent_shell,
         }
     }
 }
@@ -121,6 +128,7 @@ impl From<MachineSummary> for MachineView {
             owner_type: "user",
             organization: m.organization,
             host_key_fingerprint: m.host_key_fingerprint,
+            persistent_shell: m.persistent_shell,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct NewMachine {
     pub username: String,
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
+    /// Terminals run inside tmux (or screen) on the target; absent means `false`.
+    pub persistent_shell: bool,
     pub secrets: MachineSecrets,
 }
 
@@ -58,6 +60,7 @@ pub const NEW_MACHINE_FIELDS: &[&str] = &[
     "passphrase",
     "organization",
     "host_key_fingerprint",
+    "persistent_shell",
 ];
 
 impl FromJson for NewMachine {
@@ -78,6 +81,7 @@ impl FromJson for NewMachine {
                 ));
             }
         }
+        let persistent_shell = optional_bool(fields, "persistent_shell")?.unwrap_or(false);
         let secrets = parse_secrets(fields)?;
         Ok(Self {
             name,
@@ -86,6 +90,7 @@ impl FromJson for NewMachine {
             username,
             organization,
             host_key_fingerprint,
+            persistent_shell,
             secrets,
         })
     }
@@ -127,10 +132,13 @@ fn check_master_password_policy(password: &SecretString) -> Result<(), DomainErr
     Ok(())
 }
 
-/// `POST /api/v1/machine/{id}/connect`: `{"password": master}`, the seed's shape. Other fields
-/// are ignored, as the seed's clients may send them.
+/// `POST /api/v1/machine/{id}/connect`: `{"password": master}`, the seed's shape, plus an
+/// optional `reattach`: the name of the tmux (or screen) session a persistent-shell machine's
+/// terminal attaches to, or creates under that name. Other fields are ignored, as the seed's
+/// clients may send them.
 pub struct ConnectRequest {
     pub master_password: SecretString,
+    pub reattach: Option<SessionName>,
 }
 
 impl FromJson for ConnectRequest {
@@ -138,15 +146,61 @@ impl FromJson for ConnectRequest {
     /// (zeroized on drop) is the only copy this process owns. Not covered: the request body
     /// bytes (hyper's buffer) and serde_json's scratch buffer for strings with escapes.
     fn from_json(mut body: Value) -> Result<Self, DomainError> {
+        let reattach = match body.get("reattach") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(SessionName::parse(name)?),
+            Some(_) => return Err(DomainError::invalid("reattach must be a string")),
+        };
         match body.get_mut("password") {
             Some(Value::String(p)) if !p.is_empty() => Ok(Self {
                 master_password: SecretString::from(std::mem::take(p)),
+                reattach,
             }),
             Some(Value::String(_)) | None | Some(Value::Null) => Err(DomainError::invalid(
                 "password (the master password) is required",
             )),
             Some(_) => Err(DomainError::invalid("password must be a string")),
         }
+    }
+}
+
+/// A persistent shell's session name: `sushi-` and 8 to 32 lower-case hex digits. The relay
+/// puts it into a command line on the target, so it is held to this alphabet rather than
+/// quoted: nothing a client sends can reach the remote shell as syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionName(String);
+
+impl SessionName {
+    pub const PREFIX: &'static str = "sushi-";
+    pub const MIN_HEX: usize = 8;
+    pub const MAX_HEX: usize = 32;
+    /// The same rule as a regular expression, for the OpenAPI document (checked by its tests).
+    pub const PATTERN: &'static str = "^sushi-[0-9a-f]{8,32}$";
+
+    pub fn parse(name: &str) -> Result<Self, DomainError> {
+        let valid = name.strip_prefix(Self::PREFIX).is_some_and(|hex| {
+            (Self::MIN_HEX..=Self::MAX_HEX).contains(&hex.len())
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(DomainError::invalid(
+                "reattach must be a session name like sushi-0123abcd (sushi- and 8 to 32 lower-case hex digits)",
+            ))
+        }
+    }
+
+    /// A fresh name for a new terminal: 16 random hex digits (64 bits), so two terminals of
+    /// one account never pick the same session by chance.
+    pub fn random() -> Self {
+        let bytes: [u8; 8] = rand::random();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("{}{hex}", Self::PREFIX))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -279,6 +333,17 @@ fn optional_text(
         )));
     }
     Ok(Some(value.to_owned()))
+}
+
+/// An optional JSON boolean; `null` counts as absent.
+fn optional_bool(fields: &Map<String, Value>, field: &str) -> Result<Option<bool>, DomainError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(_) => Err(DomainError::invalid(format!(
+            "{field} must be true or false"
+        ))),
+    }
 }
 
 /// A secret is kept exactly as sent (a password may legitimately start with a space); an empty
@@ -457,6 +522,56 @@ mod tests {
         ] {
             assert!(parse_hostname(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn persistent_shell_is_an_optional_boolean() {
+        assert!(!NewMachine::from_json(valid()).unwrap().persistent_shell);
+        assert!(
+            NewMachine::from_json(with("persistent_shell", json!(true)))
+                .unwrap()
+                .persistent_shell
+        );
+        assert_eq!(
+            message(with("persistent_shell", json!("yes"))),
+            "persistent_shell must be true or false"
+        );
+    }
+
+    fn reattach(value: Value) -> Result<Option<SessionName>, DomainError> {
+        ConnectRequest::from_json(json!({"password": "pw", "reattach": value}))
+            .map(|request| request.reattach)
+    }
+
+    #[test]
+    fn reattach_names_are_held_to_their_alphabet() {
+        assert_eq!(
+            reattach(json!("sushi-0123abcd")).unwrap().unwrap().as_str(),
+            "sushi-0123abcd"
+        );
+        assert!(reattach(Value::Null).unwrap().is_none());
+        let longest = format!("sushi-{}", "f".repeat(32));
+        assert!(reattach(json!(longest)).is_ok());
+        for bad in [
+            json!("sushi-0123abc"),
+            json!(format!("sushi-{}", "f".repeat(33))),
+            json!("sushi-0123ABCD"),
+            json!("sushi-0123abcd;reboot"),
+            json!("sushi-0123abcd\n"),
+            json!("$(id)-0123abcd"),
+            json!(" sushi-0123abcd"),
+            json!("main"),
+            json!(7),
+        ] {
+            assert!(reattach(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn random_session_names_pass_their_own_rule() {
+        let name = SessionName::random();
+        assert_eq!(SessionName::parse(name.as_str()).unwrap(), name);
+        assert_ne!(SessionName::random(), name);
     }
 
     #[test]

@@ -164,6 +164,7 @@ impl Machines {
                 username: new.username.clone(),
                 organization: new.organization.clone(),
                 host_key_fingerprint: new.host_key_fingerprint.clone(),
+                persistent_shell: new.persistent_shell,
                 sealed,
                 created_at: now_secs(),
             };

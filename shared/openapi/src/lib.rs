@@ -296,6 +296,19 @@ mod tests {
     }
 
     #[test]
+    fn the_reattach_rule_is_the_domains() {
+        use domain::requests::SessionName;
+        let reattach = &schema("ConnectRequest")["properties"]["reattach"];
+        assert_eq!(reattach["pattern"], SessionName::PATTERN);
+        assert_eq!(
+            reattach["maxLength"],
+            SessionName::PREFIX.len() + SessionName::MAX_HEX
+        );
+        let longest = format!("sushi-{}", "a".repeat(SessionName::MAX_HEX));
+        assert!(SessionName::parse(&longest).is_ok());
+    }
+
+    #[test]
     fn the_example_body_passes_the_domain_validator() {
         let example = schema("NewMachineRequest")["example"].clone();
         assert!(<NewMachine as FromJson>::from_json(example).is_ok());
@@ -313,6 +326,7 @@ mod tests {
             owner_type: "user",
             organization: None,
             host_key_fingerprint: None,
+            persistent_shell: true,
         };
         let wire = serde_json::to_value(&view).unwrap();
         let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();

@@ -49,6 +49,9 @@ pub struct NewMachineRequest {
         max_length = 128
     )]
     pub host_key_fingerprint: Option<String>,
+    /// Run terminals inside a tmux (or screen) session on the machine, so a shell survives a
+    /// relay restart (default false).
+    pub persistent_shell: Option<bool>,
 }
 
 /// The seed sends the port as a string (`"22"`); a JSON integer is accepted too.
@@ -94,13 +97,19 @@ pub struct MasterPasswordRequest {
     pub current_password: Option<String>,
 }
 
-/// `POST /api/v1/machine/{id}/connect`: the master password (the seed's field name). Other
-/// fields are ignored, as the seed's clients may send them.
+/// `POST /api/v1/machine/{id}/connect`: the master password (the seed's field name) and, for
+/// a persistent-shell machine, optionally the session to attach to. Other fields are ignored,
+/// as the seed's clients may send them.
 #[derive(ToSchema, Deserialize)]
 pub struct ConnectRequest {
     /// The master password.
     #[schema(min_length = 1)]
     pub password: String,
+    /// Persistent-shell machines only (400 otherwise): the tmux (or screen) session to attach
+    /// to, created under this name if it does not exist. Without it a new terminal gets a new
+    /// random name.
+    #[schema(pattern = "^sushi-[0-9a-f]{8,32}$", max_length = 38)]
+    pub reattach: Option<String>,
 }
 
 /// `PUT /api/v1/machine/{id}/host-key`: set, re-pin or clear (`null`) the pin. Replacing or
@@ -137,6 +146,8 @@ pub struct Machine {
     pub organization: Option<String>,
     #[schema(required = true)]
     pub host_key_fingerprint: Option<String>,
+    /// Terminals run inside tmux (or screen) on the machine.
+    pub persistent_shell: bool,
 }
 
 /// What setting or changing the master password did.

@@ -220,3 +220,44 @@ pub fn remote_processes(needle: &str) -> usize {
         .expect("run pgrep");
     String::from_utf8_lossy(&output.stdout).lines().count()
 }
+
+/// Run `command` on the shared sshd as its test user with OpenSSH's client and a throwaway key
+/// authorised once per test process: for checks and clean-up that must not go through the
+/// relay under test (a tmux session a failed test left behind, say). Bounded by
+/// `ConnectTimeout` and `BatchMode` (never a prompt).
+pub fn run_remote(command: &str) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_dir, key) = KEY.get_or_init(|| {
+        let pair = keygen("ed25519", None);
+        authorize(&pair.public_line);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id_ed25519");
+        std::fs::write(&path, &pair.private_pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (dir, path)
+    });
+    let sshd = shared_sshd();
+    Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args([
+            "-p",
+            &sshd.port.to_string(),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            &format!("{}@{}", sshd.user, sshd.host),
+            command,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh")
+}

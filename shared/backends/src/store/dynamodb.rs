@@ -166,6 +166,14 @@ impl Fields<'_> {
         }
     }
 
+    fn opt_bool(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::Bool(value)) => Ok(Some(*value)),
+            Some(_) => Err(Self::missing(name)),
+        }
+    }
+
     fn b(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         self.opt_b(name)?.ok_or_else(|| Self::missing(name))
     }
@@ -195,6 +203,11 @@ fn machine_to_item(m: &Machine) -> Item {
     if let Some(fp) = &m.host_key_fingerprint {
         item.insert("host_key_fingerprint".into(), s(fp));
     }
+    // Written only when true: an absent attribute reads as false, as on items written before
+    // the attribute existed.
+    if m.persistent_shell {
+        item.insert("persistent_shell".into(), AttributeValue::Bool(true));
+    }
     item.insert("vault_gen".into(), n(m.sealed.vault_gen));
     item.insert("wrapped_data_key".into(), b(&m.sealed.wrapped_data_key));
     item.insert("hpke_enc".into(), b(&m.sealed.hpke_enc));
@@ -208,7 +221,7 @@ fn machine_to_item(m: &Machine) -> Item {
 /// half the size (the blobs travel base64-encoded) and the function parses no ciphertext it
 /// would only throw away. (moto evaluates projections slowly in Python: its list figures in
 /// docs/benchmarks.md got worse for it, which says nothing about DynamoDB.)
-const SUMMARY_ATTRIBUTES: [&str; 8] = [
+const SUMMARY_ATTRIBUTES: [&str; 9] = [
     "id",
     "owner_id",
     "name",
@@ -217,6 +230,7 @@ const SUMMARY_ATTRIBUTES: [&str; 8] = [
     "username",
     "organization",
     "host_key_fingerprint",
+    "persistent_shell",
 ];
 
 fn summary_from_item(item: &Item) -> Result<MachineSummary, StoreError> {
@@ -230,6 +244,7 @@ fn summary_from_item(item: &Item) -> Result<MachineSummary, StoreError> {
         username: f.s("username")?,
         organization: f.opt_s("organization")?,
         host_key_fingerprint: f.opt_s("host_key_fingerprint")?,
+        persistent_shell: f.opt_bool("persistent_shell")?.unwrap_or(false),
     })
 }
 
@@ -245,6 +260,7 @@ fn machine_from_item(item: &Item) -> Result<Machine, StoreError> {
         username: summary.username,
         organization: summary.organization,
         host_key_fingerprint: summary.host_key_fingerprint,
+        persistent_shell: summary.persistent_shell,
         sealed: SealedSecrets {
             vault_gen: f.n("vault_gen")?,
             wrapped_data_key: f.b("wrapped_data_key")?,
@@ -573,5 +589,42 @@ impl Store for DynamoStore {
 
     fn describe(&self) -> String {
         format!("DynamoDB table {}", self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(persistent_shell: bool) -> Machine {
+        Machine {
+            id: 7,
+            owner_id: "a@example.com".into(),
+            name: "web".into(),
+            hostname: "example.com".into(),
+            port: 22,
+            username: "root".into(),
+            organization: None,
+            host_key_fingerprint: None,
+            persistent_shell,
+            sealed: SealedSecrets {
+                vault_gen: 1,
+                wrapped_data_key: vec![1],
+                hpke_enc: vec![2],
+                ciphertext: vec![3],
+            },
+            created_at: 0,
+        }
+    }
+
+    /// Items written before the attribute existed have no `persistent_shell`: a plain shell.
+    #[test]
+    fn persistent_shell_round_trips_and_reads_false_when_absent() {
+        let item = machine_to_item(&machine(true));
+        assert!(machine_from_item(&item).unwrap().persistent_shell);
+        assert!(summary_from_item(&item).unwrap().persistent_shell);
+        let old = machine_to_item(&machine(false));
+        assert!(!old.contains_key("persistent_shell"));
+        assert!(!machine_from_item(&old).unwrap().persistent_shell);
     }
 }

@@ -46,13 +46,9 @@ CREATE TABLE IF NOT EXISTS machines (
     wrapped_data_key BLOB NOT NULL,
     hpke_enc BLOB NOT NULL,
     ciphertext BLOB NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    persistent_shell INTEGER NOT NULL DEFAULT 0
 );
--- The owner's machines in id order with every listed column, so a listing reads the index
--- alone and never visits the rows (whose sealed blobs it has no use for). Get, delete and
--- count use its (owner_id, id) prefix. It replaces the narrower index of earlier versions.
-CREATE INDEX IF NOT EXISTS machines_listing ON machines
-    (owner_id, id, name, hostname, port, username, organization, host_key_fingerprint);
 DROP INDEX IF EXISTS machines_by_owner;
 CREATE TABLE IF NOT EXISTS vaults (
     owner_id TEXT PRIMARY KEY,
@@ -81,11 +77,51 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
 );
 ";
 
+/// Files written before `persistent_shell` existed get the column (old rows read as 0, a
+/// plain shell). Checked and altered inside one write transaction, because the relays and the
+/// API may open the same file at once.
+const ADD_PERSISTENT_SHELL: &str = "
+ALTER TABLE machines ADD COLUMN persistent_shell INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS machines_listing;
+";
+
+/// The owner's machines in id order with every listed column, so a listing reads the index
+/// alone and never visits the rows (whose sealed blobs it has no use for). Get, delete and
+/// count use its (owner_id, id) prefix. Created after the migration above, which drops the
+/// narrower index of earlier versions.
+const LISTING_INDEX: &str = "
+CREATE INDEX IF NOT EXISTS machines_listing ON machines
+    (owner_id, id, name, hostname, port, username, organization, host_key_fingerprint,
+     persistent_shell);
+";
+
+/// Bring an existing file to the current schema (see [`ADD_PERSISTENT_SHELL`]).
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let has_column: bool = tx
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('machines') WHERE name = 'persistent_shell'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(unavailable)?
+        > 0;
+    if !has_column {
+        tx.execute_batch(ADD_PERSISTENT_SHELL)
+            .map_err(unavailable)?;
+    }
+    tx.execute_batch(LISTING_INDEX).map_err(unavailable)?;
+    tx.commit().map_err(unavailable)
+}
+
 /// The summary columns come first, in [`summary_from_row`]'s order, so one mapper serves both.
-const SUMMARY_COLUMNS: &str =
-    "id, owner_id, name, hostname, port, username, organization, host_key_fingerprint";
+const SUMMARY_COLUMNS: &str = "id, owner_id, name, hostname, port, username, organization, \
+     host_key_fingerprint, persistent_shell";
 const MACHINE_COLUMNS: &str = "id, owner_id, name, hostname, port, username, organization, \
-     host_key_fingerprint, vault_gen, wrapped_data_key, hpke_enc, ciphertext, created_at";
+     host_key_fingerprint, persistent_shell, vault_gen, wrapped_data_key, hpke_enc, ciphertext, \
+     created_at";
 
 impl SqliteStore {
     /// Open (creating if needed) `dir/sushi.db`. Blocking; call at start-up.
@@ -106,8 +142,9 @@ impl SqliteStore {
                 .map_err(unavailable)?;
             Ok(conn)
         };
-        let writer = open()?;
+        let mut writer = open()?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrate(&mut writer)?;
         let readers = (0..READERS)
             .map(|_| open().map(|conn| Arc::new(Mutex::new(conn))))
             .collect::<Result<Vec<_>, _>>()?;
@@ -174,12 +211,13 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<MachineSummary> {
         username: row.get(5)?,
         organization: row.get(6)?,
         host_key_fingerprint: row.get(7)?,
+        persistent_shell: row.get(8)?,
     })
 }
 
 fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
     let summary = summary_from_row(row)?;
-    let vault_gen: i64 = row.get(8)?;
+    let vault_gen: i64 = row.get(9)?;
     Ok(Machine {
         id: summary.id,
         owner_id: summary.owner_id,
@@ -189,13 +227,14 @@ fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
         username: summary.username,
         organization: summary.organization,
         host_key_fingerprint: summary.host_key_fingerprint,
+        persistent_shell: summary.persistent_shell,
         sealed: SealedSecrets {
             vault_gen: vault_gen as u32,
-            wrapped_data_key: row.get(9)?,
-            hpke_enc: row.get(10)?,
-            ciphertext: row.get(11)?,
+            wrapped_data_key: row.get(10)?,
+            hpke_enc: row.get(11)?,
+            ciphertext: row.get(12)?,
         },
-        created_at: row.get(12)?,
+        created_at: row.get(13)?,
     })
 }
 
@@ -249,8 +288,8 @@ impl Store for SqliteStore {
                 .execute(
                     &format!(
                         "INSERT OR IGNORE INTO machines ({MACHINE_COLUMNS}) \
-                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
-                         WHERE EXISTS (SELECT 1 FROM vaults WHERE owner_id = ?2 AND generation = ?9)"
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
+                         WHERE EXISTS (SELECT 1 FROM vaults WHERE owner_id = ?2 AND generation = ?10)"
                     ),
                     params![
                         m.id as i64,
@@ -261,6 +300,7 @@ impl Store for SqliteStore {
                         m.username,
                         m.organization,
                         m.host_key_fingerprint,
+                        m.persistent_shell,
                         m.sealed.vault_gen,
                         m.sealed.wrapped_data_key,
                         m.sealed.hpke_enc,
@@ -564,6 +604,40 @@ mod tests {
         // Revoking "b" swept "a", whose expiry (1970) had passed.
         assert!(!store.is_token_revoked("a").await.unwrap());
         assert!(store.is_token_revoked("b").await.unwrap());
+    }
+
+    /// A file from before `persistent_shell` opens, gains the column, and its machines read
+    /// as plain-shell ones; the listing index is rebuilt to cover the new column.
+    #[tokio::test]
+    async fn machines_from_before_persistent_shell_read_as_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("sushi.db")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE machines (id INTEGER PRIMARY KEY, owner_id TEXT NOT NULL,
+                 name TEXT NOT NULL, hostname TEXT NOT NULL, port INTEGER NOT NULL,
+                 username TEXT NOT NULL, organization TEXT, host_key_fingerprint TEXT,
+                 vault_gen INTEGER NOT NULL, wrapped_data_key BLOB NOT NULL,
+                 hpke_enc BLOB NOT NULL, ciphertext BLOB NOT NULL, created_at INTEGER NOT NULL);
+             CREATE INDEX machines_listing ON machines
+                 (owner_id, id, name, hostname, port, username, organization, host_key_fingerprint);
+             INSERT INTO machines VALUES
+                 (1, 'a@example.com', 'web', 'example.com', 22, 'root', NULL, NULL, 1,
+                  x'00', x'00', x'00', 0);",
+        )
+        .unwrap();
+        drop(old);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let machine = store
+            .get_machine("a@example.com", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!machine.persistent_shell);
+        let listed = store.list_summaries("a@example.com").await.unwrap();
+        assert!(!listed[0].persistent_shell);
+        drop(store);
+        // Opening again finds the column and leaves it alone.
+        SqliteStore::open(dir.path()).unwrap();
     }
 
     /// The listing must be answered from the covering index alone: if a column is added to
