@@ -155,10 +155,29 @@ async fn a_persistent_shell_survives_its_relay_being_killed() {
     let _guard = TmuxSession(name.clone());
 
     let mut term = open(&first.base_url, &email, id, &name).await;
+    // The terminal names its tmux session, for the client to re-attach to.
+    let event = term.expect_event("session", STEP).await;
+    assert_eq!(event["persistent"], name.as_str(), "{event}");
+    let (session, secret) = term.session();
     let pid = shell_pid(&mut term, "before").await;
+    let received = term.output.len() as u64;
     first.kill(); // SIGKILL: no drain, the SSH connection just drops
     drop(term);
 
+    // What the web app does: the resume fails (the relay holding it is gone)...
+    let browser = relay_world::browser(&email);
+    let mut resume = Terminal::resume(
+        &second.base_url,
+        &session,
+        &secret,
+        received,
+        &browser.headers(),
+    )
+    .await
+    .unwrap();
+    let (code, _) = resume.expect_close(STEP).await;
+    assert!(code == 4011 || code == 4012, "{code}");
+    // ...so it connects again, naming the tmux session from the `session` event.
     let mut term = open(&second.base_url, &email, id, &name).await;
     assert_eq!(shell_pid(&mut term, "after").await, pid);
     kill_session(term, &name).await;
