@@ -66,6 +66,7 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
         backend: domain::config::Backend::Embedded {
             data_dir: dir.to_path_buf(),
         },
+        audit_table: None,
         max_machines_per_user: 500,
         kdf_memory_mib: domain::kdf::DEFAULT_MEMORY_MIB,
         kdf_wait: domain::kdf::DEFAULT_WAIT,
