@@ -84,10 +84,11 @@ pub fn token_signed_with(secret: &str, email: &str) -> String {
     edge::auth::mint_session(secret.as_bytes(), email, "test", 3600).unwrap()
 }
 
-/// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the
-/// same provisioning script operators use (`localstack/provision.py`).
+/// A fresh, uniquely named DynamoDB table (and audit table) and KMS key on the moto server,
+/// created through the same provisioning script operators use (`localstack/provision.py`).
 pub struct AwsBackend {
     pub table: String,
+    pub audit_table: String,
     pub kms_key_id: String,
     pub endpoint: String,
 }
@@ -125,6 +126,7 @@ pub fn provision_aws() -> AwsBackend {
     };
     AwsBackend {
         table: value("DYNAMODB_TABLE"),
+        audit_table: value("AUDIT_TABLE"),
         kms_key_id: value("KMS_KEY_ID"),
         endpoint,
     }
