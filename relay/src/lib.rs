@@ -128,6 +128,7 @@ impl Relay {
         let (phase, _) = drain::channel();
         let sessions = sessions::Sessions::new(config.max_sessions, config.max_sessions_per_user);
         metrics::watch(&sessions, machines.kdf());
+        edge::metrics::watch_audit(machines.audit());
         Arc::new(Self {
             machines,
             authenticator,

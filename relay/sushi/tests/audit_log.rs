@@ -126,7 +126,7 @@ async fn sign_in_and_connect_outcomes_are_recorded() {
     let refused = &entries[entries.len() - 7];
     assert_eq!(
         refused["details"],
-        json!({ "machine_id": id + 1000, "code": "not_found" })
+        json!({ "machine_id": id + 1000, "code": "machine_not_found" })
     );
     assert!(
         entries.iter().all(|e| e["ip"] == "127.0.0.1"),
