@@ -559,7 +559,7 @@ mod tests {
             "alice@example.com",
             0,
             AuditKind::SignIn,
-            &serde_json::json!({ "big": long }),
+            &serde_json::json!({ "big": long.repeat(2) }),
             &AuditContext::default(),
         );
         assert_eq!(entry.details, r#"{"truncated":true}"#);
