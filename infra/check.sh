@@ -170,8 +170,9 @@ if wants provision; then
   out2=$("$py" localstack/provision.py --table "$t" --alias "$a") || fail "provision.py (second run)"
   [ "$out1" = "$out2" ] || fail "provision.py is not idempotent: '$out1' vs '$out2'"
   grep -qx "DYNAMODB_TABLE=$t" <<<"$out1" || fail "no DYNAMODB_TABLE line: $out1"
+  grep -qx "AUDIT_TABLE=$t-audit" <<<"$out1" || fail "no AUDIT_TABLE line: $out1"
   grep -qE '^KMS_KEY_ID=[0-9a-f-]{36}$' <<<"$out1" || fail "no KMS_KEY_ID line: $out1"
-  [ "$(wc -l <<<"$out1")" = 2 ] || fail "stdout must be exactly two lines: $out1"
+  [ "$(wc -l <<<"$out1")" = 3 ] || fail "stdout must be exactly three lines: $out1"
   hook=$(SUSHI_ENDPOINT=$AWS_ENDPOINT_URL SUSHI_PROVISION_SCRIPT=localstack/provision.py SUSHI_PYTHON=$py \
     DYNAMODB_TABLE=$t KMS_KEY_ALIAS=$a localstack/ready.d/10-provision.sh) || fail "ready.d hook"
   [ "$hook" = "$out1" ] || fail "ready.d hook disagrees with provision.py: $hook"

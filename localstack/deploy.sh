@@ -139,11 +139,14 @@ up() {
   env_file=$(mktemp)
   # shellcheck disable=SC2064  # expand now: the path is fixed for this run
   trap "rm -f '$env_file'" EXIT
-  "$python" - "$env_file" "$table" "$alias_name" <<'PY'
+  local audit_table
+  audit_table=$(sed -n 's/^AUDIT_TABLE=//p' <<<"$ids")
+  "$python" - "$env_file" "$table" "$alias_name" "$audit_table" <<'PY'
 import json, os, sys
-path, table, alias = sys.argv[1:4]
+path, table, alias, audit_table = sys.argv[1:5]
 variables = {
     "DYNAMODB_TABLE": table,
+    "AUDIT_TABLE": audit_table,
     "KMS_KEY_ID": alias,
     "JWT_SECRET": os.environ["JWT_SECRET"],
     "LOG_FORMAT": "json",

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Provision the DynamoDB table and KMS key sushi needs, against any AWS-compatible endpoint.
+"""Provision the DynamoDB tables and KMS key sushi needs, against any AWS-compatible endpoint.
 
 The table's schema is defined once, by the `Table` resource of infra/template.yaml, and read
 from it here: its AttributeDefinitions, KeySchema and BillingMode, server-side encryption when
 SSESpecification turns it on, and TTL on TimeToLiveSpecification's attribute (today: `PK` (S)
 hash key, `SK` (S) range key, on-demand, SSE, TTL on `ttl`). The template's stack-only settings
 (its table name, its own KMS key for SSE, deletion protection, point-in-time recovery) are not
-copied. The template is $SUSHI_TABLE_TEMPLATE if set, else `template.yaml` beside this script
+copied. The audit log's table is made the same way from the template's `AuditTable` resource
+(`PK` (S) hash key, `SK` (N) range key, no TTL), named by --audit-table (default: the table's
+name with `-audit`). The template is $SUSHI_TABLE_TEMPLATE if set, else `template.yaml` beside this script
 (where the LocalStack container mounts it), else ../infra/template.yaml relative to it. An
 existing table must have the template's key schema. The key is a symmetric KMS key with
 rotation on, reached through its alias.
@@ -17,14 +19,15 @@ reused, never recreated) and honours AWS_ENDPOINT_URL, so the same call works ev
 
 stdout carries only machine-readable lines, one per line, for `eval` or `>> .env`:
     DYNAMODB_TABLE=<table name>
+    AUDIT_TABLE=<audit table name>
     KMS_KEY_ID=<key id>
 Progress and errors go to stderr. Exit status: 0 on success, 1 on a provisioning error,
 2 on bad usage.
 
 usage:
-    provision.py [--table NAME] [--alias alias/NAME] [--endpoint-url URL] [--region R]
+    provision.py [--table NAME] [--audit-table NAME] [--alias alias/NAME] [--endpoint-url URL] [--region R]
                  [--ttl-attribute ATTR (default: the template's, ttl)] [--export] [--wait SECONDS]
-    provision.py --destroy [--table NAME] [--alias alias/NAME]   # delete what provision made
+    provision.py --destroy [--table NAME] [--audit-table NAME] [--alias alias/NAME]   # delete what provision made
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ KEY_DESCRIPTION = "sushi machine secrets (data keys bound to purpose=sushi-machi
 
 HERE = Path(__file__).resolve().parent
 TABLE_RESOURCE = "Table"
+AUDIT_TABLE_RESOURCE = "AuditTable"
 
 
 def log(msg: str) -> None:
@@ -94,15 +98,15 @@ def template_path() -> Path:
     )
 
 
-def table_spec(path: Path) -> dict:
-    """The create_table arguments and TTL attribute from the template's `Table` resource."""
+def table_spec(path: Path, resource_name: str = TABLE_RESOURCE) -> dict:
+    """The create_table arguments and TTL attribute from the template's table resource."""
     try:
         doc = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
     except (OSError, yaml.YAMLError) as err:
         raise ProvisionError(f"cannot read table template {path}: {err}") from err
-    resource = ((doc or {}).get("Resources") or {}).get(TABLE_RESOURCE) or {}
+    resource = ((doc or {}).get("Resources") or {}).get(resource_name) or {}
     if resource.get("Type") != "AWS::DynamoDB::Table":
-        raise ProvisionError(f"{path}: no AWS::DynamoDB::Table resource named {TABLE_RESOURCE!r}")
+        raise ProvisionError(f"{path}: no AWS::DynamoDB::Table resource named {resource_name!r}")
     props = resource.get("Properties") or {}
     attributes = [
         {"AttributeName": str(a["AttributeName"]), "AttributeType": str(a["AttributeType"])}
@@ -114,7 +118,7 @@ def table_spec(path: Path) -> dict:
     ]
     defined = {a["AttributeName"] for a in attributes}
     if not keys or not {k["AttributeName"] for k in keys} <= defined:
-        raise ProvisionError(f"{path}: {TABLE_RESOURCE} has no key schema over its AttributeDefinitions")
+        raise ProvisionError(f"{path}: {resource_name} has no key schema over its AttributeDefinitions")
     create = {
         "AttributeDefinitions": attributes,
         "KeySchema": keys,
@@ -241,14 +245,15 @@ def ensure_key(kms, alias: str) -> str:
     return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
 
 
-def destroy(ddb, kms, table: str, alias: str) -> None:
-    try:
-        ddb.delete_table(TableName=table)
-        log(f"deleted table {table}")
-    except ClientError as err:
-        if error_code(err) != "ResourceNotFoundException":
-            raise
-        log(f"table {table} already absent")
+def destroy(ddb, kms, tables: list[str], alias: str) -> None:
+    for table in tables:
+        try:
+            ddb.delete_table(TableName=table)
+            log(f"deleted table {table}")
+        except ClientError as err:
+            if error_code(err) != "ResourceNotFoundException":
+                raise
+            log(f"table {table} already absent")
     try:
         key_id = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
     except ClientError as err:
@@ -265,6 +270,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--table", default=os.environ.get("DYNAMODB_TABLE") or DEFAULT_TABLE,
                    help="table name (default: $DYNAMODB_TABLE or sushi)")
+    p.add_argument("--audit-table", default=os.environ.get("AUDIT_TABLE") or None,
+                   help="the audit log's table (default: $AUDIT_TABLE, else the table's name "
+                        "with -audit)")
     p.add_argument("--alias", default=os.environ.get("KMS_KEY_ALIAS") or DEFAULT_ALIAS,
                    help="KMS alias (default: $KMS_KEY_ALIAS or alias/sushi)")
     p.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL") or None,
@@ -284,6 +292,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--alias {args.alias!r} must start with 'alias/' and not 'alias/aws/'")
     if not (3 <= len(args.table) <= 255):
         p.error(f"--table {args.table!r} must be 3-255 characters")
+    args.audit_table = args.audit_table or f"{args.table}-audit"
+    if not (3 <= len(args.audit_table) <= 255) or args.audit_table == args.table:
+        p.error(f"--audit-table {args.audit_table!r} must be 3-255 characters and not the table")
     return args
 
 
@@ -294,11 +305,13 @@ def main(argv: list[str]) -> int:
         ddb = client("dynamodb", args)
         kms = client("kms", args)
         if args.destroy:
-            destroy(ddb, kms, args.table, args.alias)
+            destroy(ddb, kms, [args.table, args.audit_table], args.alias)
             return 0
         spec = table_spec(template_path())
         ttl_attribute = spec["ttl_attribute"] if args.ttl_attribute is None else args.ttl_attribute
         ensure_table(ddb, args.table, spec, ttl_attribute, args.wait)
+        audit_spec = table_spec(template_path(), AUDIT_TABLE_RESOURCE)
+        ensure_table(ddb, args.audit_table, audit_spec, None, args.wait)
         key_id = ensure_key(kms, args.alias)
     except ProvisionError as err:
         log(f"error: {err}")
@@ -310,7 +323,10 @@ def main(argv: list[str]) -> int:
         log(f"error talking to {where}: {err}")
         return 1
     prefix = "export " if args.export else ""
-    sys.stdout.write(f"{prefix}DYNAMODB_TABLE={args.table}\n{prefix}KMS_KEY_ID={key_id}\n")
+    sys.stdout.write(
+        f"{prefix}DYNAMODB_TABLE={args.table}\n{prefix}AUDIT_TABLE={args.audit_table}\n"
+        f"{prefix}KMS_KEY_ID={key_id}\n"
+    )
     return 0
 
 

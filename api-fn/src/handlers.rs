@@ -1,4 +1,6 @@
 //! Route handlers: extract, call the domain, wrap in the envelope. Nothing else.
+//! Handlers that change an account pass where the request came from ([`Client`]) to the
+//! domain, which records the change in the audit log.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -6,7 +8,7 @@ use axum::response::IntoResponse;
 use domain::machine::MachineView;
 use domain::requests::{MasterPasswordChange, NewMachine};
 use domain::service::MasterPasswordOutcome;
-use edge::extract::{Caller, JsonBody, MachineId};
+use edge::extract::{Caller, Client, JsonBody, MachineId};
 use edge::{ApiError, Reply};
 use serde::Serialize;
 
@@ -21,9 +23,10 @@ const MACHINE_JSON_BYTES: usize = 256;
 pub async fn create_machine(
     State(state): State<AppState>,
     Caller(owner): Caller,
+    Client(client): Client,
     JsonBody(new): JsonBody<NewMachine>,
 ) -> Answer<MachineView> {
-    let machine = state.machines.create(&owner, new).await?;
+    let machine = state.machines.create(&owner, &client, new).await?;
     // 200 "OK", not 201 "Created": the seed answers so, and clients written against it check
     // `status == "OK"`.
     Ok(Reply::ok("Machine created successfully", machine))
@@ -50,9 +53,10 @@ pub async fn get_machine(
 pub async fn delete_machine(
     State(state): State<AppState>,
     Caller(owner): Caller,
+    Client(client): Client,
     MachineId(id): MachineId,
 ) -> Answer<()> {
-    state.machines.delete(&owner, id).await?;
+    state.machines.delete(&owner, &client, id).await?;
     Ok(Reply::ok("Machine deleted successfully", ()))
 }
 
@@ -60,9 +64,13 @@ pub async fn delete_machine(
 pub async fn set_master_password(
     State(state): State<AppState>,
     Caller(owner): Caller,
+    Client(client): Client,
     JsonBody(change): JsonBody<MasterPasswordChange>,
 ) -> Answer<MasterPasswordOutcome> {
-    let outcome = state.machines.set_master_password(&owner, change).await?;
+    let outcome = state
+        .machines
+        .set_master_password(&owner, &client, change)
+        .await?;
     let message = if outcome.changed {
         "Master password changed successfully"
     } else {

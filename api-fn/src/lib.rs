@@ -5,6 +5,7 @@
 //! extract (validated request types from the edge), call `domain::Machines` and wrap the
 //! result in the envelope: no JSON by hand, no SDK.
 
+mod audit;
 mod handlers;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post, put};
 use domain::Machines;
 use edge::auth::Authenticator;
+use edge::extract::ClientAddr;
 use edge::layers;
 use edge::site::SitePolicy;
 use signin::{AuthState, SignIn, auth_routes};
@@ -45,6 +47,9 @@ pub fn api_routes(state: AppState) -> Router {
             "/api/v1/master-password",
             put(handlers::set_master_password),
         )
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/export", get(audit::export))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/health", get(handlers::health))
         .route("/health", get(handlers::health))
         .route("/api/v1/openapi.json", get(handlers::openapi_document))
@@ -57,6 +62,7 @@ pub fn routes_with_sign_in(state: AppState, sign_in: Arc<SignIn>) -> Router {
     let auth = AuthState {
         sign_in,
         authenticator: Arc::clone(&state.authenticator),
+        audit: Arc::clone(state.machines.audit()),
     };
     api_routes(state).merge(layers::with_deadline(
         auth_routes(auth),
@@ -66,10 +72,34 @@ pub fn routes_with_sign_in(state: AppState, sign_in: Arc<SignIn>) -> Router {
 
 /// The complete service: [`routes_with_sign_in`] inside the edge's layers.
 pub fn router(state: AppState, sign_in: Arc<SignIn>) -> Router {
-    layers::wrap(routes_with_sign_in(state, sign_in))
+    layers::wrap(with_source_ip(routes_with_sign_in(state, sign_in)))
 }
 
 /// [`router`] for a site whose public origins are given, not read from the environment.
 pub fn router_for_site(state: AppState, sign_in: Arc<SignIn>, site: SitePolicy) -> Router {
-    layers::wrap_with(routes_with_sign_in(state, sign_in), site)
+    layers::wrap_with(with_source_ip(routes_with_sign_in(state, sign_in)), site)
+}
+
+/// In Lambda there is no TCP peer: the client address is API Gateway's `sourceIp` (HTTP API
+/// and REST API events; an ALB event carries none), handed to the edge's `Client` extractor as
+/// [`ClientAddr`]. Elsewhere the request has no Lambda context and passes unchanged.
+fn with_source_ip(routes: Router) -> Router {
+    routes.layer(axum::middleware::from_fn(
+        |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if let Some(ip) = source_ip(&request) {
+                request.extensions_mut().insert(ClientAddr(ip));
+            }
+            next.run(request).await
+        },
+    ))
+}
+
+fn source_ip(request: &axum::extract::Request) -> Option<std::net::IpAddr> {
+    use lambda_http::request::RequestContext;
+    let raw = match request.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref(),
+        RequestContext::ApiGatewayV1(context) => context.identity.source_ip.as_deref(),
+        _ => None,
+    }?;
+    raw.parse().ok()
 }

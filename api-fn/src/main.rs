@@ -100,6 +100,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         machines,
     };
     let kdf = Arc::clone(state.machines.kdf());
+    let audit = Arc::clone(state.machines.audit());
     let app = api_fn::router(state, sign_in);
     match listener {
         None => lambda_http::run(app)
@@ -111,6 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 kdf.upgrade()
                     .map_or(0, |k| edge::metrics::as_gauge(k.queued()))
             });
+            edge::metrics::watch_audit(&audit);
             edge::metrics::serve_from_env().await?;
             edge::serve::serve(listener, app, edge::serve::terminated()).await?;
             Ok(())

@@ -611,3 +611,42 @@ async fn each_request_prints_one_emf_line_in_lambda() {
     assert!(seen.contains(&("/api/v1/machines", "2xx")), "{seen:?}");
     assert!(seen.contains(&("/api/v1/machines", "4xx")), "{seen:?}");
 }
+
+/// In Lambda there is no TCP peer: the audit log records API Gateway's `sourceIp` (never
+/// `X-Forwarded-For`, which any client can write), the user agent and the request id.
+#[tokio::test]
+async fn the_audit_log_records_api_gateways_source_ip() {
+    let h = Harness::new().await;
+    let token = testkit::token(ALICE);
+    set_master_password(&h, &token).await;
+    let body = machine_body();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
+    let len = body.len().to_string();
+    let mut event = fixture(
+        "apigw-v2-create-machine.json",
+        &[
+            ("TOKEN", &token),
+            ("BODY_B64", &encoded),
+            ("BODY_LEN", &len),
+        ],
+    );
+    event["requestContext"]["http"]["sourceIp"] = json!("198.51.100.7");
+    event["headers"]["x-forwarded-for"] = json!("192.0.2.66");
+    let created = h.invoke(event).await;
+    assert_eq!(status(&created), 200, "{created}");
+    let request_id = header(&created, "x-request-id").to_owned();
+
+    let config = testkit::embedded_config(h._dir.path());
+    let machines = backends::wire(&config).await.unwrap();
+    let log = machines
+        .audit()
+        .page(&domain::Identity(ALICE.to_owned()), None, 10)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["machine_created", "master_password_set"]);
+    assert_eq!(log[0].ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(log[0].request_id.as_deref(), Some(request_id.as_str()));
+    assert!(log[0].user_agent.is_some());
+    assert_eq!(log[1].ip.as_deref(), Some("203.0.113.10"));
+}

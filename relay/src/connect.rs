@@ -15,13 +15,20 @@
 //! without a persistent shell is refused (400) rather than ignored, so a client cannot believe
 //! it re-attached when it got a new shell; that check follows the master password check, as
 //! the machine's settings are only read with it.
+//!
+//! Every connect that reaches [`open_session`] is recorded in the caller's audit log by its
+//! outcome (succeeded, wrong master password, rate-limited, refused with the error code), after
+//! the answer is decided; a first-use host key pin is recorded by the domain. Terminal session
+//! events (started, resumed, ended) are for the WebSocket side to record through
+//! `relay.machines.audit()`, the same [`domain::audit::Auditor`].
 
 use axum::extract::State;
 use domain::DomainError;
 use domain::Identity;
+use domain::audit::{AuditContext, AuditKind};
 use domain::machine::MachineView;
 use domain::requests::{ConnectRequest, HostKeyPin, SessionName};
-use edge::extract::{Caller, JsonBody, MachineId};
+use edge::extract::{Caller, Client, JsonBody, MachineId};
 use edge::{ApiError, ErrorCode, Reply};
 use serde::Serialize;
 use uuid::Uuid;
@@ -66,18 +73,45 @@ fn full(what: &'static str) -> impl Fn(Full) -> ApiError {
 pub async fn connect(
     State(RelayState(relay)): State<RelayState>,
     Caller(owner): Caller,
+    Client(client): Client,
     MachineId(id): MachineId,
     JsonBody(request): JsonBody<ConnectRequest>,
 ) -> Result<Reply<String>, ApiError> {
     let started = std::time::Instant::now();
-    let answer = open_session(&relay, owner, id, request).await;
+    let answer = open_session(&relay, owner.clone(), &client, id, request).await;
     crate::metrics::get().connect_answered(&answer, started.elapsed());
+    let (kind, details) = connect_event(id, &answer);
+    relay
+        .machines
+        .audit()
+        .record(&owner, &client, kind, details)
+        .await;
     answer
+}
+
+/// The audit event a connect's answer is recorded as.
+fn connect_event<T>(id: u64, answer: &Result<T, ApiError>) -> (AuditKind, serde_json::Value) {
+    match answer {
+        Ok(_) => (
+            AuditKind::ConnectSucceeded,
+            serde_json::json!({ "machine_id": id }),
+        ),
+        Err(err) => {
+            let kind = match err.code() {
+                ErrorCode::InvalidMasterPassword => AuditKind::ConnectWrongPassword,
+                ErrorCode::TooManyAttempts => AuditKind::ConnectRateLimited,
+                _ => AuditKind::ConnectRefused,
+            };
+            let details = serde_json::json!({ "machine_id": id, "code": err.code().as_str() });
+            (kind, details)
+        }
+    }
 }
 
 async fn open_session(
     relay: &Relay,
     owner: Identity,
+    client: &AuditContext,
     id: u64,
     request: ConnectRequest,
 ) -> Result<Reply<String>, ApiError> {
@@ -118,7 +152,7 @@ async fn open_session(
     )
     .await?;
     if machine.host_key_fingerprint.is_none() {
-        if let Err(err) = pin_first_key(relay, &owner, id, &opened.fingerprint).await {
+        if let Err(err) = pin_first_key(relay, &owner, client, id, &opened.fingerprint).await {
             ssh::disconnect(&opened.handle).await;
             return Err(err);
         }
@@ -178,12 +212,13 @@ fn persistent_session(
 async fn pin_first_key(
     relay: &Relay,
     owner: &Identity,
+    client: &AuditContext,
     id: u64,
     fingerprint: &str,
 ) -> Result<(), ApiError> {
     match relay
         .machines
-        .set_host_key(owner, id, None, Some(fingerprint))
+        .set_host_key(owner, client, id, None, Some(fingerprint))
         .await
     {
         Ok(()) => {
@@ -214,12 +249,19 @@ async fn pin_first_key(
 pub async fn set_host_key(
     State(RelayState(relay)): State<RelayState>,
     Caller(owner): Caller,
+    Client(client): Client,
     MachineId(id): MachineId,
     JsonBody(pin): JsonBody<HostKeyPin>,
 ) -> Result<Reply<MachineView>, ApiError> {
     let view = relay
         .machines
-        .change_host_key(&owner, id, pin.fingerprint.as_deref(), pin.master_password)
+        .change_host_key(
+            &owner,
+            &client,
+            id,
+            pin.fingerprint.as_deref(),
+            pin.master_password,
+        )
         .await?;
     Ok(Reply::ok("Host key pin updated", view))
 }

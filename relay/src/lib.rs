@@ -133,6 +133,7 @@ impl Relay {
         let sessions = sessions::Sessions::new(config.max_sessions, config.max_sessions_per_user);
         let resume_budget = ws::ring::Budget::new(config.resume_buffer_total_bytes);
         metrics::watch(&sessions, machines.kdf(), &resume_budget);
+        edge::metrics::watch_audit(machines.audit());
         Arc::new(Self {
             machines,
             authenticator,

@@ -225,7 +225,7 @@ async fn the_guess_budget_is_shared_by_relays_and_the_api() {
         .unwrap();
         let refused = gw
             .machines
-            .set_master_password(&Identity(email.clone()), change)
+            .set_master_password(&Identity(email.clone()), &Default::default(), change)
             .await;
         assert!(
             matches!(refused, Err(DomainError::InvalidMasterPassword)),

@@ -36,6 +36,7 @@ pub fn env_for(
         Backend::DynamoDbKms => {
             let aws = testkit::provision_aws();
             env.insert("DYNAMODB_TABLE".to_owned(), aws.table.clone());
+            env.insert("AUDIT_TABLE".to_owned(), aws.audit_table.clone());
             env.insert("KMS_KEY_ID".to_owned(), aws.kms_key_id.clone());
             env.insert("AWS_ENDPOINT_URL".to_owned(), aws.endpoint.clone());
             for (k, v) in testkit::aws_test_credentials() {
@@ -81,6 +82,7 @@ pub async fn domain_for(server: &Server) -> std::sync::Arc<domain::Machines> {
             table: aws.table.clone(),
             kms_key_id: aws.kms_key_id.clone(),
         };
+        config.audit_table = Some(aws.audit_table.clone());
     }
     backends::wire(&config).await.unwrap()
 }

@@ -52,6 +52,10 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     pub data_dir: PathBuf,
     pub backend: Backend,
+    /// `AUDIT_TABLE`: the DynamoDB table of the audit log, with the cloud backends (a table of
+    /// its own, see `docs/audit.md`). Unset there, nothing is recorded (a warning at start);
+    /// the embedded backend always keeps its audit log in the SQLite file.
+    pub audit_table: Option<String>,
     pub max_machines_per_user: usize,
     /// `KDF_MEMORY_MIB` (256): the memory all concurrent key derivations of this process may
     /// use together (Argon2id takes 19 MiB each); see `kdf::KdfGate`.
@@ -152,6 +156,7 @@ impl Config {
             jwt_audience,
             data_dir,
             backend,
+            audit_table: var("AUDIT_TABLE"),
             max_machines_per_user,
             kdf_memory_mib,
             kdf_wait,

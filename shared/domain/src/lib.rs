@@ -3,12 +3,14 @@
 //!
 //! Everything the domain needs from the outside world is a port (a small trait) defined here:
 //! [`store::Store`] (DynamoDB or SQLite), [`keys::KeyProvider`] (KMS or a local key file) and
-//! [`limiter::AttemptLimiter`] (in-process, DynamoDB or Redis). Implementations live in the
+//! [`limiter::AttemptLimiter`] (in-process, DynamoDB or Redis) and [`audit::AuditLog`] (the
+//! hash-chained audit log, DynamoDB or SQLite). Implementations live in the
 //! `backends` crate (and, for Redis, in the relay); the HTTP mapping of [`DomainError`] lives in
 //! the `edge` crate. Request bodies are validated here, once, by the types in [`requests`], so
 //! that every entry point (Lambda, relay, local binary) refuses the same inputs with the same
 //! words.
 
+pub mod audit;
 pub mod config;
 pub mod data_dir;
 pub mod error;

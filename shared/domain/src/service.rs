@@ -13,6 +13,11 @@
 //! [`KdfGate`]: off the runtime, within the process's memory budget. Every master-password check
 //! first reserves an attempt from the user's guess budget ([`AttemptLimiter`]).
 //!
+//! Every change to an account (machine created or deleted, master password set or changed,
+//! host key pinned or changed) is recorded in the audit log here, after it took effect, so every
+//! entry point (the API, the relay, the local binary) records it the same way; the caller passes
+//! where the request came from ([`AuditContext`]).
+//!
 //! Errors are [`DomainError`]s; which HTTP status and code each becomes is the edge's business.
 
 use std::borrow::Cow;
@@ -22,6 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use serde_json::json;
+
+use crate::audit::{AuditContext, AuditKind, Auditor};
 use crate::error::DomainError;
 use crate::identity::Identity;
 use crate::kdf::KdfGate;
@@ -39,6 +47,7 @@ pub struct Machines {
     keys: Arc<dyn KeyProvider>,
     limiter: Arc<dyn AttemptLimiter>,
     kdf: Arc<KdfGate>,
+    audit: Arc<Auditor>,
     max_per_user: usize,
 }
 
@@ -77,6 +86,7 @@ impl Machines {
         keys: Arc<dyn KeyProvider>,
         limiter: Arc<dyn AttemptLimiter>,
         kdf: Arc<KdfGate>,
+        audit: Arc<Auditor>,
         max_per_user: usize,
     ) -> Self {
         Self {
@@ -84,8 +94,14 @@ impl Machines {
             keys,
             limiter,
             kdf,
+            audit,
             max_per_user,
         }
+    }
+
+    /// The audit log, for events outside this service (sign-in, connect, terminal sessions).
+    pub fn audit(&self) -> &Arc<Auditor> {
+        &self.audit
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -136,6 +152,7 @@ impl Machines {
     pub async fn create(
         &self,
         owner: &Identity,
+        context: &AuditContext,
         new: NewMachine,
     ) -> Result<MachineView, DomainError> {
         if self.store.get_vault(&owner.0).await?.is_none() {
@@ -171,6 +188,16 @@ impl Machines {
             match self.store.insert_machine(&machine).await {
                 Ok(()) => {
                     tracing::info!(machine_id = id, "machine created");
+                    let details = json!({
+                        "machine_id": id,
+                        "name": machine.name,
+                        "hostname": machine.hostname,
+                        "port": machine.port,
+                        "username": machine.username,
+                    });
+                    self.audit
+                        .record(owner, context, AuditKind::MachineCreated, details)
+                        .await;
                     return Ok(MachineView::from(machine));
                 }
                 // The vault rotated while we sealed: seal again, to the new key.
@@ -205,9 +232,22 @@ impl Machines {
             .ok_or(DomainError::MachineNotFound)
     }
 
-    pub async fn delete(&self, owner: &Identity, id: u64) -> Result<(), DomainError> {
+    pub async fn delete(
+        &self,
+        owner: &Identity,
+        context: &AuditContext,
+        id: u64,
+    ) -> Result<(), DomainError> {
         if self.store.delete_machine(&owner.0, id).await? {
             tracing::info!(machine_id = id, "machine deleted");
+            self.audit
+                .record(
+                    owner,
+                    context,
+                    AuditKind::MachineDeleted,
+                    json!({ "machine_id": id }),
+                )
+                .await;
             Ok(())
         } else {
             Err(DomainError::MachineNotFound)
@@ -218,6 +258,7 @@ impl Machines {
     pub async fn set_master_password(
         &self,
         owner: &Identity,
+        context: &AuditContext,
         change: MasterPasswordChange,
     ) -> Result<MasterPasswordOutcome, DomainError> {
         let MasterPasswordChange { password, current } = change;
@@ -233,11 +274,16 @@ impl Machines {
                 .put_vault(&created, VaultPrecondition::Absent)
                 .await
             {
-                Ok(()) => Ok(MasterPasswordOutcome {
-                    changed: false,
-                    resealed: 0,
-                    unopenable: Vec::new(),
-                }),
+                Ok(()) => {
+                    self.audit
+                        .record(owner, context, AuditKind::MasterPasswordSet, json!({}))
+                        .await;
+                    Ok(MasterPasswordOutcome {
+                        changed: false,
+                        resealed: 0,
+                        unopenable: Vec::new(),
+                    })
+                }
                 Err(StoreError::Conflict) => Err(DomainError::Conflict(Cow::Borrowed(
                     "A master password was set concurrently; retry with current_password",
                 ))),
@@ -279,6 +325,10 @@ impl Machines {
             generation = rotated.generation,
             "master password changed"
         );
+        let details = json!({ "resealed": resealed, "unopenable": unopenable.len() });
+        self.audit
+            .record(owner, context, AuditKind::MasterPasswordChanged, details)
+            .await;
         Ok(MasterPasswordOutcome {
             changed: true,
             resealed,
@@ -440,6 +490,7 @@ impl Machines {
     pub async fn change_host_key(
         &self,
         owner: &Identity,
+        context: &AuditContext,
         id: u64,
         new: Option<&str>,
         master_password: Option<SecretString>,
@@ -462,7 +513,7 @@ impl Machines {
                 .ok_or(DomainError::MasterPasswordNotSet)?;
             self.unlock(owner, &vault, password).await?;
         }
-        self.set_host_key(owner, id, current, new).await?;
+        self.set_host_key(owner, context, id, current, new).await?;
         tracing::info!(
             machine_id = id,
             pinned = new.is_some(),
@@ -472,16 +523,27 @@ impl Machines {
         self.get(owner, id).await
     }
 
-    /// Compare-and-set the host key pin (trust on first use at connect, and `change_host_key`).
+    /// Compare-and-set the host key pin (trust on first use at connect, and `change_host_key`),
+    /// recorded as `host_key_pinned` (no pin before) or `host_key_changed` (replaced, cleared).
     pub async fn set_host_key(
         &self,
         owner: &Identity,
+        context: &AuditContext,
         id: u64,
         expected: Option<&str>,
         new: Option<&str>,
     ) -> Result<(), DomainError> {
         match self.store.set_host_key(&owner.0, id, expected, new).await {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                let kind = if expected.is_none() {
+                    AuditKind::HostKeyPinned
+                } else {
+                    AuditKind::HostKeyChanged
+                };
+                let details = json!({ "machine_id": id, "previous": expected, "fingerprint": new });
+                self.audit.record(owner, context, kind, details).await;
+                Ok(())
+            }
             Ok(false) => Err(DomainError::MachineNotFound),
             Err(StoreError::Conflict) => Err(DomainError::Conflict(Cow::Borrowed(
                 "The host key pin was changed concurrently; retry",

@@ -1,18 +1,21 @@
 //! Extractors whose rejections are envelopes, shared by every route of every binary: the
-//! caller's identity, a bounded JSON body turned into a validated domain request, and a
-//! numeric machine id.
+//! caller's identity, a bounded JSON body turned into a validated domain request, a numeric
+//! machine id, and where a request came from ([`Client`], for the audit log).
 //!
 //! The body extractor parses JSON and then hands the value to the domain's
 //! [`FromJson`](domain::requests::FromJson), so a handler receives `NewMachine` or
 //! `ConnectRequest`, never a raw object, and every binary refuses the same bodies with the same
 //! messages.
 
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Request};
 use domain::Identity;
+use domain::audit::AuditContext;
 use domain::requests::FromJson;
 use http::StatusCode;
 use http::request::Parts;
@@ -102,4 +105,50 @@ impl<S: Send + Sync> FromRequestParts<S> for MachineId {
         }
         raw.parse().map(MachineId).map_err(|_| invalid())
     }
+}
+
+/// The request id the edge's layer chose (incoming `x-request-id`, API Gateway's, or fresh).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The client's address as a binary's front door saw it, when that is not the TCP peer: api-fn
+/// in Lambda inserts API Gateway's `sourceIp` here. It wins over the connection address.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub IpAddr);
+
+/// Where a request came from, for the audit log: the client address ([`ClientAddr`], else the
+/// TCP peer), the `User-Agent` and the request id, each bounded by [`AuditContext::new`].
+/// Never rejects: a field that is not known is absent.
+///
+/// `X-Forwarded-For` is not read: any client can send it, so it would let anyone write any
+/// address into their own log. Behind a load balancer the address is the balancer's.
+pub struct Client(pub AuditContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_context(parts)))
+    }
+}
+
+/// [`Client`]'s reading of a request's parts.
+pub fn client_context(parts: &Parts) -> AuditContext {
+    let ip = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map(|addr| addr.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip())
+        })
+        .map(|ip| ip.to_canonical().to_string());
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.as_str());
+    AuditContext::new(ip.as_deref(), user_agent, request_id)
 }

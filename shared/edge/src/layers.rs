@@ -112,8 +112,12 @@ fn incoming_id(request: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn request_id(request: Request, next: Next) -> Response {
+async fn request_id(mut request: Request, next: Next) -> Response {
     let id = incoming_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // For handlers that record it (the audit log's `Client` extractor).
+    request
+        .extensions_mut()
+        .insert(crate::extract::RequestId(id.clone()));
     // The route template, not the path: a label must not carry a machine id.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();

@@ -38,6 +38,9 @@ use schemas::ErrorEnvelope;
         paths::get_machine,
         paths::delete_machine,
         paths::set_master_password,
+        paths::audit_log,
+        paths::audit_export,
+        paths::audit_verify,
         paths::connect,
         paths::set_host_key,
         paths::terminal,
@@ -333,6 +336,28 @@ mod tests {
         assert_eq!(keys, properties("Machine"));
         // deny_unknown_fields: the description type accepts exactly the real shape.
         serde_json::from_value::<crate::schemas::Machine>(wire).unwrap();
+    }
+
+    #[test]
+    fn an_audit_entry_and_verification_as_the_domain_serialises_them_fit_the_schema() {
+        use domain::audit::{AuditContext, AuditKind, next_entry, verify};
+        let entry = next_entry(
+            None,
+            "a@example.com",
+            1,
+            AuditKind::MachineCreated,
+            &json!({"machine_id": 7}),
+            &AuditContext::new(Some("127.0.0.1"), None, Some("req")),
+        );
+        let wire = serde_json::to_value(&entry).unwrap();
+        let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, properties("AuditEntry"));
+        serde_json::from_value::<crate::schemas::AuditEntry>(wire).unwrap();
+        let broken = verify(&[entry.clone(), entry]);
+        serde_json::from_value::<crate::schemas::AuditVerification>(
+            serde_json::to_value(&broken).unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -13,9 +13,10 @@
 #![allow(dead_code)]
 
 use crate::schemas::{
-    ConnectRequest, DevSignInRequest, EmptyReply, ErrorEnvelope, HealthReply, HostKeyPinRequest,
-    MachineListReply, MachineReply, MasterPasswordReply, MasterPasswordRequest, NewMachineRequest,
-    SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
+    AuditPageReply, AuditVerificationReply, ConnectRequest, DevSignInRequest, EmptyReply,
+    ErrorEnvelope, HealthReply, HostKeyPinRequest, MachineListReply, MachineReply,
+    MasterPasswordReply, MasterPasswordRequest, NewMachineRequest, SessionOwnerReply,
+    SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(
@@ -256,3 +257,42 @@ fn auth_dev() {}
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn auth_me() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "account", operation_id = "audit_log",
+    summary = "The caller's audit log, newest first",
+    description = "Only the caller's own entries. Page with `cursor` (the previous page's \
+                   `next_cursor`).",
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 200, description = "Entries per page (default 50)"),
+        ("cursor" = Option<u64>, Query, description = "Entries with a smaller `seq` than this"),
+    ),
+    responses(
+        (status = 200, description = "Audit log fetched successfully", body = AuditPageReply),
+        (status = 400, description = "`invalid_request`: `limit` or `cursor` is not a number in range", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn audit_log() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/audit/export", tag = "account", operation_id = "audit_export",
+    summary = "The caller's audit log as JSON lines, oldest first",
+    description = "One entry (as in the list) per line, at most 5000 per answer; when more \
+                   remain, the `x-audit-next-after` header is the `after` to ask for next.",
+    params(("after" = Option<u64>, Query, description = "Entries with a larger `seq` than this (default 0)")),
+    responses(
+        (status = 200, description = "JSON lines (`application/x-ndjson`)", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "`invalid_request`: `after` is not a number", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn audit_export() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/audit/verify", tag = "account", operation_id = "audit_verify",
+    summary = "Walk the caller's hash chain and report the first broken link",
+    responses((status = 200, description = "Audit log verified (`ok` false names `broken_seq`)", body = AuditVerificationReply)),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn audit_verify() {}

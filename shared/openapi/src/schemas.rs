@@ -160,6 +160,60 @@ pub struct MasterPasswordOutcome {
     pub unopenable: Vec<u64>,
 }
 
+/// One audit log entry (`domain::audit::AuditEntry`); see docs/audit.md.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// Position in the caller's chain, from 1, without gaps.
+    pub seq: u64,
+    /// When, in Unix milliseconds.
+    pub at: i64,
+    /// What happened: `sign_in`, `logout`, `machine_created`, `machine_deleted`,
+    /// `master_password_set`, `master_password_changed`, `host_key_pinned`, `host_key_changed`,
+    /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
+    /// `session_started`, `session_resumed`, `session_ended`.
+    pub kind: String,
+    /// A small object about the event (at most 1 KiB as JSON), e.g. `{"machine_id": 7}`.
+    pub details: serde_json::Value,
+    /// The client address (at most 64 bytes).
+    #[schema(required = true)]
+    pub ip: Option<String>,
+    /// The client's `User-Agent` (at most 256 bytes).
+    #[schema(required = true)]
+    pub user_agent: Option<String>,
+    /// The request id (`x-request-id` of the answer).
+    #[schema(required = true)]
+    pub request_id: Option<String>,
+    /// `hash` of the previous entry; 64 zeros for the first.
+    pub prev_hash: String,
+    /// SHA-256 (hex) over the entry's canonical encoding, `prev_hash` included.
+    pub hash: String,
+}
+
+/// A page of the caller's audit log, newest first.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<u64>,
+}
+
+/// What walking the caller's chain found.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditVerification {
+    /// Every link holds.
+    pub ok: bool,
+    /// Entries checked (up to and including the first broken one).
+    pub entries: u64,
+    /// The first sequence number whose link does not hold (absent when `ok`).
+    pub broken_seq: Option<u64>,
+    /// Why it does not hold (absent when `ok`).
+    pub reason: Option<String>,
+}
+
 /// Health: api-fn (and the local binary) answer `{"service"}`; the relay binary answers
 /// `{"sessions","draining"}` on `/health` and `/relay/health`.
 #[derive(ToSchema, Deserialize)]
@@ -308,4 +362,6 @@ replies! {
     SignInOptionsReply => SignInOptions, "Sign-in options.";
     SignInUrlReply => SignInUrl, "Where to sign in.";
     SessionOwnerReply => SessionOwner, "Who the session belongs to.";
+    AuditPageReply => AuditPage, "A page of the caller's audit log.";
+    AuditVerificationReply => AuditVerification, "The caller's audit chain, verified.";
 }

@@ -20,6 +20,10 @@
 //!
 //! A separate state and router, merged next to the Machines routes, so those handlers and
 //! `AppState` stay untouched.
+//!
+//! A completed sign-in (provider or development) and a sign-out of a token that verifies are
+//! recorded in the user's audit log, with where the request came from; a failed write there is
+//! logged and counted and the sign-in still completes (see `domain::audit`).
 
 use std::sync::Arc;
 
@@ -27,8 +31,10 @@ use axum::Router;
 use axum::extract::{FromRef, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use domain::Identity;
+use domain::audit::{AuditContext, AuditKind, Auditor};
 use edge::auth::{AuthError, Authenticator, single_cookie, token_from_headers};
-use edge::extract::{Caller, JsonBody};
+use edge::extract::{Caller, Client, JsonBody};
 use edge::site::host_is_loopback;
 use edge::{ApiError, Reply};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -45,6 +51,19 @@ use crate::{SignIn, SignInError};
 pub struct AuthState {
     pub sign_in: Arc<SignIn>,
     pub authenticator: Arc<Authenticator>,
+    /// Where sign-ins and sign-outs are recorded.
+    pub audit: Arc<Auditor>,
+}
+
+/// Record a session minted for `email` (a verified email: the session's identity).
+async fn record_sign_in(state: &AuthState, client: &AuditContext, email: &str, provider: &str) {
+    if let Some(owner) = Identity::email(email) {
+        let details = serde_json::json!({ "provider": provider });
+        state
+            .audit
+            .record(&owner, client, AuditKind::SignIn, details)
+            .await;
+    }
 }
 
 impl FromRef<AuthState> for Arc<Authenticator> {
@@ -203,6 +222,7 @@ async fn start(
 
 async fn callback(
     State(state): State<AuthState>,
+    Client(client): Client,
     headers: HeaderMap,
     query: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -228,6 +248,7 @@ async fn callback(
         Err(err) => return failure(err, &[clear_state]),
     };
     tracing::info!(provider = signed_in.provider, "signed in");
+    record_sign_in(&state, &client, &signed_in.email, signed_in.provider).await;
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(location) = HeaderValue::from_str(&signed_in.return_to) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -239,10 +260,25 @@ async fn callback(
 /// Revoke the presented session (cookie or bearer) so no copy of it works again, then clear
 /// the cookie. A missing or invalid token has nothing to revoke and still signs out; an
 /// unreachable deny-list answers 503, because the session would otherwise live on.
-async fn logout(State(state): State<AuthState>, headers: HeaderMap) -> Response {
+async fn logout(
+    State(state): State<AuthState>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Response {
     if let Ok(token) = token_from_headers(&headers) {
         match state.authenticator.revoke(&token).await {
-            Ok(()) => tracing::info!("session revoked"),
+            Ok(owner) => {
+                tracing::info!("session revoked");
+                state
+                    .audit
+                    .record(
+                        &owner,
+                        &client,
+                        AuditKind::Logout,
+                        Value::Object(Default::default()),
+                    )
+                    .await;
+            }
             Err(err @ AuthError::RevocationsUnavailable(_)) => {
                 return ApiError::from(err).into_response();
             }
@@ -257,6 +293,7 @@ async fn logout(State(state): State<AuthState>, headers: HeaderMap) -> Response 
 
 async fn dev(
     State(state): State<AuthState>,
+    Client(client): Client,
     headers: HeaderMap,
     body: Result<JsonBody, ApiError>,
 ) -> Response {
@@ -278,6 +315,7 @@ async fn dev(
     let secure = state.sign_in.secure_cookies(is_https(&headers));
     match state.sign_in.dev_session_cookie(proof, email, secure) {
         Ok(session) => {
+            record_sign_in(&state, &client, email.trim(), "dev").await;
             let owner = SessionOwner {
                 email: email.trim().to_owned(),
                 provider: Some("dev"),

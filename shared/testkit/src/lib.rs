@@ -66,6 +66,7 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
         backend: domain::config::Backend::Embedded {
             data_dir: dir.to_path_buf(),
         },
+        audit_table: None,
         max_machines_per_user: 500,
         kdf_memory_mib: domain::kdf::DEFAULT_MEMORY_MIB,
         kdf_wait: domain::kdf::DEFAULT_WAIT,
@@ -83,10 +84,11 @@ pub fn token_signed_with(secret: &str, email: &str) -> String {
     edge::auth::mint_session(secret.as_bytes(), email, "test", 3600).unwrap()
 }
 
-/// A fresh, uniquely named DynamoDB table and KMS key on the moto server, created through the
-/// same provisioning script operators use (`localstack/provision.py`).
+/// A fresh, uniquely named DynamoDB table (and audit table) and KMS key on the moto server,
+/// created through the same provisioning script operators use (`localstack/provision.py`).
 pub struct AwsBackend {
     pub table: String,
+    pub audit_table: String,
     pub kms_key_id: String,
     pub endpoint: String,
 }
@@ -124,6 +126,7 @@ pub fn provision_aws() -> AwsBackend {
     };
     AwsBackend {
         table: value("DYNAMODB_TABLE"),
+        audit_table: value("AUDIT_TABLE"),
         kms_key_id: value("KMS_KEY_ID"),
         endpoint,
     }

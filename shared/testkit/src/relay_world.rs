@@ -66,7 +66,7 @@ impl RelayWorld {
             current: None,
         };
         self.machines
-            .set_master_password(&Identity(email.clone()), change)
+            .set_master_password(&Identity(email.clone()), &Default::default(), change)
             .await
             .unwrap();
         email
@@ -76,7 +76,7 @@ impl RelayWorld {
     pub async fn machine(&self, email: &str, body: Value) -> u64 {
         let new = NewMachine::from_json(body).unwrap();
         self.machines
-            .create(&Identity(email.to_owned()), new)
+            .create(&Identity(email.to_owned()), &Default::default(), new)
             .await
             .unwrap()
             .id

@@ -75,6 +75,26 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
     jti TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL
 );
+-- The audit log (audit_sqlite.rs): one hash chain per owner, append-only. The primary key makes
+-- an append conditional on its sequence number; the triggers refuse edits through SQL (someone
+-- with the file can still drop them, which is what the hash chain is for).
+CREATE TABLE IF NOT EXISTS audit_log (
+    owner_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    details TEXT NOT NULL,
+    ip TEXT,
+    user_agent TEXT,
+    request_id TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (owner_id, seq)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
 
 /// Files written before `persistent_shell` existed get the column (old rows read as 0, a
@@ -166,7 +186,7 @@ impl SqliteStore {
     }
 
     /// Run a read-only `f` with one of the reader connections, round robin.
-    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,

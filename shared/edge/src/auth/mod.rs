@@ -176,19 +176,20 @@ impl Authenticator {
         Ok(verified.identity)
     }
 
-    /// Sign `token` out: deny its `jti` until its `exp`. A token that does not verify (or
-    /// is already revoked) has nothing left to revoke; one without `jti` (an external
-    /// issuer's) cannot be, which is logged.
-    pub async fn revoke(&self, token: &str) -> Result<(), AuthError> {
+    /// Sign `token` out: deny its `jti` until its `exp`, and answer whose session it was. A
+    /// token that does not verify (or is already revoked) has nothing left to revoke; one
+    /// without `jti` (an external issuer's) cannot be, which is logged.
+    pub async fn revoke(&self, token: &str) -> Result<Identity, AuthError> {
         let verified = self.verify_signed(token).await?;
         let (Some(store), Some(jti)) = (&self.revocations, &verified.jti) else {
             tracing::warn!("signed out a token that cannot be revoked (no jti or no store)");
-            return Ok(());
+            return Ok(verified.identity);
         };
         store
             .revoke_token(jti, verified.exp.saturating_add(LEEWAY_SECS))
             .await
-            .map_err(AuthError::RevocationsUnavailable)
+            .map_err(AuthError::RevocationsUnavailable)?;
+        Ok(verified.identity)
     }
 
     /// Signature, claims and identity, without the deny-list.

@@ -122,6 +122,16 @@ pub fn gauge_fn(metric: Metric, read: impl Fn() -> i64 + Send + Sync + 'static) 
     });
 }
 
+/// [`names::AUDIT_WRITE_FAILURES`] read from `audit` at each scrape.
+pub fn watch_audit(audit: &std::sync::Arc<domain::audit::Auditor>) {
+    let audit = std::sync::Arc::downgrade(audit);
+    gauge_fn(names::AUDIT_WRITE_FAILURES, move || {
+        audit
+            .upgrade()
+            .map_or(0, |a| i64::try_from(a.failures()).unwrap_or(i64::MAX))
+    });
+}
+
 /// A count as a gauge value (saturating: a gauge is an i64).
 pub fn as_gauge(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)

@@ -30,6 +30,12 @@ pub const KDF_QUEUED: Metric = Metric {
     name: "sushi_kdf_queued",
     help: "Key derivations waiting for the KDF memory budget",
 };
+/// Audit log entries that could not be written since the process started (the action they
+/// record went ahead; see docs/audit.md). A gauge read from the domain's counter.
+pub const AUDIT_WRITE_FAILURES: Metric = Metric {
+    name: "sushi_audit_write_failures",
+    help: "Audit log entries not written since start (the actions went ahead)",
+};
 
 /// SSH sessions alive on this relay: parked (waiting for their WebSocket) plus open terminals.
 pub const RELAY_SESSIONS: Metric = Metric {
@@ -99,6 +105,7 @@ pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
     HTTP_REQUEST_SECONDS,
     KDF_QUEUED,
+    AUDIT_WRITE_FAILURES,
     RELAY_SESSIONS,
     RELAY_SESSIONS_PARKED,
     RELAY_TERMINALS_OPEN,

@@ -1,0 +1,139 @@
+//! The audit log of the local binary (SQLite in DATA_DIR) for what only `sushi` serves in one
+//! process: development sign-in, connect outcomes (succeeded, wrong master password,
+//! rate-limited, refused) against the real sshd, and the host key pinned on first use, each
+//! with the client's address and request id, in a chain that verifies.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use testkit::{Client, JWT_SECRET, Process};
+
+const MASTER: &str = "local master pw";
+const USER: &str = "audited@sushi.test";
+
+/// A request id per password (the edge accepts only printable ASCII without spaces).
+fn request_id(password: &str) -> String {
+    format!("connect-{}", password.replace(' ', "-"))
+}
+
+#[tokio::test]
+async fn sign_in_and_connect_outcomes_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+    ]);
+    let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+    let anonymous = Client::new(&sushi.base_url, None);
+    let signed_in = anonymous
+        .send(
+            anonymous
+                .http
+                .post(anonymous.url("/api/v1/auth/dev"))
+                .header("user-agent", "audit-browser/2")
+                .json(&json!({ "email": USER })),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
+
+    let client = anonymous.as_user(USER);
+    assert_eq!(client.set_master_password(MASTER).await.status, 200);
+    let sshd = testkit::ssh::shared_sshd();
+    let created = client
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "local", "hostname": sshd.host, "port": sshd.port.to_string(),
+                    "username": sshd.user, "password": sshd.password}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let id = created.data()["id"].as_u64().unwrap();
+    let connect = |password: &'static str, machine: u64| {
+        let client = client.clone();
+        async move {
+            client
+                .send(
+                    client
+                        .http
+                        .post(client.url(&format!("/api/v1/machine/{machine}/connect")))
+                        .header("x-request-id", request_id(password))
+                        .json(&json!({ "password": password })),
+                )
+                .await
+        }
+    };
+    assert_eq!(connect(MASTER, id).await.status, 200);
+    assert_eq!(connect("wrong master", id).await.status, 401);
+    assert_eq!(connect(MASTER, id + 1000).await.status, 404);
+    let mut limited = false;
+    for _ in 0..20 {
+        let answer = connect("wrong master", id).await;
+        if answer.status == 429 {
+            limited = true;
+            break;
+        }
+        assert_eq!(answer.status, 401, "{:?}", answer.body);
+    }
+    assert!(limited, "wrong master passwords are rate-limited");
+
+    let page = client.get("/api/v1/audit?limit=200").await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    let entries: Vec<Value> = page.data()["entries"].as_array().unwrap().clone();
+    let mut oldest_first: Vec<&Value> = entries.iter().rev().collect();
+    let kinds: Vec<&str> = oldest_first
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &kinds[..6],
+        [
+            "sign_in",
+            "master_password_set",
+            "machine_created",
+            "host_key_pinned",
+            "connect_succeeded",
+            "connect_wrong_password",
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[6], "connect_refused");
+    assert_eq!(kinds.last(), Some(&"connect_rate_limited"));
+    assert!(
+        kinds[7..kinds.len() - 1]
+            .iter()
+            .all(|k| *k == "connect_wrong_password")
+    );
+
+    let sign_in = oldest_first.remove(0);
+    assert_eq!(sign_in["details"], json!({ "provider": "dev" }));
+    assert_eq!(sign_in["user_agent"], "audit-browser/2");
+    let pinned = &entries[entries.len() - 4];
+    assert_eq!(pinned["details"]["machine_id"], id);
+    assert!(
+        pinned["details"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    assert_eq!(pinned["request_id"], request_id(MASTER));
+    let refused = &entries[entries.len() - 7];
+    assert_eq!(
+        refused["details"],
+        json!({ "machine_id": id + 1000, "code": "machine_not_found" })
+    );
+    assert!(
+        entries.iter().all(|e| e["ip"] == "127.0.0.1"),
+        "{entries:?}"
+    );
+
+    let verified = client.get("/api/v1/audit/verify").await;
+    assert_eq!(verified.data()["ok"], true, "{:?}", verified.body);
+    assert_eq!(verified.data()["entries"], entries.len());
+}
