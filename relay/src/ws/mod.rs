@@ -38,7 +38,10 @@ use std::sync::Arc;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use domain::Identity;
+use domain::audit::AuditContext;
 use edge::auth::{SESSION_COOKIE, single_cookie};
+use edge::extract::Client;
 use edge::{ApiError, ErrorCode};
 use http::HeaderMap;
 use tracing::Instrument;
@@ -96,6 +99,7 @@ fn origin_allowed(origins: &Origins, headers: &HeaderMap) -> bool {
 
 pub async fn terminal(
     State(RelayState(relay)): State<RelayState>,
+    Client(client): Client,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -147,7 +151,7 @@ pub async fn terminal(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            open(relay, socket, wanted, opener, requested).await;
+            open(relay, socket, wanted, opener, requested, client).await;
         })
 }
 
@@ -175,6 +179,7 @@ async fn open(
     wanted: Option<Hop>,
     opener: Opener,
     requested: std::time::Instant,
+    client: AuditContext,
 ) {
     let ticket = match wanted {
         Some(Hop::Ticket(ticket)) => ticket,
@@ -187,7 +192,7 @@ async fn open(
                 )
                 .await;
             };
-            return resume(&relay, socket, id, caller, forwarded).await;
+            return resume(&relay, socket, id, caller, forwarded, &client).await;
         }
         None => return refuse(socket, Close::TicketInvalid, "invalid ticket").await,
     };
@@ -262,6 +267,12 @@ async fn open(
         attach,
         terminals: Arc::clone(&relay.terminals),
         budget: Arc::clone(&relay.resume_budget),
+        audit: pump::SessionAudit {
+            auditor: Arc::clone(relay.machines.audit()),
+            owner: Identity(session.owner.clone()),
+            context: client,
+            machine_id: session.machine_id,
+        },
     };
     let span = tracing::info_span!("terminal", machine_id = session.machine_id);
     pump::run(
@@ -282,9 +293,12 @@ async fn resume(
     id: Uuid,
     caller: Option<String>,
     forwarded: bool,
+    client: &AuditContext,
 ) {
     match resume::locate(relay, id, caller.as_deref()).await {
-        Destination::Here => resume::attach_here(relay, socket, id, caller.as_deref()).await,
+        Destination::Here => {
+            resume::attach_here(relay, socket, id, caller.as_deref(), client).await;
+        }
         Destination::Elsewhere(route) if !forwarded => {
             tracing::info!(to = %route.relay, "forwarding a resume to the relay holding the session");
             forward::run(relay, socket, &route, Hop::Session(id)).await;

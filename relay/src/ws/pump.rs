@@ -55,6 +55,9 @@ use super::protocol::{
 };
 use super::resume::{Attach, Credentials, RouteKeeper, Terminals};
 use super::ring::{Budget, Ring};
+use domain::Identity;
+use domain::audit::{AuditContext, AuditKind, Auditor};
+
 use crate::drain::Phase;
 use crate::sessions::Session;
 use crate::ssh;
@@ -83,6 +86,29 @@ pub struct Resumable {
     pub terminals: Arc<Terminals>,
     pub route: RouteKeeper,
     pub budget: Arc<Budget>,
+    pub audit: SessionAudit,
+}
+
+/// Where the terminal's start and end go in its owner's audit log.
+pub struct SessionAudit {
+    pub auditor: Arc<Auditor>,
+    pub owner: Identity,
+    pub context: AuditContext,
+    pub machine_id: u64,
+}
+
+impl SessionAudit {
+    async fn record(&self, kind: AuditKind, details: serde_json::Value) {
+        let record = self
+            .auditor
+            .record(&self.owner, &self.context, kind, details);
+        if tokio::time::timeout(Duration::from_secs(5), record)
+            .await
+            .is_err()
+        {
+            tracing::error!(kind = kind.as_str(), "audit entry timed out");
+        }
+    }
 }
 
 /// Keystrokes and resizes on their way to the SSH channel.
@@ -92,7 +118,7 @@ enum Input {
 }
 
 /// How the SSH side ended.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Ended {
     exit_status: Option<u32>,
     exit_signal: Option<String>,
@@ -150,7 +176,10 @@ pub async fn run(
         terminals,
         route,
         budget,
+        audit,
     } = resumable;
+    let audit = Arc::new(audit);
+    let session_id = credentials.id.to_string();
     tracing::info!(session = %credentials.id, "terminal opened");
     let started = Instant::now();
     let _open = crate::metrics::get().terminal_opened();
@@ -175,6 +204,13 @@ pub async fn run(
     let input = tokio::spawn(write_to_ssh(in_rx, ssh_write));
     let keeper = route.clone();
     tokio::spawn(async move { keeper.publish().await });
+    let started_audit = Arc::clone(&audit);
+    let details = serde_json::json!({ "session": session_id, "machine_id": audit.machine_id });
+    tokio::spawn(async move {
+        started_audit
+            .record(AuditKind::SessionStarted, details)
+            .await;
+    });
 
     let greeting = ServerEvent::Session {
         id: credentials.id.to_string(),
@@ -190,6 +226,7 @@ pub async fn run(
         liveness,
         keystrokes: 0,
         attached: None,
+        exit: None,
     };
     if terminal
         .attach(Box::new(socket), Opening::Fresh(greeting), &phase)
@@ -198,6 +235,7 @@ pub async fn run(
         tracing::error!("terminal could not attach its first socket");
     }
     let (close, reason) = terminal.supervise(output, attach, phase, &route).await;
+    let exit = terminal.exit.take();
 
     // Teardown, bounded: no more resumes, stop writing to SSH, tell the client, close SSH.
     terminals.remove(credentials.id);
@@ -207,6 +245,27 @@ pub async fn run(
     drop(handle);
     let _ = tokio::time::timeout(Duration::from_secs(2), route.forget()).await;
     drop(slot);
+    let bytes_out = terminal
+        .outlet
+        .outlet
+        .lock()
+        .map(|outlet| outlet.ring.end())
+        .unwrap_or(0);
+    audit
+        .record(
+            AuditKind::SessionEnded,
+            serde_json::json!({
+                "session": session_id,
+                "machine_id": audit.machine_id,
+                "bytes_in": terminal.keystrokes,
+                "bytes_out": bytes_out,
+                "exit_code": exit.as_ref().and_then(|e| e.exit_status),
+                "signal": exit.as_ref().and_then(|e| e.exit_signal.clone()),
+                "close_code": close.code(),
+                "duration_secs": started.elapsed().as_secs(),
+            }),
+        )
+        .await;
     tracing::info!(
         session = %credentials.id,
         code = close.code(),
@@ -235,6 +294,8 @@ struct Terminal {
     /// Keystroke bytes read from clients so far (what `resumed` reports as `input_offset`).
     keystrokes: u64,
     attached: Option<Attachment>,
+    /// How the shell ended, when it did.
+    exit: Option<Ended>,
 }
 
 /// What the supervisor does after handling one event.
@@ -303,6 +364,7 @@ impl Terminal {
                 // The registry holds the sender until this terminal ends: cannot happen.
                 Event::Attach(None) => Next::End(Close::Normal, "terminal unregistered"),
                 Event::Ended(ended) => {
+                    self.exit = Some(ended.clone());
                     let (event, close, reason) = ending(ended);
                     if let Some(attachment) = &self.attached {
                         let _ = attachment.out.send(event.to_message()).await;

@@ -36,6 +36,8 @@ use zeroize::Zeroizing;
 use super::protocol::{ClientEvent, Close, refuse};
 use crate::Relay;
 use crate::tickets::{Route, TicketClock, TicketTable};
+use domain::Identity;
+use domain::audit::{AuditContext, AuditKind};
 
 /// How long a resuming socket may take to send its `resume` frame.
 pub const RESUME_FRAME_WAIT: Duration = Duration::from_secs(10);
@@ -185,7 +187,13 @@ pub async fn locate(relay: &Relay, id: Uuid, caller: Option<&str>) -> Destinatio
 
 /// Read the `resume` frame, check the secret and the caller, and hand the socket to the
 /// terminal. `caller` is the verified identity (cookie or hop proof), if any.
-pub async fn attach_here(relay: &Relay, mut socket: WebSocket, id: Uuid, caller: Option<&str>) {
+pub async fn attach_here(
+    relay: &Relay,
+    mut socket: WebSocket,
+    id: Uuid,
+    caller: Option<&str>,
+    client: &AuditContext,
+) {
     let Some((secret, offset)) = resume_frame(&mut socket).await else {
         return refuse(socket, Close::SessionGone, "expected a resume frame").await;
     };
@@ -206,7 +214,18 @@ pub async fn attach_here(relay: &Relay, mut socket: WebSocket, id: Uuid, caller:
     )
     .await;
     match sent {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => {
+            relay
+                .machines
+                .audit()
+                .record(
+                    &Identity(owner),
+                    client,
+                    AuditKind::SessionResumed,
+                    serde_json::json!({ "session": id.to_string(), "offset": offset }),
+                )
+                .await;
+        }
         Ok(Err(mpsc::error::SendError(Attach { socket, .. }))) => {
             refuse(*socket, Close::SessionGone, "session no longer exists").await;
         }

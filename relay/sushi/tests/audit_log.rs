@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
+use testkit::ws::Terminal;
 use testkit::{Client, JWT_SECRET, Process};
 
 const MASTER: &str = "local master pw";
@@ -136,4 +137,89 @@ async fn sign_in_and_connect_outcomes_are_recorded() {
     let verified = client.get("/api/v1/audit/verify").await;
     assert_eq!(verified.data()["ok"], true, "{:?}", verified.body);
     assert_eq!(verified.data()["entries"], entries.len());
+}
+
+/// A terminal's life in its owner's log: started, resumed after its connection was cut, and
+/// ended with its exit status and byte counts.
+#[tokio::test]
+async fn a_terminals_start_resume_and_end_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = HashMap::from([
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+    ]);
+    let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+    let client = Client::new(&sushi.base_url, None).as_user(USER);
+    assert_eq!(client.set_master_password(MASTER).await.status, 200);
+    let sshd = testkit::ssh::shared_sshd();
+    let created = client
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "local", "hostname": sshd.host, "port": sshd.port.to_string(),
+                    "username": sshd.user, "password": sshd.password}),
+        )
+        .await;
+    let id = created.data()["id"].as_u64().unwrap();
+    let ticket = client
+        .post_json(
+            &format!("/api/v1/machine/{id}/connect"),
+            &json!({ "password": MASTER }),
+        )
+        .await;
+    let ticket = ticket.data().as_str().unwrap().to_owned();
+    let cookie = format!("jwt={}", testkit::token(USER));
+    let headers = [("cookie", cookie.as_str())];
+    let step = std::time::Duration::from_secs(15);
+    let mut term = Terminal::open(&sushi.base_url, &ticket, &headers)
+        .await
+        .unwrap();
+    term.expect_event("session", step).await;
+    let (session, secret) = term.session();
+    term.run("echo typed-$((2*3))").await;
+    term.expect_output("typed-6", step).await;
+    let received = term.output.len() as u64;
+    term.cut();
+    let mut term = Terminal::resume(&sushi.base_url, &session, &secret, received, &headers)
+        .await
+        .unwrap();
+    term.expect_event("resumed", step).await;
+    term.run("exit 7").await;
+    assert_eq!(term.expect_event("exit", step).await["code"], 7);
+    term.expect_close(step).await;
+
+    // The end is written as the terminal tears down, just after the close.
+    let mut kinds = Vec::new();
+    for _ in 0..50 {
+        let page = client.get("/api/v1/audit?limit=200").await;
+        let entries: Vec<Value> = page.data()["entries"].as_array().unwrap().clone();
+        kinds = entries
+            .iter()
+            .rev()
+            .filter(|e| e["kind"].as_str().unwrap().starts_with("session_"))
+            .cloned()
+            .collect::<Vec<Value>>();
+        if kinds.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let names: Vec<&str> = kinds.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["session_started", "session_resumed", "session_ended"]
+    );
+    assert_eq!(kinds[0]["details"]["session"], session.as_str());
+    assert_eq!(kinds[0]["details"]["machine_id"], id);
+    assert_eq!(kinds[1]["details"]["offset"], received);
+    let ended = &kinds[2]["details"];
+    assert_eq!(ended["exit_code"], 7, "{ended}");
+    assert_eq!(ended["close_code"], 1000, "{ended}");
+    assert_eq!(
+        ended["bytes_in"],
+        "echo typed-$((2*3))\nexit 7\n".len(),
+        "{ended}"
+    );
+    assert!(ended["bytes_out"].as_u64().unwrap() > received, "{ended}");
+    let verified = client.get("/api/v1/audit/verify").await;
+    assert_eq!(verified.data()["ok"], true, "{:?}", verified.body);
 }
