@@ -52,6 +52,6 @@ log "type check (tsc)"
 npm run --silent check
 log "unit tests of the pure modules (node --test)"
 npm run --silent test
-log "node --test e2e/browser.test.mjs (artifacts in $SUSHI_E2E_ARTIFACTS)"
-node --test --test-concurrency=1 e2e/browser.test.mjs
+log "node --test e2e/browser.test.mjs e2e/terminal.test.mjs (artifacts in $SUSHI_E2E_ARTIFACTS)"
+node --test --test-concurrency=1 e2e/browser.test.mjs e2e/terminal.test.mjs
 log "browser tests passed"
