@@ -43,6 +43,14 @@ pub struct RelayConfig {
     /// `MAX_CONNECTS_PER_USER` (4): connects one user may have in progress at once (each runs
     /// an Argon2id and an SSH handshake).
     pub max_connects_per_user: usize,
+    /// `RESUME_GRACE_SECS` (300): how long a terminal whose client left without closing it
+    /// waits for a resume. 0 turns resume off (the terminal ends with its WebSocket).
+    pub resume_grace: Duration,
+    /// `RESUME_BUFFER_BYTES` (1 MiB): unacknowledged output one terminal keeps for a resume.
+    pub resume_buffer_bytes: usize,
+    /// `RESUME_BUFFER_TOTAL_BYTES` (256 MiB): all terminals' resume buffers together; over it,
+    /// each keeps only its last 64 KiB.
+    pub resume_buffer_total_bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -141,6 +149,9 @@ impl RelayConfig {
             max_sessions: count("MAX_SESSIONS", 2000)?,
             max_sessions_per_user: count("MAX_SESSIONS_PER_USER", 20)?,
             max_connects_per_user: count("MAX_CONNECTS_PER_USER", 4)?,
+            resume_grace: Duration::from_secs(number("RESUME_GRACE_SECS", 300)?),
+            resume_buffer_bytes: count("RESUME_BUFFER_BYTES", 1 << 20)?,
+            resume_buffer_total_bytes: count("RESUME_BUFFER_TOTAL_BYTES", 256 << 20)?,
         })
     }
 

@@ -128,6 +128,7 @@ async fn open_session(
             handle: opened.handle,
             channel: opened.channel,
             slot,
+            persistent: None,
         },
         bucket.remaining(),
     );

@@ -1,6 +1,6 @@
 //! relay: the long-lived half of the product. It serves
 //! `POST /api/v1/machine/{id}/connect`, `PUT /api/v1/machine/{id}/host-key` and the terminal
-//! WebSocket `GET /ssh?uuid=…`, holds live SSH sessions in memory, and routes tickets through
+//! WebSocket `GET /ssh?uuid=…` (and its resume, `GET /ssh?session=…`), holds live SSH sessions in memory, and routes tickets through
 //! a [`TicketTable`] (Redis across replicas, in-process for one).
 //!
 //! The crate is a library so that the all-in-one local binary (`sushi`, in `relay/sushi/`) can
@@ -52,6 +52,10 @@ pub struct Relay {
     pub advertise: String,
     pub clock: TicketClock,
     pub phase: watch::Sender<Phase>,
+    /// Live terminals a resume can reach.
+    pub terminals: Arc<ws::resume::Terminals>,
+    /// What all terminals' resume buffers may hold together.
+    pub resume_budget: Arc<ws::ring::Budget>,
 }
 
 #[derive(Clone)]
@@ -135,6 +139,8 @@ impl Relay {
             sessions,
             connects: sessions::PerUser::new(config.max_connects_per_user),
             clock: TicketClock::new(config.ticket_bucket_secs),
+            terminals: ws::resume::Terminals::new(),
+            resume_budget: ws::ring::Budget::new(config.resume_buffer_total_bytes),
             config,
             advertise,
             phase,
@@ -150,6 +156,8 @@ impl Relay {
         ws::pump::PumpSettings {
             keepalive: self.config.keepalive,
             idle_timeout: self.config.idle_timeout,
+            resume_grace: self.config.resume_grace,
+            ring_bytes: self.config.resume_buffer_bytes,
         }
     }
 

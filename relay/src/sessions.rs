@@ -31,6 +31,8 @@ pub struct Session {
     pub handle: Handle<HostKeyCheck>,
     pub channel: Channel<Msg>,
     pub slot: Slot,
+    /// The tmux session the shell runs in, for a machine with a persistent shell.
+    pub persistent: Option<String>,
 }
 
 /// One unit of capacity, relay-wide and of its user; released on drop.

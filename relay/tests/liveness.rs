@@ -1,6 +1,7 @@
 //! A browser that goes away without saying so (a frozen tab, a laptop lid closed, a dropped
 //! mobile link) must not keep an SSH session open: the relay pings, and a client that answers
-//! nothing for three keepalive intervals is closed with 4009. A client that does answer stays
+//! nothing for three keepalive intervals is closed with 4009; its session then waits the resume
+//! grace (2 s here) for the client to come back, and ends. A client that does answer stays
 //! open however long it is idle (short of the idle timeout). The same holds when the
 //! WebSocket reached the session through another relay.
 //!
@@ -47,7 +48,13 @@ async fn sessions_end_within(base_url: &str, limit: Duration) -> Duration {
 #[tokio::test]
 async fn a_client_that_stops_answering_pings_is_closed_with_4009() {
     let gw = RelayWorld::new().await;
-    let relay = gw.start(RELAY, &[("KEEPALIVE_SECS", KEEPALIVE_SECS)]);
+    let relay = gw.start(
+        RELAY,
+        &[
+            ("KEEPALIVE_SECS", KEEPALIVE_SECS),
+            ("RESUME_GRACE_SECS", "2"),
+        ],
+    );
     let email = gw.user("silent").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
@@ -75,7 +82,13 @@ async fn a_client_that_stops_answering_pings_is_closed_with_4009() {
 #[tokio::test]
 async fn an_idle_client_that_answers_pings_stays_connected() {
     let gw = RelayWorld::new().await;
-    let relay = gw.start(RELAY, &[("KEEPALIVE_SECS", KEEPALIVE_SECS)]);
+    let relay = gw.start(
+        RELAY,
+        &[
+            ("KEEPALIVE_SECS", KEEPALIVE_SECS),
+            ("RESUME_GRACE_SECS", "2"),
+        ],
+    );
     let email = gw.user("idle-alive").await;
     let id = gw.password_machine(&email).await;
     let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
@@ -111,6 +124,7 @@ async fn an_unresponsive_client_behind_a_forwarding_relay_is_closed_with_4009() 
     let settings = [
         ("REDIS_URL", redis.as_str()),
         ("KEEPALIVE_SECS", KEEPALIVE_SECS),
+        ("RESUME_GRACE_SECS", "2"),
     ];
     let owner = gw.start(RELAY, &settings);
     let forwarder = gw.start(RELAY, &settings);

@@ -26,6 +26,8 @@ struct Entry {
 
 pub struct InProcessTickets {
     entries: Mutex<HashMap<Uuid, Entry>>,
+    /// Resumable sessions (one relay: only ever this one's, but kept for the same answers).
+    sessions: Mutex<HashMap<Uuid, (Route, u64)>>,
     hop_key: HopKey,
 }
 
@@ -35,6 +37,7 @@ impl Default for InProcessTickets {
         rand::rngs::OsRng.fill_bytes(hop_key.as_mut_slice());
         Self {
             entries: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             hop_key,
         }
     }
@@ -109,6 +112,38 @@ impl TicketTable for InProcessTickets {
             }
             None => Opening::Missing,
         })
+    }
+
+    async fn publish_session(
+        &self,
+        id: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError> {
+        let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
+        if sessions.len() >= MAX_ENTRIES && !sessions.contains_key(&id) {
+            let now = now_secs();
+            sessions.retain(|_, (_, expires)| *expires > now);
+            if sessions.len() >= MAX_ENTRIES {
+                return Err(TicketError::Full);
+            }
+        }
+        sessions.insert(id, (route.clone(), bucket.expires_at_secs()));
+        Ok(())
+    }
+
+    async fn find_session(&self, id: Uuid, _now: Bucket) -> Result<Option<Route>, TicketError> {
+        let sessions = self.sessions.lock().map_err(|_| poisoned())?;
+        let now = now_secs();
+        Ok(sessions
+            .get(&id)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(route, _)| route.clone()))
+    }
+
+    async fn forget_session(&self, id: Uuid, _now: Bucket) -> Result<(), TicketError> {
+        self.sessions.lock().map_err(|_| poisoned())?.remove(&id);
+        Ok(())
     }
 
     async fn hop_key(&self) -> Result<HopKey, TicketError> {

@@ -11,6 +11,11 @@
 //! "used" (keeping its expiry) so that a second open can be told apart from an unknown or
 //! expired ticket and refused with its own close code.
 //!
+//! Resumable sessions are routed the same way: `session id → {relay, owner}` in the same
+//! minute buckets, published when the terminal opens and again every bucket while it lives
+//! (attached or parked), deleted when it ends, so a relay that dies leaves nothing behind for
+//! longer than two buckets.
+//!
 //! Two implementations behind one small trait, chosen by configuration like the store and the
 //! key provider: Redis (`REDIS_URL`, any number of relays) and an in-process map (the embedded,
 //! single-replica default).
@@ -105,6 +110,18 @@ pub trait TicketTable: Send + Sync {
         here: &str,
         caller: Option<&str>,
     ) -> Result<Opening, TicketError>;
+    /// Say that relay `route.relay` holds resumable session `id` until the end of the bucket
+    /// after `bucket`; called again each bucket while the session lives (replaces the entry).
+    async fn publish_session(
+        &self,
+        id: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError>;
+    /// Where session `id` lives, if any relay still says it holds it.
+    async fn find_session(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError>;
+    /// The session ended: forget its route at once.
+    async fn forget_session(&self, id: Uuid, now: Bucket) -> Result<(), TicketError>;
     /// The key every relay sharing this table signs forwarded hops with.
     async fn hop_key(&self) -> Result<HopKey, TicketError>;
     /// One line for the start-up log.

@@ -70,6 +70,10 @@ fn key(ticket: Uuid, bucket: Bucket) -> String {
 
 /// What the script's answer means; an untouched open entry is decided by the same rule the
 /// script applied (so the reason it was not consumed is reported exactly).
+fn session_key(id: Uuid, bucket: Bucket) -> String {
+    format!("sushi:session:{{{id}}}:{}", bucket.index)
+}
+
 fn decode(value: Option<String>, here: &str, caller: Option<&str>) -> Result<Opening, TicketError> {
     let Some(value) = value else {
         return Ok(Opening::Missing);
@@ -155,6 +159,57 @@ impl TicketTable for RedisTickets {
         )
         .await?;
         decode(value, here, caller)
+    }
+
+    async fn publish_session(
+        &self,
+        id: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError> {
+        let value =
+            serde_json::to_string(route).map_err(|e| TicketError::Unavailable(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        bounded(
+            redis::cmd("SET")
+                .arg(session_key(id, bucket))
+                .arg(value)
+                .arg("EXAT")
+                .arg(bucket.expires_at_secs())
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError> {
+        let mut conn = self.conn.clone();
+        let (current, previous): (Option<String>, Option<String>) = bounded(
+            redis::pipe()
+                .get(session_key(id, now))
+                .get(session_key(id, now.previous()))
+                .query_async(&mut conn),
+        )
+        .await?;
+        current
+            .or(previous)
+            .map(|value| {
+                serde_json::from_str(&value)
+                    .map_err(|e| TicketError::Unavailable(format!("malformed session route: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn forget_session(&self, id: Uuid, now: Bucket) -> Result<(), TicketError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            redis::cmd("DEL")
+                .arg(session_key(id, now))
+                .arg(session_key(id, now.previous()))
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn hop_key(&self) -> Result<HopKey, TicketError> {

@@ -19,15 +19,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use http::HeaderValue;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
-use uuid::Uuid;
-
-use super::hop;
+use super::hop::{self, Hop};
 use super::liveness::{Liveness, Verdict, within_stall};
 use super::protocol::{
     Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES,
@@ -36,6 +28,12 @@ use super::protocol::{
 use crate::Relay;
 use crate::drain::Phase;
 use crate::tickets::Route;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use http::HeaderValue;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,7 +64,8 @@ fn to_browser(message: tungstenite::Message) -> Option<Message> {
     })
 }
 
-pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, ticket: Uuid) {
+/// Forward `browser` to the relay in `route`, for a ticket or a session resume (`hop`).
+pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, hop: Hop) {
     crate::metrics::get().forwarded_sockets.inc();
     let Some(base) = route.relay.strip_prefix("http://") else {
         tracing::error!(
@@ -76,13 +75,16 @@ pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, ticket: Uuid)
         return refuse(browser, Close::RoutingUnavailable, "relay unreachable").await;
     };
     let proof = match relay.tickets.hop_key().await {
-        Ok(key) => hop::sign(&key, ticket, &route.owner),
+        Ok(key) => hop::sign(&key, hop, &route.owner),
         Err(err) => {
             tracing::error!(error = %err, "hop key unavailable");
             None
         }
     };
-    let url = format!("ws://{base}/ssh?uuid={ticket}");
+    let url = match hop {
+        Hop::Ticket(ticket) => format!("ws://{base}/ssh?uuid={ticket}"),
+        Hop::Session(id) => format!("ws://{base}/ssh?session={id}"),
+    };
     let request = proof.and_then(|proof| {
         let mut request = url.into_client_request().ok()?;
         let proof = HeaderValue::from_str(&proof).ok()?;

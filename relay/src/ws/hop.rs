@@ -8,8 +8,8 @@
 //! The owner relay verifies the MAC, that the proof names this very ticket and has not expired,
 //! and then consumes the ticket for that owner without verifying any JWT again. A request that
 //! carries the header without a valid proof is refused before the upgrade: the header is never
-//! a way in from outside. A proof lives [`PROOF_TTL`] and names one single-use ticket, so a
-//! captured one is worth nothing.
+//! a way in from outside. A proof lives [`PROOF_TTL`] and names one single-use ticket (or one session, which
+//! also needs its secret), so a captured one is worth nothing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,16 +40,37 @@ fn mac(key: &HopKey, payload: &str) -> Option<Hmac<Sha256>> {
     Some(mac)
 }
 
-/// The header value proving that `owner` may open `ticket` on the next relay.
-pub fn sign(key: &HopKey, ticket: Uuid, owner: &str) -> Option<String> {
+/// What a forwarded socket is for: opening a ticket, or resuming a session. Part of the signed
+/// payload, so a proof for one can never be presented as the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hop {
+    Ticket(Uuid),
+    Session(Uuid),
+}
+
+impl Hop {
+    fn label(self) -> String {
+        match self {
+            Hop::Ticket(id) => format!("t:{id}"),
+            Hop::Session(id) => format!("s:{id}"),
+        }
+    }
+}
+
+/// The header value proving that `owner` may open `hop` on the next relay.
+pub fn sign(key: &HopKey, hop: Hop, owner: &str) -> Option<String> {
     let expires = now_secs().saturating_add(PROOF_TTL.as_secs());
-    let payload = format!("{ticket}.{}.{expires}", URL_SAFE_NO_PAD.encode(owner));
+    let payload = format!(
+        "{}.{}.{expires}",
+        hop.label(),
+        URL_SAFE_NO_PAD.encode(owner)
+    );
     let tag = mac(key, &payload)?.finalize().into_bytes();
     Some(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag)))
 }
 
-/// The owner a valid, unexpired proof for `ticket` names; `None` for anything else.
-pub fn verify(key: &HopKey, proof: &str, ticket: Uuid) -> Option<String> {
+/// The owner a valid, unexpired proof for `hop` names; `None` for anything else.
+pub fn verify(key: &HopKey, proof: &str, hop: Hop) -> Option<String> {
     if proof.len() > MAX_PROOF_LEN {
         return None;
     }
@@ -59,7 +80,7 @@ pub fn verify(key: &HopKey, proof: &str, ticket: Uuid) -> Option<String> {
     mac(key, payload)?.verify_slice(&tag).ok()?;
     let mut parts = payload.split('.');
     let (named, owner, expires) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || Uuid::parse_str(named).ok()? != ticket {
+    if parts.next().is_some() || named != hop.label() {
         return None;
     }
     if expires.parse::<u64>().ok()? < now_secs() {
@@ -78,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_proof_names_its_owner_for_its_ticket_only() {
-        let ticket = Uuid::new_v4();
+        let ticket = Hop::Ticket(Uuid::new_v4());
         let proof = sign(&key(1), ticket, "alice@example.com").unwrap();
         assert_eq!(
             verify(&key(1), &proof, ticket).as_deref(),
@@ -86,15 +107,24 @@ mod tests {
         );
         assert_eq!(verify(&key(2), &proof, ticket), None, "other key");
         assert_eq!(
-            verify(&key(1), &proof, Uuid::new_v4()),
+            verify(&key(1), &proof, Hop::Ticket(Uuid::new_v4())),
             None,
             "other ticket"
+        );
+        let Hop::Ticket(id) = ticket else {
+            unreachable!()
+        };
+        assert_eq!(
+            verify(&key(1), &proof, Hop::Session(id)),
+            None,
+            "a ticket's proof does not resume a session of the same id"
         );
     }
 
     #[test]
     fn tampered_or_expired_proofs_are_refused() {
-        let ticket = Uuid::new_v4();
+        let id = Uuid::new_v4();
+        let ticket = Hop::Ticket(id);
         let proof = sign(&key(1), ticket, "alice").unwrap();
         let forged_owner = proof.replacen(
             &URL_SAFE_NO_PAD.encode("alice"),
@@ -102,7 +132,7 @@ mod tests {
             1,
         );
         assert_eq!(verify(&key(1), &forged_owner, ticket), None);
-        let payload = format!("{ticket}.{}.{}", URL_SAFE_NO_PAD.encode("alice"), 1);
+        let payload = format!("t:{id}.{}.{}", URL_SAFE_NO_PAD.encode("alice"), 1);
         let tag = mac(&key(1), &payload).unwrap().finalize().into_bytes();
         let expired = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag));
         assert_eq!(verify(&key(1), &expired, ticket), None);

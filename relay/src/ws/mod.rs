@@ -14,15 +14,23 @@
 //! forwarded there with a hop proof ([`hop`]) carrying the identity verified here, so the owner
 //! relay neither verifies the JWT again nor looks the ticket up twice.
 //!
+//! A resume, `GET /ssh?session=<id>`, passes the same checks (Origin, cookie) and then goes
+//! where the session lives: [`resume`] hands the socket to the terminal here, or it is
+//! forwarded to the relay holding it. Resumes are accepted while draining: parked terminals
+//! are served until the drain grace ends.
+//!
 //! Module map: [`protocol`] (the wire format, imported by everything else), [`liveness`] (when
-//! a client is gone), [`pump`] (one terminal), [`forward`] (relay to relay), [`hop`] (the
-//! forwarded identity's proof).
+//! a client is gone), [`pump`] (one terminal), [`ring`] (its output kept for a resume),
+//! [`resume`] (the registry and the resume handshake), [`forward`] (relay to relay), [`hop`]
+//! (the forwarded identity's proof).
 
 pub mod forward;
 pub mod hop;
 pub mod liveness;
 pub mod protocol;
 pub mod pump;
+pub mod resume;
+pub mod ring;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,12 +44,14 @@ use http::HeaderMap;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use self::hop::Hop;
 use self::protocol::{
     Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES, refuse,
 };
+use self::resume::Destination;
 use crate::config::Origins;
 use crate::tickets::Opening;
-use crate::{Relay, RelayState};
+use crate::{Phase, Relay, RelayState};
 
 /// Who is opening the ticket, as far as this relay knows before touching the ticket table.
 enum Opener {
@@ -91,10 +101,14 @@ pub async fn terminal(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let requested = std::time::Instant::now();
-    let raw_ticket = query.get("uuid").cloned().unwrap_or_default();
+    let wanted = match (query.get("session"), query.get("uuid")) {
+        (Some(session), _) => Uuid::parse_str(session).map(Hop::Session),
+        (None, ticket) => Uuid::parse_str(ticket.map_or("", String::as_str)).map(Hop::Ticket),
+    }
+    .ok();
     let opener = match headers.get(HOP_HEADER) {
         // A relay hop: the forwarding relay checked the Origin and the cookie; the proof says so.
-        Some(proof) => match verified_hop(&relay, proof, &raw_ticket).await {
+        Some(proof) => match verified_hop(&relay, proof, wanted).await {
             Some(owner) => Opener::Hop { owner },
             None => {
                 tracing::warn!("websocket refused: invalid relay hop proof");
@@ -117,7 +131,9 @@ pub async fn terminal(
             }
         }
     };
-    if relay.draining() {
+    // A draining relay still serves its terminals' resumes, until the drain grace ends.
+    let resuming = matches!(wanted, Some(Hop::Session(_)));
+    if relay.draining() && !(resuming && matches!(*relay.phase.borrow(), Phase::Draining { .. })) {
         return ApiError::unavailable("This relay is shutting down; retry to reach another relay")
             .into_response();
     }
@@ -131,13 +147,17 @@ pub async fn terminal(
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            open(relay, socket, raw_ticket, opener, requested).await;
+            open(relay, socket, wanted, opener, requested).await;
         })
 }
 
-/// The owner a hop proof vouches for, if it is valid for this ticket.
-async fn verified_hop(relay: &Relay, proof: &http::HeaderValue, ticket: &str) -> Option<String> {
-    let ticket = Uuid::parse_str(ticket).ok()?;
+/// The owner a hop proof vouches for, if it is valid for this ticket or session.
+async fn verified_hop(
+    relay: &Relay,
+    proof: &http::HeaderValue,
+    wanted: Option<Hop>,
+) -> Option<String> {
+    let wanted = wanted?;
     let proof = proof.to_str().ok()?;
     let key = match relay.tickets.hop_key().await {
         Ok(key) => key,
@@ -146,49 +166,38 @@ async fn verified_hop(relay: &Relay, proof: &http::HeaderValue, ticket: &str) ->
             return None;
         }
     };
-    hop::verify(&key, proof, ticket)
+    hop::verify(&key, proof, wanted)
 }
 
 async fn open(
     relay: Arc<Relay>,
     socket: WebSocket,
-    ticket: String,
+    wanted: Option<Hop>,
     opener: Opener,
     requested: std::time::Instant,
 ) {
-    let Ok(ticket) = Uuid::parse_str(&ticket) else {
-        return refuse(socket, Close::TicketInvalid, "invalid ticket").await;
-    };
-    let (caller, forwarded) = match opener {
-        Opener::Hop { owner } => (Some(owner), true),
-        // A ticket in a leaked URL (history, a screenshot, a proxy log) opened from another
-        // browser: the browser's own session must vouch for it. Checked before the ticket
-        // table, so the refusal does not consume the ticket.
-        Opener::Direct {
-            caller: None,
-            browser: true,
-        } => {
-            tracing::warn!("websocket refused: a browser without the session cookie");
-            return refuse(
-                socket,
-                Close::TicketNotYours,
-                "sign in: a browser must present its session cookie",
-            )
-            .await;
+    let ticket = match wanted {
+        Some(Hop::Ticket(ticket)) => ticket,
+        Some(Hop::Session(id)) => {
+            let Some((caller, forwarded)) = identify(&relay, opener).await else {
+                return refuse(
+                    socket,
+                    Close::TicketNotYours,
+                    "sign in: cookie missing or invalid",
+                )
+                .await;
+            };
+            return resume(&relay, socket, id, caller, forwarded).await;
         }
-        Opener::Direct {
-            caller: None,
-            browser: false,
-        } => (None, false),
-        Opener::Direct {
-            caller: Some(token),
-            ..
-        } => match relay.authenticator.verify(&token).await {
-            Ok(identity) => (Some(identity.0), false),
-            Err(_) => {
-                return refuse(socket, Close::TicketNotYours, "jwt cookie is not valid").await;
-            }
-        },
+        None => return refuse(socket, Close::TicketInvalid, "invalid ticket").await,
+    };
+    let Some((caller, forwarded)) = identify(&relay, opener).await else {
+        return refuse(
+            socket,
+            Close::TicketNotYours,
+            "sign in: cookie missing or invalid",
+        )
+        .await;
     };
     let opening = relay
         .tickets
@@ -203,7 +212,7 @@ async fn open(
         Ok(Opening::Opened(route)) => route,
         Ok(Opening::Elsewhere(route)) if !forwarded => {
             tracing::info!(to = %route.relay, "forwarding websocket to the relay holding the session");
-            return forward::run(&relay, socket, &route, ticket).await;
+            return forward::run(&relay, socket, &route, Hop::Ticket(ticket)).await;
         }
         Ok(Opening::Elsewhere(_)) => {
             // A stale route must never bounce a socket between relays.
@@ -241,13 +250,82 @@ async fn open(
     crate::metrics::get()
         .websocket_open_seconds
         .observe(requested.elapsed().as_secs_f64());
+    let (credentials, attach) = relay.terminals.register(&session.owner);
+    let resumable = pump::Resumable {
+        route: resume::RouteKeeper {
+            tickets: Arc::clone(&relay.tickets),
+            clock: relay.clock,
+            route: route.clone(),
+            id: credentials.id,
+        },
+        credentials,
+        attach,
+        terminals: Arc::clone(&relay.terminals),
+        budget: Arc::clone(&relay.resume_budget),
+    };
     let span = tracing::info_span!("terminal", machine_id = session.machine_id);
     pump::run(
         relay.pump_settings(),
         relay.phase.subscribe(),
         socket,
         session,
+        resumable,
     )
     .instrument(span)
     .await;
+}
+
+/// A resume of session `id`: handed to the terminal here, or forwarded to its relay.
+async fn resume(
+    relay: &Arc<Relay>,
+    socket: WebSocket,
+    id: Uuid,
+    caller: Option<String>,
+    forwarded: bool,
+) {
+    match resume::locate(relay, id, caller.as_deref()).await {
+        Destination::Here => resume::attach_here(relay, socket, id, caller.as_deref()).await,
+        Destination::Elsewhere(route) if !forwarded => {
+            tracing::info!(to = %route.relay, "forwarding a resume to the relay holding the session");
+            forward::run(relay, socket, &route, Hop::Session(id)).await;
+        }
+        Destination::Elsewhere(_) | Destination::Gone => {
+            refuse(socket, Close::SessionGone, "session no longer exists").await;
+        }
+        Destination::Unknown => {
+            refuse(socket, Close::RoutingUnavailable, "routing unavailable").await;
+        }
+    }
+}
+
+/// Who is asking, and whether another relay forwarded the socket; `None` refuses it (a
+/// browser without the session cookie, or an invalid cookie).
+async fn identify(relay: &Relay, opener: Opener) -> Option<(Option<String>, bool)> {
+    match opener {
+        Opener::Hop { owner } => Some((Some(owner), true)),
+        // A ticket or session id in a leaked URL (history, a screenshot, a proxy log) opened
+        // from another browser: the browser's own session must vouch for it. Checked before
+        // the ticket table, so the refusal does not consume the ticket.
+        Opener::Direct {
+            caller: None,
+            browser: true,
+        } => {
+            tracing::warn!("websocket refused: a browser without the session cookie");
+            None
+        }
+        Opener::Direct {
+            caller: None,
+            browser: false,
+        } => Some((None, false)),
+        Opener::Direct {
+            caller: Some(token),
+            ..
+        } => match relay.authenticator.verify(&token).await {
+            Ok(identity) => Some((Some(identity.0), false)),
+            Err(_) => {
+                tracing::warn!("websocket refused: jwt cookie is not valid");
+                None
+            }
+        },
+    }
 }

@@ -46,6 +46,14 @@ pub enum ClientEvent {
     Resize { cols: u32, rows: u32 },
     /// Application-level keepalive; the relay only notes that the client is alive.
     Heartbeat,
+    /// Output bytes the client has received in this session (counted over binary frames): the
+    /// relay may forget everything before `offset`.
+    Ack { offset: u64 },
+    /// The first frame on `GET /ssh?session=<id>`: the session's secret and the output bytes
+    /// the client has received. Nothing else is accepted before the relay answers `resumed`.
+    Resume { secret: String, offset: u64 },
+    /// Round-trip probe; the relay answers `pong` with the same `id` at once.
+    Ping { id: u64 },
 }
 
 /// Relay → client text frames (binary frames are terminal output).
@@ -65,6 +73,24 @@ pub enum ServerEvent {
         message: Cow<'static, str>,
         grace_secs: u64,
     },
+    /// First event of a fresh terminal: what a client needs to resume it. Output offsets start
+    /// at 0. `persistent` names the tmux session the shell runs in, when the machine has one.
+    Session {
+        id: String,
+        secret: String,
+        grace_secs: u64,
+        persistent: Option<String>,
+    },
+    /// First event after a resume: output continues at byte `offset`; `dropped` bytes between
+    /// the client's offset and `offset` were lost to the ring's bound; the relay has taken
+    /// `input_offset` keystroke bytes, so the client resends what it sent after that.
+    Resumed {
+        offset: u64,
+        dropped: u64,
+        input_offset: u64,
+    },
+    /// Answer to a client `ping`.
+    Pong { id: u64 },
 }
 
 impl ServerEvent {
@@ -90,6 +116,9 @@ pub const CLIENT_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
     ("input", &[("data", "string")]),
     ("resize", &[("cols", "number"), ("rows", "number")]),
     ("heartbeat", &[]),
+    ("ack", &[("offset", "number")]),
+    ("resume", &[("secret", "string"), ("offset", "number")]),
+    ("ping", &[("id", "number")]),
 ];
 pub const SERVER_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
     ("exit", &[("code", "number | null"), ("signal?", "string")]),
@@ -98,6 +127,24 @@ pub const SERVER_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
         "shutdown",
         &[("message", "string"), ("grace_secs", "number")],
     ),
+    (
+        "session",
+        &[
+            ("id", "string"),
+            ("secret", "string"),
+            ("grace_secs", "number"),
+            ("persistent", "string | null"),
+        ],
+    ),
+    (
+        "resumed",
+        &[
+            ("offset", "number"),
+            ("dropped", "number"),
+            ("input_offset", "number"),
+        ],
+    ),
+    ("pong", &[("id", "number")]),
 ];
 
 macro_rules! close_codes {
@@ -134,7 +181,7 @@ macro_rules! close_codes {
 
 close_codes! {
     Normal = (1000, "session ended",
-        "the remote shell ended (an `exit` event precedes it), or the client closed"),
+        "the remote shell ended (an `exit` event precedes it), or the client closed with 1000 (an explicit end; any other way of leaving parks the session for resume)"),
     GoingAway = (1001, "the relay is shutting down",
         "the relay shut down after its drain grace period"),
     MessageTooBig = (1009, "message too large",
@@ -153,6 +200,10 @@ close_codes! {
         "the client sent nothing (no frames, no pongs) for three keepalive intervals and received no output meanwhile, or accepted nothing for 60 s"),
     RoutingUnavailable = (4011, "routing unavailable",
         "Redis or the relay holding the session could not be reached (within 5 s), or that relay was lost mid-session"),
+    SessionGone = (4012, "session no longer exists",
+        "a resume named an unknown, ended or expired session, gave the wrong secret, or sent no valid `resume` frame within 10 s"),
+    TakenOver = (4013, "terminal opened in another window",
+        "another WebSocket resumed this session; this one is no longer attached"),
 }
 
 /// A close frame with `code` and a short reason for the log and the browser's `reason`. Every
@@ -228,6 +279,24 @@ mod tests {
                 },
                 true,
             ),
+            (
+                ServerEvent::Session {
+                    id: "x".into(),
+                    secret: "x".into(),
+                    grace_secs: 300,
+                    persistent: None,
+                },
+                true,
+            ),
+            (
+                ServerEvent::Resumed {
+                    offset: 1,
+                    dropped: 0,
+                    input_offset: 2,
+                },
+                true,
+            ),
+            (ServerEvent::Pong { id: 7 }, true),
         ];
         for (event, with_optional) in samples {
             let value: Value = serde_json::to_value(&event).unwrap();

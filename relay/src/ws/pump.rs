@@ -1,31 +1,44 @@
-//! The terminal pump: bytes between one WebSocket and one SSH channel, for the session's life.
+//! The terminal pump: bytes between an SSH channel and the WebSocket attached to it, for the
+//! session's life — which is longer than any one WebSocket's.
 //!
-//! Four tasks per terminal, each with one job and one owner:
-//! * the *writer* owns the WebSocket sink and sends what the others queue on a bounded channel
-//!   (`OUTBOUND_QUEUE` messages). If the browser stops reading, its send blocks, the queue
-//!   fills, and the output task blocks in turn;
-//! * the *output* task owns the SSH read half. While it is blocked it stops taking packets
-//!   from russh, whose bounded channel buffer then fills, so russh stops reading the TCP
-//!   socket and the target's SSH window and TCP window close: backpressure reaches the shell
-//!   and the relay's memory per terminal stays bounded;
-//! * the *input* task owns the SSH write half, so a remote that stops reading its input (its
-//!   window closed) cannot stall the output side: the two directions never wait on each other;
-//! * this function (the control loop) reads the WebSocket, parses control frames, and watches
-//!   the clock (keepalive pings, idle timeout) and the drain phase.
+//! Per terminal, for its whole life:
+//! * the *output* task owns the SSH read half. Each output frame goes into the terminal's
+//!   [`Ring`] (kept until the client acknowledges it, so a resume can replay it) and, while a
+//!   client is attached, onto that attachment's bounded queue. While that queue is full the
+//!   task stops taking packets from russh, whose bounded buffer then fills, so russh stops
+//!   reading the socket and the target's SSH and TCP windows close: backpressure reaches the
+//!   shell. While nobody is attached it only fills the ring, whose bound drops the oldest
+//!   output (counted, and reported to the next resume);
+//! * the *input* task owns the SSH write half, so a remote that stops reading its input cannot
+//!   stall the output side;
+//! * the *supervisor* (this function, on the task of the WebSocket that opened the terminal)
+//!   reads the attached WebSocket, counts keystroke bytes, takes acknowledgements, watches the
+//!   clock (keepalive, idle) and the drain phase, and decides the terminal's fate.
 //!
-//! Whatever ends the session (client close, shell exit, idle, drain, error), the control loop
-//! returns, aborts the tasks it spawned and disconnects SSH within a second, so nothing
-//! outlives the session.
+//! Per attachment, a *writer* task owns the WebSocket sink: it first sends the preamble (the
+//! `session` or `resumed` event and, on a resume, the replayed output), then what the output
+//! task queues, flushing only when nothing else waits.
 //!
-//! The pump takes only what it uses: its [`PumpSettings`] and a receiver of the drain phase,
-//! not the whole relay. When a client is gone is decided by [`super::liveness`]; what goes on
-//! the wire is defined by [`super::protocol`]. Bytes each way and the open terminal are counted
-//! on the relay's pre-made metric handles (`crate::metrics`): an atomic add per frame.
+//! A client that leaves without an explicit close (a close frame with 1000 or no code) — network loss, a page
+//! reload, a keepalive that goes unanswered — *detaches*: the terminal parks for the resume
+//! grace, its SSH session and slot kept. A resuming socket arrives on the terminal's attach
+//! channel (from [`super::resume`]); the ring is replayed from the client's offset under the
+//! same lock the output task appends under, so nothing is lost or repeated between the replay
+//! and the live output. A second socket takes over from the first (closed with 4013).
+//! Keystrokes are counted as they are read, and the count goes out in `resumed`, so the client
+//! resends exactly what the relay never read.
+//!
+//! Whatever ends the terminal (explicit close, shell exit, idle, the grace running out, drain,
+//! error), the supervisor closes the attached socket, aborts the tasks, deletes the route and
+//! disconnects SSH within a few seconds, so nothing outlives it.
+//!
+//! Bytes each way and the open terminal are counted on the relay's pre-made metric handles
+//! (`crate::metrics`): an atomic add per frame.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -38,6 +51,8 @@ use super::liveness::{Liveness, Verdict, within_stall};
 use super::protocol::{
     ClientEvent, Close, MAX_COLS_ROWS, MAX_OUTPUT_FRAME, ServerEvent, close_message,
 };
+use super::resume::{Attach, Credentials, RouteKeeper, Terminals};
+use super::ring::{Budget, Ring};
 use crate::drain::Phase;
 use crate::sessions::Session;
 use crate::ssh;
@@ -48,10 +63,24 @@ const INPUT_QUEUE: usize = 32;
 /// What a terminal needs to know about its limits.
 #[derive(Clone, Copy, Debug)]
 pub struct PumpSettings {
-    /// WebSocket ping interval; three silent intervals close the terminal (4009).
+    /// WebSocket ping interval; three silent intervals detach the client (4009).
     pub keepalive: Duration,
     /// No keystroke and no output for this long closes the terminal (4008).
     pub idle_timeout: Duration,
+    /// How long a detached terminal waits for a resume; zero ends it when its client leaves.
+    pub resume_grace: Duration,
+    /// The most unacknowledged output one terminal keeps for a resume.
+    pub ring_bytes: usize,
+}
+
+/// What makes a terminal resumable: its credentials, where resuming sockets arrive, the
+/// registry it is in, its route, and the relay-wide ring budget.
+pub struct Resumable {
+    pub credentials: Credentials,
+    pub attach: mpsc::Receiver<Attach>,
+    pub terminals: Arc<Terminals>,
+    pub route: RouteKeeper,
+    pub budget: Arc<Budget>,
 }
 
 /// Keystrokes and resizes on their way to the SSH channel.
@@ -67,60 +96,108 @@ struct Ended {
     exit_signal: Option<String>,
 }
 
+/// Shared by the output task and the supervisor: the ring, and where live output goes.
+struct Outlet {
+    ring: Ring,
+    /// The attached client's queue, if one is attached.
+    live: Option<mpsc::Sender<Message>>,
+}
+
+type SharedOutlet = Arc<Mutex<Outlet>>;
+
+/// How a socket attaches: the terminal's first, greeted with its `session` event, or a
+/// resume from an output offset.
+enum Opening {
+    Fresh(Message),
+    Resume(u64),
+}
+
+/// One WebSocket attached to the terminal.
+struct Attachment {
+    stream: SplitStream<WebSocket>,
+    out: mpsc::Sender<Message>,
+    writer: JoinHandle<()>,
+    /// Whether this client has been told about a drain.
+    told_drain: bool,
+}
+
 /// Run one terminal until it ends, then tear everything down.
 pub async fn run(
     settings: PumpSettings,
     phase: watch::Receiver<Phase>,
     socket: WebSocket,
     session: Session,
+    resumable: Resumable,
 ) {
     let Session {
         handle,
         channel,
         slot,
+        persistent,
         ..
     } = session;
-    tracing::info!("terminal opened");
+    let Resumable {
+        credentials,
+        attach,
+        terminals,
+        route,
+        budget,
+    } = resumable;
+    tracing::info!(session = %credentials.id, "terminal opened");
     let started = Instant::now();
     let _open = crate::metrics::get().terminal_opened();
     let (ssh_read, ssh_write) = channel.split();
-    let (sink, stream) = socket.split();
     let liveness = Arc::new(Liveness::new(
         settings.keepalive,
         Some(settings.idle_timeout),
     ));
-
-    let (out_tx, out_rx) = mpsc::channel::<Message>(OUTBOUND_QUEUE);
+    let outlet = Arc::new(Mutex::new(Outlet {
+        ring: Ring::new(settings.ring_bytes, budget),
+        live: None,
+    }));
     let (in_tx, in_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
-    let writer = tokio::spawn(write_to_client(out_rx, sink, Arc::clone(&liveness)));
     let output = tokio::spawn(read_from_ssh(
         ssh_read,
-        out_tx.clone(),
+        Arc::clone(&outlet),
         Arc::clone(&liveness),
     ));
     let input = tokio::spawn(write_to_ssh(in_rx, ssh_write));
+    let keeper = route.clone();
+    tokio::spawn(async move { keeper.publish().await });
 
-    let (close, reason) = control(stream, &out_tx, &in_tx, output, &liveness, phase).await;
-
-    // Teardown, bounded: stop writing to SSH, say goodbye to the browser, close SSH.
-    input.abort();
-    let _ = tokio::time::timeout(
-        Duration::from_millis(500),
-        out_tx.send(close_message(close, reason)),
-    )
-    .await;
-    drop(out_tx);
-    ssh::disconnect(&handle).await;
-    drop(handle);
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
-        .await
+    let greeting = ServerEvent::Session {
+        id: credentials.id.to_string(),
+        secret: credentials.secret.to_string(),
+        grace_secs: settings.resume_grace.as_secs(),
+        persistent,
+    }
+    .to_message();
+    let mut terminal = Terminal {
+        settings,
+        outlet,
+        input: in_tx,
+        liveness,
+        keystrokes: 0,
+        attached: None,
+    };
+    if terminal
+        .attach(Box::new(socket), Opening::Fresh(greeting), &phase)
         .is_err()
     {
-        writer.abort();
+        tracing::error!("terminal could not attach its first socket");
     }
+    let (close, reason) = terminal.supervise(output, attach, phase, &route).await;
+
+    // Teardown, bounded: no more resumes, stop writing to SSH, tell the client, close SSH.
+    terminals.remove(credentials.id);
+    input.abort();
+    terminal.detach(Some((close, reason))).await;
+    ssh::disconnect(&handle).await;
+    drop(handle);
+    let _ = tokio::time::timeout(Duration::from_secs(2), route.forget()).await;
     drop(slot);
     tracing::info!(
+        session = %credentials.id,
         code = close.code(),
         reason,
         duration_secs = started.elapsed().as_secs(),
@@ -128,15 +205,325 @@ pub async fn run(
     );
 }
 
-/// The writer task: owns the WebSocket sink and sends what the others queue. It flushes only
-/// when nothing else is waiting: one socket write for a burst of output, and no added delay
-/// for a lone keystroke echo. Ends when the queue closes, a close frame went out, or the
-/// client stopped accepting frames.
+/// What happened, for the supervisor to act on.
+enum Event {
+    Frame(Option<Result<Message, axum::Error>>),
+    Attach(Option<Attach>),
+    Ended(Ended),
+    Tick,
+    GraceOver,
+    PhaseChanged(bool),
+    Refresh,
+}
+
+struct Terminal {
+    settings: PumpSettings,
+    outlet: SharedOutlet,
+    input: mpsc::Sender<Input>,
+    liveness: Arc<Liveness>,
+    /// Keystroke bytes read from clients so far (what `resumed` reports as `input_offset`).
+    keystrokes: u64,
+    attached: Option<Attachment>,
+}
+
+/// What the supervisor does after handling one event.
+enum Next {
+    Continue,
+    /// The client left without ending the session.
+    Detach(Option<(Close, &'static str)>),
+    End(Close, &'static str),
+}
+
+impl Terminal {
+    /// The supervisor loop: returns why the terminal ends.
+    async fn supervise(
+        &mut self,
+        mut output: JoinHandle<Ended>,
+        mut attach: mpsc::Receiver<Attach>,
+        mut phase: watch::Receiver<Phase>,
+        route: &RouteKeeper,
+    ) -> (Close, &'static str) {
+        let mut tick = tokio::time::interval(self.liveness.tick_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refresh = tokio::time::interval(route.refresh_every());
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.reset();
+        let mut parked_until: Option<tokio::time::Instant> = None;
+        let end = loop {
+            self.tell_drain(&phase);
+            if matches!(*phase.borrow(), Phase::Closing) {
+                break (Close::GoingAway, "relay shutting down");
+            }
+            let event = match (self.attached.as_mut(), parked_until) {
+                (Some(attachment), _) => tokio::select! {
+                    frame = attachment.stream.next() => Event::Frame(frame),
+                    request = attach.recv() => Event::Attach(request),
+                    ended = &mut output => Event::Ended(ended.unwrap_or_default()),
+                    _ = tick.tick() => Event::Tick,
+                    changed = phase.changed() => Event::PhaseChanged(changed.is_ok()),
+                    _ = refresh.tick() => Event::Refresh,
+                },
+                (None, deadline) => {
+                    let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
+                    tokio::select! {
+                        request = attach.recv() => Event::Attach(request),
+                        ended = &mut output => Event::Ended(ended.unwrap_or_default()),
+                        () = tokio::time::sleep_until(deadline) => Event::GraceOver,
+                        changed = phase.changed() => Event::PhaseChanged(changed.is_ok()),
+                        _ = refresh.tick() => Event::Refresh,
+                    }
+                }
+            };
+            let next = match event {
+                Event::Frame(frame) => self.on_frame(frame).await,
+                Event::Attach(Some(Attach { socket, offset })) => {
+                    if self.attached.is_some() {
+                        self.detach(Some((Close::TakenOver, "resumed elsewhere")))
+                            .await;
+                    }
+                    self.resume(socket, offset, &phase).await;
+                    if self.attached.is_some() {
+                        parked_until = None;
+                    }
+                    Next::Continue
+                }
+                // The registry holds the sender until this terminal ends: cannot happen.
+                Event::Attach(None) => Next::End(Close::Normal, "terminal unregistered"),
+                Event::Ended(ended) => {
+                    let (event, close, reason) = ending(ended);
+                    if let Some(attachment) = &self.attached {
+                        let _ = attachment.out.send(event.to_message()).await;
+                    }
+                    Next::End(close, reason)
+                }
+                Event::Tick => match self.liveness.check() {
+                    Verdict::Idle => {
+                        self.say(ServerEvent::error("Closed after the idle timeout"));
+                        Next::End(Close::IdleTimeout, "idle timeout")
+                    }
+                    Verdict::Gone => Next::Detach(Some((
+                        Close::ClientUnresponsive,
+                        "client stopped answering pings",
+                    ))),
+                    Verdict::Ping => {
+                        if let Some(attachment) = &self.attached {
+                            let _ = attachment.out.try_send(Message::Ping(Bytes::new()));
+                        }
+                        Next::Continue
+                    }
+                    Verdict::Alive => Next::Continue,
+                },
+                Event::GraceOver => Next::End(Close::SessionGone, "resume grace expired"),
+                Event::PhaseChanged(true) => Next::Continue,
+                Event::PhaseChanged(false) => Next::End(Close::GoingAway, "relay shutting down"),
+                Event::Refresh => {
+                    let route = route.clone();
+                    tokio::spawn(async move { route.publish().await });
+                    Next::Continue
+                }
+            };
+            match next {
+                Next::Continue => {}
+                Next::End(close, reason) => break (close, reason),
+                Next::Detach(close) => {
+                    self.detach(close).await;
+                    if self.settings.resume_grace.is_zero() {
+                        break (Close::Normal, "client gone");
+                    }
+                    tracing::info!(
+                        grace_secs = self.settings.resume_grace.as_secs(),
+                        "client left; terminal parked for a resume"
+                    );
+                    parked_until = Some(tokio::time::Instant::now() + self.settings.resume_grace);
+                }
+            }
+        };
+        output.abort();
+        end
+    }
+
+    /// One frame (or the end) of the attached socket.
+    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Next {
+        self.liveness.heard();
+        let Some(Ok(message)) = frame else {
+            return Next::Detach(None);
+        };
+        match parse(message) {
+            Parsed::Input(item) => {
+                if let Input::Data(bytes) = &item {
+                    self.keystrokes += bytes.len() as u64;
+                    self.liveness.active();
+                }
+                if self.input.send(item).await.is_err() {
+                    return Next::End(Close::SshClosed, "ssh connection closed");
+                }
+            }
+            Parsed::Ack(offset) => {
+                if let Ok(mut outlet) = self.outlet.lock() {
+                    outlet.ring.ack(offset);
+                }
+            }
+            Parsed::Answer(event) => self.say(event),
+            Parsed::Nothing => {}
+            Parsed::Ended => return Next::End(Close::Normal, "client closed"),
+            Parsed::Left => return Next::Detach(None),
+        }
+        Next::Continue
+    }
+
+    /// Queue an event for the attached client, if any, without waiting.
+    fn say(&self, event: ServerEvent) {
+        if let Some(attachment) = &self.attached {
+            let _ = attachment.out.try_send(event.to_message());
+        }
+    }
+
+    /// Tell the attached client once that the relay is draining.
+    fn tell_drain(&mut self, phase: &watch::Receiver<Phase>) {
+        let Phase::Draining { grace_secs } = *phase.borrow() else {
+            return;
+        };
+        if let Some(attachment) = self.attached.as_mut() {
+            if !attachment.told_drain {
+                attachment.told_drain = true;
+                let _ = attachment.out.try_send(
+                    ServerEvent::Shutdown {
+                        message: "This relay is shutting down; the terminal will close soon".into(),
+                        grace_secs,
+                    }
+                    .to_message(),
+                );
+            }
+        }
+    }
+
+    /// Attach a resuming socket whose client has received `offset` output bytes; a client
+    /// claiming more output than the session produced is refused (4012) and the terminal stays
+    /// as it was.
+    async fn resume(
+        &mut self,
+        socket: Box<WebSocket>,
+        offset: u64,
+        phase: &watch::Receiver<Phase>,
+    ) {
+        if let Err(mut socket) = self.attach(socket, Opening::Resume(offset), phase) {
+            tracing::warn!(offset, "resume refused: offset beyond the session's output");
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                socket.send(close_message(
+                    Close::SessionGone,
+                    "offset beyond the output",
+                )),
+            )
+            .await;
+        }
+    }
+
+    /// Make `socket` the attached client. For a resume, the replay is taken from the ring and
+    /// the live queue installed under one lock — the lock the output task appends under — so
+    /// every frame is either in the replay or goes to the new queue, never both or neither.
+    fn attach(
+        &mut self,
+        socket: Box<WebSocket>,
+        opening: Opening,
+        phase: &watch::Receiver<Phase>,
+    ) -> Result<(), Box<WebSocket>> {
+        let (out, queue) = mpsc::channel::<Message>(OUTBOUND_QUEUE);
+        let preamble = {
+            let Ok(mut outlet) = self.outlet.lock() else {
+                return Err(socket);
+            };
+            let preamble = match opening {
+                Opening::Fresh(greeting) => vec![greeting],
+                Opening::Resume(offset) => {
+                    let Ok(replay) = outlet.ring.replay_from(offset) else {
+                        return Err(socket);
+                    };
+                    if replay.dropped > 0 {
+                        tracing::warn!(
+                            dropped = replay.dropped,
+                            "resume: output lost to the ring bound"
+                        );
+                    }
+                    tracing::info!(offset = replay.from, "terminal resumed");
+                    let mut preamble = Vec::with_capacity(replay.frames.len() + 1);
+                    preamble.push(
+                        ServerEvent::Resumed {
+                            offset: replay.from,
+                            dropped: replay.dropped,
+                            input_offset: self.keystrokes,
+                        }
+                        .to_message(),
+                    );
+                    preamble.extend(replay.frames.into_iter().map(Message::Binary));
+                    preamble
+                }
+            };
+            outlet.live = Some(out.clone());
+            preamble
+        };
+        let (sink, stream) = (*socket).split();
+        self.liveness.heard();
+        self.liveness.delivered();
+        let writer = tokio::spawn(write_to_client(
+            preamble,
+            queue,
+            sink,
+            Arc::clone(&self.liveness),
+        ));
+        self.attached = Some(Attachment {
+            stream,
+            out,
+            writer,
+            told_drain: false,
+        });
+        self.tell_drain(phase);
+        Ok(())
+    }
+
+    /// Let go of the attached client, with a close frame if `close` says so.
+    async fn detach(&mut self, close: Option<(Close, &'static str)>) {
+        let Some(attachment) = self.attached.take() else {
+            return;
+        };
+        if let Ok(mut outlet) = self.outlet.lock() {
+            outlet.live = None;
+        }
+        let Attachment {
+            out, mut writer, ..
+        } = attachment;
+        if let Some((code, reason)) = close {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(500),
+                out.send(close_message(code, reason)),
+            )
+            .await;
+        }
+        drop(out);
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+    }
+}
+
+/// The writer task: owns the WebSocket sink; sends the preamble, then what the others queue.
+/// It flushes only when nothing else is waiting: one socket write for a burst of output, and
+/// no added delay for a lone keystroke echo. Ends when the queue closes, a close frame went
+/// out, or the client stopped accepting frames.
 async fn write_to_client(
+    preamble: Vec<Message>,
     mut queue: mpsc::Receiver<Message>,
     mut sink: SplitSink<WebSocket, Message>,
     liveness: Arc<Liveness>,
 ) {
+    for message in preamble {
+        if !matches!(within_stall(sink.feed(message)).await, Some(Ok(()))) {
+            return;
+        }
+    }
     while let Some(message) = queue.recv().await {
         let closing = matches!(message, Message::Close(_));
         let output = matches!(message, Message::Binary(_) | Message::Text(_));
@@ -157,11 +544,12 @@ async fn write_to_client(
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
 
-/// The output task: owns the SSH read half and queues output frames. While the queue is full
-/// it stops taking packets from russh, which is what carries backpressure to the shell.
+/// The output task: owns the SSH read half; puts each frame in the ring and on the attached
+/// client's queue. While that queue is full it stops taking packets from russh, which is what
+/// carries backpressure to the shell; with nobody attached only the ring's bound applies.
 async fn read_from_ssh(
     mut ssh_read: ChannelReadHalf,
-    out: mpsc::Sender<Message>,
+    outlet: SharedOutlet,
     liveness: Arc<Liveness>,
 ) -> Ended {
     let mut ended = Ended::default();
@@ -180,8 +568,16 @@ async fn read_from_ssh(
                 let (frame, next) = coalesce(&mut ssh_read, &data);
                 pending = next;
                 crate::metrics::get().bytes_out.inc_by(frame.len() as u64);
-                if out.send(Message::Binary(frame)).await.is_err() {
-                    break;
+                let live = match outlet.lock() {
+                    Ok(mut outlet) => {
+                        outlet.ring.push(frame.clone());
+                        outlet.live.clone()
+                    }
+                    Err(_) => break,
+                };
+                if let Some(live) = live {
+                    // A failed send means the client detached; the frame is in the ring.
+                    let _ = live.send(Message::Binary(frame)).await;
                 }
             }
             ChannelMsg::ExitStatus { exit_status } => ended.exit_status = Some(exit_status),
@@ -231,12 +627,16 @@ async fn write_to_ssh(mut queue: mpsc::Receiver<Input>, ssh_write: ChannelWriteH
     }
 }
 
-/// What one client frame asks for: input for SSH, an answer for the client, or nothing.
+/// What one client frame asks for.
 enum Parsed {
     Input(Input),
+    Ack(u64),
     Answer(ServerEvent),
     Nothing,
-    Closed,
+    /// An explicit end: a close frame with no code or with 1000.
+    Ended,
+    /// Any other close: the client is leaving, the session parks.
+    Left,
 }
 
 fn parse(message: Message) -> Parsed {
@@ -254,12 +654,20 @@ fn parse(message: Message) -> Parsed {
             Ok(ClientEvent::Resize { .. }) => Parsed::Answer(ServerEvent::error(
                 "resize needs cols and rows between 1 and 1000",
             )),
+            Ok(ClientEvent::Ack { offset }) => Parsed::Ack(offset),
+            Ok(ClientEvent::Ping { id }) => Parsed::Answer(ServerEvent::Pong { id }),
             Ok(ClientEvent::Heartbeat) => Parsed::Nothing,
+            Ok(ClientEvent::Resume { .. }) => Parsed::Answer(ServerEvent::error(
+                "already attached; resume is only a first frame",
+            )),
             Err(_) => Parsed::Answer(ServerEvent::error(
-                "unrecognised message; expected {\"type\":\"data\"|\"input\"|\"resize\"|\"heartbeat\"}",
+                "unrecognised message; expected {\"type\":\"data\"|\"input\"|\"resize\"|\"heartbeat\"|\"ack\"|\"ping\"}",
             )),
         },
-        Message::Close(_) => Parsed::Closed,
+        // An explicit end: `close()` with no code or with 1000. A page being unloaded closes
+        // with 1001, which parks like a lost connection: a reload comes back.
+        Message::Close(None | Some(CloseFrame { code: 1000, .. })) => Parsed::Ended,
+        Message::Close(_) => Parsed::Left,
         Message::Ping(_) | Message::Pong(_) => Parsed::Nothing,
     }
 }
@@ -289,81 +697,4 @@ fn ending(ended: Ended) -> (ServerEvent, Close, &'static str) {
             "ssh connection closed",
         ),
     }
-}
-
-/// The control loop: reads the WebSocket, forwards input, watches the shell, the clock and the
-/// drain phase. Returns why the terminal ends.
-async fn control(
-    mut stream: SplitStream<WebSocket>,
-    out: &mpsc::Sender<Message>,
-    input: &mpsc::Sender<Input>,
-    mut output: JoinHandle<Ended>,
-    liveness: &Liveness,
-    mut phase: watch::Receiver<Phase>,
-) -> (Close, &'static str) {
-    let mut tick = tokio::time::interval(liveness.tick_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Announce a drain that started before this terminal opened, once.
-    let mut notified_drain = false;
-    let end = loop {
-        if let Phase::Draining { grace_secs } = *phase.borrow_and_update() {
-            if !notified_drain {
-                notified_drain = true;
-                let _ = out.try_send(
-                    ServerEvent::Shutdown {
-                        message: "This relay is shutting down; the terminal will close soon".into(),
-                        grace_secs,
-                    }
-                    .to_message(),
-                );
-            }
-        }
-        if matches!(*phase.borrow(), Phase::Closing) {
-            break (Close::GoingAway, "relay shutting down");
-        }
-        tokio::select! {
-            incoming = stream.next() => {
-                liveness.heard();
-                let Some(Ok(message)) = incoming else { break (Close::Normal, "client gone") };
-                match parse(message) {
-                    Parsed::Input(item) => {
-                        if matches!(item, Input::Data(_)) {
-                            liveness.active();
-                        }
-                        if input.send(item).await.is_err() {
-                            break (Close::SshClosed, "ssh connection closed");
-                        }
-                    }
-                    Parsed::Answer(event) => {
-                        let _ = out.try_send(event.to_message());
-                    }
-                    Parsed::Nothing => {}
-                    Parsed::Closed => break (Close::Normal, "client closed"),
-                }
-            }
-            ended = &mut output => {
-                let (event, close, reason) = ending(ended.unwrap_or_default());
-                let _ = out.send(event.to_message()).await;
-                break (close, reason);
-            }
-            _ = tick.tick() => match liveness.check() {
-                Verdict::Idle => {
-                    let _ = out.try_send(ServerEvent::error("Closed after the idle timeout").to_message());
-                    break (Close::IdleTimeout, "idle timeout");
-                }
-                Verdict::Gone => break (Close::ClientUnresponsive, "client stopped answering pings"),
-                Verdict::Ping => {
-                    let _ = out.try_send(Message::Ping(Bytes::new()));
-                }
-                Verdict::Alive => {}
-            },
-            changed = phase.changed() => {
-                if changed.is_err() {
-                    break (Close::GoingAway, "relay shutting down");
-                }
-            }
-        }
-    };
-    output.abort();
-    end
 }

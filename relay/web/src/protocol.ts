@@ -14,6 +14,8 @@ export const CLOSE_REASONS: Record<number, string> = {
   4008: 'idle timeout',
   4009: 'connection unresponsive',
   4011: 'routing unavailable',
+  4012: 'session no longer exists',
+  4013: 'terminal opened in another window',
 };
 
 /** Close codes by name. */
@@ -28,20 +30,28 @@ export const Close = {
   IdleTimeout: 4008,
   ClientUnresponsive: 4009,
   RoutingUnavailable: 4011,
+  SessionGone: 4012,
+  TakenOver: 4013,
 } as const;
 
 /** Text frames the relay sends. */
 export type ServerEvent =
   | { type: 'exit'; code: number | null; signal?: string }
   | { type: 'error'; message: string }
-  | { type: 'shutdown'; message: string; grace_secs: number };
+  | { type: 'shutdown'; message: string; grace_secs: number }
+  | { type: 'session'; id: string; secret: string; grace_secs: number; persistent: string | null }
+  | { type: 'resumed'; offset: number; dropped: number; input_offset: number }
+  | { type: 'pong'; id: number };
 
 /** Text frames the relay accepts. */
 export type ClientEvent =
   | { type: 'data'; data: string }
   | { type: 'input'; data: string }
   | { type: 'resize'; cols: number; rows: number }
-  | { type: 'heartbeat' };
+  | { type: 'heartbeat' }
+  | { type: 'ack'; offset: number }
+  | { type: 'resume'; secret: string; offset: number }
+  | { type: 'ping'; id: number };
 
 /** The `code` of an error envelope. */
 export type ErrorCode =
