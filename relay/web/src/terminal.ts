@@ -13,8 +13,7 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { CLOSE_REASONS } from './protocol';
-import { RESUME_CLOSE_REASONS, ResumeClose, type ClientEvent, type ServerEvent } from './resume-events';
+import { CLOSE_REASONS, Close, type ClientEvent, type ServerEvent } from './protocol';
 import { AckState, backoffMs, InputLog, type SavedTerminal } from './resume';
 import { PredictionView } from './predict-view';
 
@@ -43,13 +42,14 @@ export interface TerminalHooks {
 /** Why the socket closed, by close code: the relay's codes (generated from its protocol
  * definition) plus 1006, which only the browser reports (the connection dropped). */
 function closeReason(code: number): string | undefined {
-  return code === 1006 ? 'connection lost' : CLOSE_REASONS[code] ?? RESUME_CLOSE_REASONS[code];
+  return code === 1006 ? 'connection lost' : CLOSE_REASONS[code];
 }
 
 /** Close codes after which the session is over for good (or, 4013, belongs to another window):
  * everything else (1006 drop, 1001, 4009 unresponsive, 4011 routing) is worth a resume. */
-const FINAL_CLOSES = new Set([1000, 1009, 4001, 4002, 4003, 4004, 4008, ResumeClose.SessionGone,
-  ResumeClose.TakenOver]);
+const FINAL_CLOSES = new Set<number>([Close.Normal, Close.MessageTooBig, Close.TicketInvalid,
+  Close.TicketUsed, Close.TicketNotYours, Close.SshClosed, Close.IdleTimeout, Close.SessionGone,
+  Close.TakenOver]);
 
 const HEARTBEAT_MS = 25_000;
 const PING_MS = 5_000;
@@ -300,14 +300,14 @@ export class TerminalSession {
     if (this.disposed) return;
     const session = this.session;
     const why = closeReason(code) ?? (reason || `closed (${code})`);
-    if (session && !this.ended && code === ResumeClose.SessionGone) {
+    if (session && !this.ended && code === Close.SessionGone) {
       this.forget();
       this.onState('closed', `disconnected: ${why}`);
       this.hooks.onGone(session.persistent);
       return;
     }
     if (session && !this.ended && !FINAL_CLOSES.has(code)) {
-      this.retry.routing = code === 4011 && this.awaitingResumed ? this.retry.routing + 1 : 0;
+      this.retry.routing = code === Close.RoutingUnavailable && this.awaitingResumed ? this.retry.routing + 1 : 0;
       if (this.retry.routing >= ROUTING_RETRIES) {
         this.forget();
         this.onState('closed', `disconnected: ${why}`);
