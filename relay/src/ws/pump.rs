@@ -524,6 +524,11 @@ async fn write_to_client(
             return;
         }
     }
+    // `feed` only buffers: without this flush the `session`/`resumed` event and the replay wait
+    // for the next queued message (an idle shell's: the next keepalive, seconds later).
+    if !matches!(within_stall(sink.flush()).await, Some(Ok(()))) {
+        return;
+    }
     while let Some(message) = queue.recv().await {
         let closing = matches!(message, Message::Close(_));
         let output = matches!(message, Message::Binary(_) | Message::Text(_));
