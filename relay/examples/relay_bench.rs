@@ -1,6 +1,6 @@
 //! Relay benchmark: throughput and keystroke echo through relay+WebSocket versus
 //! `ssh` directly, relay memory per idle terminal at N concurrent sessions, connect latency
-//! and time to the first prompt byte. Not a test: it prints figures for `docs/relay-benchmark.md`.
+//! and time to the first prompt byte, resume latency and memory per parked terminal. Not a test: it prints figures for `docs/relay-benchmark.md`.
 //!
 //! Needs the test services (`localstack/services.sh start`, then
 //! `eval "$(localstack/services.sh env)"`), and the release relay binary next to this example:
@@ -8,7 +8,8 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
-//!     [--only connect,throughput,echo,memory] [--think-ms 0] [--echo-writes 1] [--echo-csv FILE]
+//!     [--only connect,throughput,echo,memory,resume] [--think-ms 0] [--echo-writes 1]
+//!     [--echo-csv FILE] [--parked 100]
 //! ```
 //!
 //! `--only` runs the named phases alone (for instance `--only echo`, a minute instead of the
@@ -57,7 +58,7 @@ fn arg_str(name: &str) -> Option<String> {
         .cloned()
 }
 
-const PHASES: [&str; 4] = ["connect", "throughput", "echo", "memory"];
+const PHASES: [&str; 5] = ["connect", "throughput", "echo", "memory", "resume"];
 
 /// The phases to run: all, or those named by `--only a,b`.
 fn phases() -> Vec<&'static str> {
@@ -357,6 +358,86 @@ async fn echo_phase(
     (relay_rtt, direct_rtt)
 }
 
+/// Cut a terminal's connection with output it has not read, resume it, and time the new
+/// WebSocket's opening to its first replayed output byte.
+async fn resume_latency(base: &str, email: &str, id: u64, samples: usize) {
+    let ticket = relay_world::ticket(base, email, id).await;
+    let mut term = Terminal::open(base, &ticket, &[]).await.unwrap();
+    read_until(&mut term, 0, b"$ ", Duration::from_secs(10)).await;
+    let (session, secret) = term.session();
+    let mut received = term.output.len() as u64;
+    term.ack(received).await;
+    let mut latency = Vec::with_capacity(samples);
+    for i in 0..samples {
+        term.run(&format!("printf '%s-%s\\n' resumed {i}")).await;
+        // Let the output reach the relay's ring, unread by the client.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        term.cut();
+        let t0 = Instant::now();
+        term = Terminal::resume(base, &session, &secret, received, &[])
+            .await
+            .unwrap();
+        loop {
+            match term.next(Duration::from_secs(10)).await {
+                Some(Frame::Output(_)) => break,
+                Some(Frame::Event(_)) => {}
+                other => panic!("no replay: {other:?}"),
+            }
+        }
+        latency.push(t0.elapsed().as_secs_f64() * 1000.0);
+        read_until(
+            &mut term,
+            0,
+            format!("resumed-{i}").as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await;
+        read_until(&mut term, 0, b"$ ", Duration::from_secs(10)).await;
+        received += term.output.len() as u64;
+        term.ack(received).await;
+    }
+    term.close().await;
+    let resume = summary(&mut latency);
+    println!("resume (WebSocket open → first replayed byte, {samples} samples, sshd): {resume}");
+}
+
+/// Park `count` terminals whose 1 MiB window is full of unacknowledged output; relay RSS per
+/// parked terminal.
+async fn parked_memory(
+    relay: &testkit::Process,
+    base: &str,
+    email: &str,
+    echo_id: u64,
+    count: usize,
+) {
+    let metrics_url = testkit::metrics::url(relay).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(relay.pid());
+    let chunk = vec![b'x'; 60 * 1024];
+    for _ in 0..count {
+        let ticket = relay_world::ticket(base, email, echo_id).await;
+        let mut term = Terminal::open(base, &ticket, &[]).await.unwrap();
+        read_until(&mut term, 0, b"$ ", Duration::from_secs(30)).await;
+        term.ack(term.output.len() as u64).await;
+        // The in-process server echoes every byte: 1.2 MiB of output nobody reads or acks.
+        for _ in 0..20 {
+            term.send_bytes(&chunk).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        term.cut();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(relay.pid());
+    let scrape = testkit::metrics::scrape(&metrics_url).await;
+    let held = scrape.value("sushi_relay_resume_buffer_bytes");
+    let parked = scrape.value("sushi_relay_terminals_detached");
+    println!(
+        "parked terminals: {parked} with full rings ({:.0} KiB of output held each); relay RSS {before} KiB → {after} KiB; {:.1} KiB per parked terminal",
+        held / 1024.0 / parked.max(1.0),
+        after.saturating_sub(before) as f64 / count as f64
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let sessions = arg("--sessions", 1000);
@@ -397,6 +478,7 @@ async fn main() {
             // for production relays too; see docs/relay-benchmark.md.)
             ("MALLOC_MMAP_THRESHOLD_", "131072"),
             ("MALLOC_ARENA_MAX", "2"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
         ],
     );
     let base = relay.base_url.clone();
@@ -553,10 +635,6 @@ async fn main() {
         );
     }
 
-    // 4. Memory per idle open terminal, against the lightweight russh server.
-    if !phases.contains(&"memory") {
-        return;
-    }
     let echo_port = start_echo_server().await;
     let echo_id = gw
         .machine(
@@ -565,6 +643,18 @@ async fn main() {
                    "username": "bench", "password": "x"}),
         )
         .await;
+
+    // 4. Resume: WebSocket open to the first replayed byte (real sshd), and relay memory per
+    // parked terminal whose ring is full (in-process SSH server).
+    if phases.contains(&"resume") {
+        resume_latency(&base, &email, id, samples.min(200)).await;
+        parked_memory(&relay, &base, &email, echo_id, arg("--parked", 100)).await;
+    }
+
+    // 5. Memory per idle open terminal, against the lightweight russh server.
+    if !phases.contains(&"memory") {
+        return;
+    }
     // Warm up (allocator, runtime workers, blocking pool) with a round of sessions, closed again.
     let mut warm = Vec::new();
     for _ in 0..16 {

@@ -131,7 +131,8 @@ impl Relay {
     ) -> Arc<Self> {
         let (phase, _) = drain::channel();
         let sessions = sessions::Sessions::new(config.max_sessions, config.max_sessions_per_user);
-        metrics::watch(&sessions, machines.kdf());
+        let resume_budget = ws::ring::Budget::new(config.resume_buffer_total_bytes);
+        metrics::watch(&sessions, machines.kdf(), &resume_budget);
         Arc::new(Self {
             machines,
             authenticator,
@@ -140,7 +141,7 @@ impl Relay {
             connects: sessions::PerUser::new(config.max_connects_per_user),
             clock: TicketClock::new(config.ticket_bucket_secs),
             terminals: ws::resume::Terminals::new(),
-            resume_budget: ws::ring::Budget::new(config.resume_buffer_total_bytes),
+            resume_budget,
             config,
             advertise,
             phase,

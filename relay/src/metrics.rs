@@ -18,6 +18,7 @@ use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
 
 use crate::sessions::Sessions;
 use crate::ws::protocol::Close;
+use crate::ws::ring::Budget;
 
 /// Connect answers take from milliseconds (a refused password) to the SSH timeouts.
 const CONNECT_BUCKETS: &[f64] = &[
@@ -39,9 +40,11 @@ pub struct RelayMetrics {
     pub redis_errors: IntCounter,
     pub forwarded_sockets: IntCounter,
     terminals_open: IntGauge,
+    terminals_detached: IntGauge,
 }
 
-/// One open terminal in `sushi_relay_terminals_open`, however its pump ends (even cancelled).
+/// One terminal in a gauge (`sushi_relay_terminals_open`, `…_detached`), however its pump
+/// ends (even cancelled).
 pub struct OpenTerminal(&'static IntGauge);
 
 impl Drop for OpenTerminal {
@@ -79,6 +82,7 @@ static METRICS: LazyLock<RelayMetrics> = LazyLock::new(|| {
         redis_errors: metrics::counter(names::RELAY_REDIS_ERRORS),
         forwarded_sockets: metrics::counter(names::RELAY_FORWARDED_SOCKETS),
         terminals_open: metrics::gauge(names::RELAY_TERMINALS_OPEN),
+        terminals_detached: metrics::gauge(names::RELAY_TERMINALS_DETACHED),
     }
 });
 
@@ -107,6 +111,12 @@ impl RelayMetrics {
         OpenTerminal(&self.terminals_open)
     }
 
+    /// Count a terminal as parked for a resume until the guard drops.
+    pub fn terminal_detached(&'static self) -> OpenTerminal {
+        self.terminals_detached.inc();
+        OpenTerminal(&self.terminals_detached)
+    }
+
     /// A close frame with `close` went to a client.
     pub fn close_sent(&self, close: Close) {
         if let Some(counter) = Close::ALL
@@ -121,8 +131,12 @@ impl RelayMetrics {
 
 /// Scrape-time gauges over this relay's sessions and the KDF gate. Called once per relay; a
 /// second relay in the same process (tests) keeps the first one's gauges.
-pub fn watch(sessions: &Arc<Sessions>, kdf: &Arc<KdfGate>) {
+pub fn watch(sessions: &Arc<Sessions>, kdf: &Arc<KdfGate>, rings: &Arc<Budget>) {
     LazyLock::force(&METRICS);
+    let rings = Arc::downgrade(rings);
+    metrics::gauge_fn(names::RELAY_RESUME_BUFFER_BYTES, move || {
+        rings.upgrade().map_or(0, |r| metrics::as_gauge(r.held()))
+    });
     let live = Arc::downgrade(sessions);
     metrics::gauge_fn(names::RELAY_SESSIONS, move || {
         live.upgrade().map_or(0, |s| metrics::as_gauge(s.live()))

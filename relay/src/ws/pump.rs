@@ -7,8 +7,10 @@
 //!   client is attached, onto that attachment's bounded queue. While that queue is full the
 //!   task stops taking packets from russh, whose bounded buffer then fills, so russh stops
 //!   reading the socket and the target's SSH and TCP windows close: backpressure reaches the
-//!   shell. While nobody is attached it only fills the ring, whose bound drops the oldest
-//!   output (counted, and reported to the next resume);
+//!   shell. The ring is also a window: once a client that acks has `RESUME_BUFFER_BYTES`
+//!   unacknowledged, the task waits for an ack, attached or parked, so a parked terminal loses
+//!   nothing (its shell waits). Only the relay-wide ring budget drops output, counted and
+//!   reported to the next resume;
 //! * the *input* task owns the SSH write half, so a remote that stops reading its input cannot
 //!   stall the output side;
 //! * the *supervisor* (this function, on the task of the WebSocket that opened the terminal)
@@ -44,7 +46,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use russh::client::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::liveness::{Liveness, Verdict, within_stall};
@@ -103,7 +105,13 @@ struct Outlet {
     live: Option<mpsc::Sender<Message>>,
 }
 
-type SharedOutlet = Arc<Mutex<Outlet>>;
+/// The outlet, and the signal that an ack made room in a full window.
+struct Shared {
+    outlet: Mutex<Outlet>,
+    room: Notify,
+}
+
+type SharedOutlet = Arc<Shared>;
 
 /// How a socket attaches: the terminal's first, greeted with its `session` event, or a
 /// resume from an output offset.
@@ -151,10 +159,13 @@ pub async fn run(
         settings.keepalive,
         Some(settings.idle_timeout),
     ));
-    let outlet = Arc::new(Mutex::new(Outlet {
-        ring: Ring::new(settings.ring_bytes, budget),
-        live: None,
-    }));
+    let outlet = Arc::new(Shared {
+        outlet: Mutex::new(Outlet {
+            ring: Ring::new(settings.ring_bytes, budget),
+            live: None,
+        }),
+        room: Notify::new(),
+    });
     let (in_tx, in_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let output = tokio::spawn(read_from_ssh(
         ssh_read,
@@ -249,6 +260,7 @@ impl Terminal {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.reset();
         let mut parked_until: Option<tokio::time::Instant> = None;
+        let mut parked = None;
         let end = loop {
             self.tell_drain(&phase);
             if matches!(*phase.borrow(), Phase::Closing) {
@@ -284,6 +296,7 @@ impl Terminal {
                     self.resume(socket, offset, &phase).await;
                     if self.attached.is_some() {
                         parked_until = None;
+                        parked = None;
                     }
                     Next::Continue
                 }
@@ -335,10 +348,12 @@ impl Terminal {
                         "client left; terminal parked for a resume"
                     );
                     parked_until = Some(tokio::time::Instant::now() + self.settings.resume_grace);
+                    parked = Some(crate::metrics::get().terminal_detached());
                 }
             }
         };
         output.abort();
+        drop(parked);
         end
     }
 
@@ -359,9 +374,10 @@ impl Terminal {
                 }
             }
             Parsed::Ack(offset) => {
-                if let Ok(mut outlet) = self.outlet.lock() {
+                if let Ok(mut outlet) = self.outlet.outlet.lock() {
                     outlet.ring.ack(offset);
                 }
+                self.outlet.room.notify_one();
             }
             Parsed::Answer(event) => self.say(event),
             Parsed::Nothing => {}
@@ -430,11 +446,19 @@ impl Terminal {
     ) -> Result<(), Box<WebSocket>> {
         let (out, queue) = mpsc::channel::<Message>(OUTBOUND_QUEUE);
         let preamble = {
-            let Ok(mut outlet) = self.outlet.lock() else {
+            let Ok(mut outlet) = self.outlet.outlet.lock() else {
                 return Err(socket);
             };
             let preamble = match opening {
-                Opening::Fresh(greeting) => vec![greeting],
+                // Output that arrived before the first socket was attached (the login banner,
+                // the first prompt) is in the ring: it follows the greeting.
+                Opening::Fresh(greeting) => {
+                    let mut preamble = vec![greeting];
+                    if let Ok(replay) = outlet.ring.replay_from(0) {
+                        preamble.extend(replay.frames.into_iter().map(Message::Binary));
+                    }
+                    preamble
+                }
                 Opening::Resume(offset) => {
                     let Ok(replay) = outlet.ring.replay_from(offset) else {
                         return Err(socket);
@@ -486,7 +510,7 @@ impl Terminal {
         let Some(attachment) = self.attached.take() else {
             return;
         };
-        if let Ok(mut outlet) = self.outlet.lock() {
+        if let Ok(mut outlet) = self.outlet.outlet.lock() {
             outlet.live = None;
         }
         let Attachment {
@@ -519,14 +543,13 @@ async fn write_to_client(
     mut sink: SplitSink<WebSocket, Message>,
     liveness: Arc<Liveness>,
 ) {
+    let replaying = !preamble.is_empty();
     for message in preamble {
         if !matches!(within_stall(sink.feed(message)).await, Some(Ok(()))) {
             return;
         }
     }
-    // `feed` only buffers: without this flush the `session`/`resumed` event and the replay wait
-    // for the next queued message (an idle shell's: the next keepalive, seconds later).
-    if !matches!(within_stall(sink.flush()).await, Some(Ok(()))) {
+    if replaying && !matches!(within_stall(sink.flush()).await, Some(Ok(()))) {
         return;
     }
     while let Some(message) = queue.recv().await {
@@ -560,6 +583,7 @@ async fn read_from_ssh(
     let mut ended = Ended::default();
     let mut pending = None;
     loop {
+        wait_for_room(&outlet).await;
         let message = match pending.take() {
             Some(message) => message,
             None => match ssh_read.wait().await {
@@ -573,7 +597,7 @@ async fn read_from_ssh(
                 let (frame, next) = coalesce(&mut ssh_read, &data);
                 pending = next;
                 crate::metrics::get().bytes_out.inc_by(frame.len() as u64);
-                let live = match outlet.lock() {
+                let live = match outlet.outlet.lock() {
                     Ok(mut outlet) => {
                         outlet.ring.push(frame.clone());
                         outlet.live.clone()
@@ -594,6 +618,22 @@ async fn read_from_ssh(
         }
     }
     ended
+}
+
+/// Wait while the client's window is full (see [`Ring::full`]). An ack stores a permit in
+/// `room` even when nobody waits, so one arriving between the check and the wait is not missed.
+async fn wait_for_room(shared: &Shared) {
+    loop {
+        let full = shared
+            .outlet
+            .lock()
+            .map(|outlet| outlet.ring.full())
+            .unwrap_or(false);
+        if !full {
+            return;
+        }
+        shared.room.notified().await;
+    }
 }
 
 /// One WebSocket frame from the SSH output that is already waiting: `first` plus any data

@@ -7,10 +7,16 @@
 //! allocation). Acknowledged bytes are released at once, so a terminal whose client acks costs
 //! nothing while idle.
 //!
-//! Two bounds keep a relay's memory predictable: each ring holds at most `per_session` bytes,
-//! and all rings together at most the shared [`Budget`]; over the budget a ring keeps only
-//! [`FLOOR`] bytes. What a bound drops is counted, never skipped silently: a resume from
-//! before the ring's start is told exactly how many bytes it lost.
+//! For a client that acknowledges (a resume-aware client: its first `ack` makes the ring
+//! *windowed*), `per_session` is a flow-control window: once that much is unacknowledged the
+//! pump stops reading the shell's output ([`Ring::full`]) until an ack makes room, attached or
+//! parked. So a parked terminal loses nothing; its shell waits, as it would behind a stalled
+//! SSH connection. A client that never acks gets no window (its output is never held back);
+//! its ring just keeps the last `per_session` bytes.
+//!
+//! All rings together are bounded by the shared [`Budget`]: over it, a ring keeps only
+//! [`FLOOR`] bytes, windowed or not. What a bound drops is counted, never skipped silently: a
+//! resume from before the ring's start is told exactly how many bytes it lost.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -67,6 +73,8 @@ pub struct Ring {
     end: u64,
     per_session: usize,
     budget: Arc<Budget>,
+    /// The client acknowledges: `per_session` is its window, not a rolling bound.
+    windowed: bool,
 }
 
 impl Ring {
@@ -77,7 +85,14 @@ impl Ring {
             end: 0,
             per_session,
             budget,
+            windowed: false,
         }
+    }
+
+    /// Whether the client's window is full: the pump must wait for an ack before reading
+    /// more output.
+    pub fn full(&self) -> bool {
+        self.windowed && self.held() >= self.per_session
     }
 
     /// Bytes held.
@@ -101,6 +116,9 @@ impl Ring {
         self.frames.push_back(frame);
         let keep = if self.budget.over() {
             FLOOR.min(self.per_session)
+        } else if self.windowed {
+            // The pump stops at a full window; the frame that crossed it is kept whole.
+            usize::MAX
         } else {
             self.per_session
         };
@@ -109,8 +127,10 @@ impl Ring {
         }
     }
 
-    /// The client has everything before `offset`: release it.
+    /// The client has everything before `offset`: release it. From now on the ring is a
+    /// window.
     pub fn ack(&mut self, offset: u64) {
+        self.windowed = true;
         self.forget_before(offset.min(self.end));
     }
 
@@ -211,6 +231,20 @@ mod tests {
         let replay = ring.replay_from(1).unwrap();
         assert_eq!((replay.from, replay.dropped), (4, 3));
         assert_eq!(joined(&replay), b"efghijkl");
+    }
+
+    #[test]
+    fn once_the_client_acks_the_bound_is_a_window_that_drops_nothing() {
+        let (mut ring, _) = ring(8, 1 << 20);
+        ring.ack(0);
+        ring.push(Bytes::from_static(b"abcd"));
+        assert!(!ring.full());
+        ring.push(Bytes::from_static(b"efghij"));
+        assert!(ring.full(), "10 unacknowledged bytes fill an 8-byte window");
+        let replay = ring.replay_from(0).unwrap();
+        assert_eq!((replay.from, replay.dropped), (0, 0));
+        ring.ack(6);
+        assert!(!ring.full());
     }
 
     #[test]

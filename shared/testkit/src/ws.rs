@@ -22,6 +22,8 @@ pub struct Terminal {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// All output bytes received so far.
     pub output: Vec<u8>,
+    /// All keystroke bytes sent as binary frames (what a resuming client resends from).
+    pub sent: Vec<u8>,
     /// All JSON events received so far.
     pub events: Vec<Value>,
     pub closed: Option<(u16, String)>,
@@ -30,6 +32,11 @@ pub struct Terminal {
 /// `ws://` URL of the terminal for `ticket` on the server at `base_url` (`http://…`).
 pub fn terminal_url(base_url: &str, ticket: &str) -> String {
     format!("{}/ssh?uuid={ticket}", base_url.replacen("http", "ws", 1))
+}
+
+/// `ws://` URL that resumes session `id` on the server at `base_url`.
+pub fn session_url(base_url: &str, id: &str) -> String {
+    format!("{}/ssh?session={id}", base_url.replacen("http", "ws", 1))
 }
 
 impl Terminal {
@@ -52,7 +59,51 @@ impl Terminal {
         headers: &[(&str, &str)],
         nodelay: bool,
     ) -> Result<Self, Error> {
-        let mut request = terminal_url(base_url, ticket).into_client_request()?;
+        Self::connect(&terminal_url(base_url, ticket), headers, nodelay).await
+    }
+
+    /// Resume session `id` with its `secret`, as a client that has received `offset` output
+    /// bytes: opens `/ssh?session=id` and sends the `resume` frame.
+    pub async fn resume(
+        base_url: &str,
+        id: &str,
+        secret: &str,
+        offset: u64,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, Error> {
+        let mut terminal = Self::connect(&session_url(base_url, id), headers, false).await?;
+        terminal
+            .send_json(serde_json::json!({"type": "resume", "secret": secret, "offset": offset}))
+            .await;
+        Ok(terminal)
+    }
+
+    /// The `session` event's id and secret (read it first with `expect_event("session")`).
+    pub fn session(&self) -> (String, String) {
+        let event = self
+            .events
+            .iter()
+            .find(|e| e["type"] == "session")
+            .expect("no session event yet");
+        (
+            event["id"].as_str().expect("id").to_owned(),
+            event["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// Tell the relay how much output arrived (`{"type":"ack"}`).
+    pub async fn ack(&mut self, offset: u64) {
+        self.send_json(serde_json::json!({"type": "ack", "offset": offset}))
+            .await;
+    }
+
+    /// Drop the connection without a close frame, as a lost network or a killed tab does.
+    pub fn cut(self) {
+        drop(self);
+    }
+
+    async fn connect(url: &str, headers: &[(&str, &str)], nodelay: bool) -> Result<Self, Error> {
+        let mut request = url.into_client_request()?;
         for (name, value) in headers {
             request
                 .headers_mut()
@@ -67,6 +118,7 @@ impl Terminal {
         Ok(Self {
             ws,
             output: Vec::new(),
+            sent: Vec::new(),
             events: Vec::new(),
             closed: None,
         })
@@ -78,6 +130,7 @@ impl Terminal {
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.sent.extend_from_slice(bytes);
         self.ws
             .send(Message::Binary(bytes.to_vec().into()))
             .await

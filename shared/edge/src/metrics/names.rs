@@ -46,6 +46,16 @@ pub const RELAY_TERMINALS_OPEN: Metric = Metric {
     name: "sushi_relay_terminals_open",
     help: "Terminals with an open WebSocket on this relay",
 };
+/// Terminals whose client left without closing them, parked for a resume.
+pub const RELAY_TERMINALS_DETACHED: Metric = Metric {
+    name: "sushi_relay_terminals_detached",
+    help: "Terminals parked for a resume (client gone, SSH session kept for the grace)",
+};
+/// Bytes of unacknowledged output kept for resumes, all terminals together.
+pub const RELAY_RESUME_BUFFER_BYTES: Metric = Metric {
+    name: "sushi_relay_resume_buffer_bytes",
+    help: "Unacknowledged terminal output held for resumes (all terminals)",
+};
 /// `connect` answers, by `outcome`: `ok` or the answer's `ErrorCode` (`invalid_master_password`,
 /// `too_many_attempts`, `user_limit_reached`, `unavailable`, `ssh_failed`, `ssh_timeout`,
 /// `target_not_allowed`, `host_key_changed`, …).
@@ -92,6 +102,8 @@ pub const ALL: &[Metric] = &[
     RELAY_SESSIONS,
     RELAY_SESSIONS_PARKED,
     RELAY_TERMINALS_OPEN,
+    RELAY_TERMINALS_DETACHED,
+    RELAY_RESUME_BUFFER_BYTES,
     RELAY_CONNECTS,
     RELAY_CONNECT_SECONDS,
     RELAY_WEBSOCKET_OPEN_SECONDS,
