@@ -58,12 +58,14 @@ export async function startSushi(extraEnv = {}) {
   };
 }
 
-export async function startBrowser() {
+/** Chromium with a fresh profile; `options` go to the context (e.g. hasTouch, isMobile). */
+export async function startBrowser(options = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'sushi-e2e-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1200, height: 800 },
+    ...options,
     args: [
       '--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',

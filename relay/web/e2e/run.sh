@@ -50,6 +50,8 @@ fi
 export SUSHI_E2E_ARTIFACTS=${SUSHI_E2E_ARTIFACTS:-$web/test-results}
 log "type check (tsc)"
 npm run --silent check
-log "node --test e2e/browser.test.mjs (artifacts in $SUSHI_E2E_ARTIFACTS)"
-node --test --test-concurrency=1 e2e/browser.test.mjs
+log "unit tests of the pure modules (node --test)"
+npm run --silent test
+log "node --test e2e/browser.test.mjs e2e/terminal.test.mjs (artifacts in $SUSHI_E2E_ARTIFACTS)"
+node --test --test-concurrency=1 e2e/browser.test.mjs e2e/terminal.test.mjs
 log "browser tests passed"

@@ -76,6 +76,9 @@ export const api = {
   setMasterPassword: (password: string, current?: string) =>
     call<unknown>('PUT', '/api/v1/master-password',
       current ? { password, current_password: current } : { password }),
-  connect: (id: number, password: string) =>
-    call<string>('POST', `/api/v1/machine/${id}/connect`, { password }),
+  /** A ticket for a new terminal; with `reattach`, one that re-attaches that persistent (tmux)
+   * shell instead of starting a new one. */
+  connect: (id: number, password: string, reattach?: string) =>
+    call<string>('POST', `/api/v1/machine/${id}/connect`,
+      reattach ? { password, reattach } : { password }),
 };

@@ -3,6 +3,8 @@
 // server data reaches the page through textContent / value / attributes, never innerHTML.
 
 import { api, ApiError, Machine } from './api';
+import { KeyBar } from './keybar';
+import { loadSaved, type SavedTerminal, storeSaved } from './resume';
 import { State, TerminalSession } from './terminal';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -78,6 +80,7 @@ async function showSignIn(message?: string): Promise<void> {
   closeAllTerminals();
   $('whoami').hidden = true;
   $('signout').hidden = true;
+  $('settings').hidden = true;
   show('signin');
   if (message) notify(message);
   const providers = $('providers');
@@ -107,8 +110,10 @@ async function showApp(email: string): Promise<void> {
   who.hidden = false;
   $('signout').hidden = false;
   show('app');
+  $('settings').hidden = false;
   selectTab('machines');
   await refreshMachines();
+  restoreTerminals();
 }
 
 // ---- machines ------------------------------------------------------------------------------
@@ -130,7 +135,7 @@ async function refreshMachines(): Promise<void> {
     const actions = el('td');
     const connect = el('button', { type: 'button', class: 'small',
       'aria-label': `Connect to ${machine.name}` }, 'Connect');
-    connect.addEventListener('click', () => askConnect(machine));
+    connect.addEventListener('click', () => void askConnect(machine));
     const remove = el('button', { type: 'button', class: 'small secondary',
       'aria-label': `Delete ${machine.name}` }, 'Delete');
     remove.addEventListener('click', () => askDelete(machine, remove));
@@ -213,65 +218,143 @@ interface Tab {
   wrap: HTMLElement;
   panel: HTMLElement;
   session: TerminalSession;
-  /** Kept in memory only, so Reconnect can ask for a new ticket; dropped with the tab. */
-  masterPassword: string;
+  /** Kept in memory only, so Reconnect / Re-attach can ask for a new ticket without asking the
+   * user again; dropped with the tab, and absent after a reload (then asked for). */
+  masterPassword: string | null;
 }
 
 const tabs = new Map<string, Tab>();
 let tabCounter = 0;
 
-function askConnect(machine: Machine): void {
+/** Ask for the master password with the connect dialog; null when cancelled. */
+function askPassword(machine: Machine, action = 'Connect'): Promise<string | null> {
   const dialog = $<HTMLDialogElement>('connect-dialog');
   const input = $<HTMLInputElement>('connect-password');
+  $('connect-title').textContent = action;
   $('connect-target').textContent =
     `${machine.name}: ${machine.username}@${machine.hostname}:${machine.port}`;
   input.value = '';
   dialog.returnValue = '';
-  dialog.onclose = () => {
-    const password = input.value;
-    input.value = '';
-    if (dialog.returnValue !== 'connect' || !password) return;
-    void busy(null, async () => {
-      const ticket = await api.connect(machine.id, password);
-      openTab(machine, password, ticket);
-      // The first connect pins the host key: show its fingerprint in the list.
-      await refreshMachines();
-    });
-  };
-  dialog.showModal();
-  input.focus();
+  return new Promise((resolve) => {
+    dialog.onclose = () => {
+      const password = input.value;
+      input.value = '';
+      resolve(dialog.returnValue === 'connect' && password ? password : null);
+    };
+    dialog.showModal();
+    input.focus();
+  });
 }
 
-function openTab(machine: Machine, masterPassword: string, ticket: string): void {
+async function askConnect(machine: Machine): Promise<void> {
+  const password = await askPassword(machine);
+  if (!password) return;
+  await busy(null, async () => {
+    const ticket = await api.connect(machine.id, password);
+    openTab(machine, password).session.attach(ticket);
+    // The first connect pins the host key: show its fingerprint in the list.
+    await refreshMachines();
+  });
+}
+
+// ---- settings ------------------------------------------------------------------------------
+
+const PREDICT_KEY = 'sushi.predictiveEcho';
+
+/** The predictive echo setting, remembered in localStorage (a preference, no secret). */
+function predictEnabled(): boolean {
+  return localStorage.getItem(PREDICT_KEY) !== 'off';
+}
+
+function setupSettings(): void {
+  const box = $<HTMLInputElement>('predict-setting');
+  box.checked = predictEnabled();
+  box.addEventListener('change', () => {
+    localStorage.setItem(PREDICT_KEY, box.checked ? 'on' : 'off');
+    for (const tab of tabs.values()) tab.session.predictions.enabled = box.checked;
+  });
+}
+
+// ---- saved terminals (reload) --------------------------------------------------------------
+
+/** Write every live tab's session to sessionStorage (screen included), for a reload. */
+function saveTerminals(): void {
+  const entries: SavedTerminal[] = [];
+  for (const tab of tabs.values()) {
+    const snapshot = tab.session.snapshot();
+    if (snapshot) entries.push({ ...snapshot, machineId: tab.machine.id });
+  }
+  storeSaved(sessionStorage, entries);
+}
+
+/** Reopen the tabs this browser tab had before a reload. */
+function restoreTerminals(): void {
+  const saved = loadSaved(sessionStorage);
+  for (const entry of saved) {
+    const machine = machines.find((m) => m.id === entry.machineId);
+    if (!machine || [...tabs.values()].some((t) => t.session.sessionId === entry.id)) continue;
+    openTab(machine, null).session.restore(entry, DEFAULT_GRACE_SECS);
+  }
+}
+
+const DEFAULT_GRACE_SECS = 300;
+
+function openTab(machine: Machine, masterPassword: string | null): Tab {
   tabCounter += 1;
   const id = `term-${tabCounter}`;
   const button = el('button', { type: 'button', role: 'tab', id: `tab-${id}`,
     'aria-controls': `panel-${id}`, 'aria-selected': 'false' });
   button.textContent = machine.name;
+  const rtt = el('span', { class: 'rtt', title: 'Round-trip time to the relay',
+    'aria-label': `Round-trip time ${machine.name}` }, '');
   // The close button sits beside its tab, not inside it: a button may not contain another.
   const close = el('button', { type: 'button', class: 'tab-close',
     'aria-label': `Close terminal ${machine.name}`, title: 'Close (Delete on the tab)' }, '×');
   const wrap = el('span', { class: 'tab-wrap', role: 'presentation' });
-  wrap.append(button, close);
+  wrap.append(button, rtt, close);
   const panel = el('div', { id: `panel-${id}`, role: 'tabpanel', 'aria-labelledby': `tab-${id}`,
     class: 'term-panel', hidden: '' });
   const status = el('div', { class: 'term-status' });
   const state = el('span', { class: 'state', 'data-state': 'connecting', role: 'status',
     'aria-live': 'polite' }, 'connecting…');
   const reconnect = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'Reconnect');
+  const reattach = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'Re-attach');
+  const keys = el('button', { type: 'button', class: 'secondary keys-toggle',
+    'aria-pressed': 'false', title: 'Show the key bar (Esc, Tab, Ctrl, arrows)' }, 'Keys');
   status.append(el('strong', {}, `${machine.username}@${machine.hostname}:${machine.port}`),
-    state, reconnect);
+    state, reconnect, reattach, keys);
   const host = el('div', { class: 'term-host', 'data-terminal': id });
   panel.append(status, host);
   $('terminal-panels').append(panel);
   $('tabs').append(wrap);
 
-  const onState = (value: State, detail: string) => {
-    state.dataset.state = value;
-    state.textContent = detail;
-    reconnect.hidden = value !== 'closed';
-  };
-  const session = new TerminalSession(host, onState);
+  let persistent: string | null = null;
+  let keybar: KeyBar | null = null;
+  const session = new TerminalSession(host, {
+    onState: (value: State, detail: string) => {
+      state.dataset.state = value;
+      state.textContent = detail;
+      reconnect.hidden = value !== 'closed';
+      if (value !== 'closed') reattach.hidden = true;
+    },
+    onSession: (info) => {
+      if (info) persistent = info.persistent;
+      saveTerminals();
+    },
+    onRtt: (ms) => {
+      rtt.textContent = ms === null ? '' : `${ms} ms`;
+    },
+    onGone: (shell) => {
+      reattach.hidden = !(shell ?? persistent);
+    },
+    transformInput: (data) => keybar?.transform(data) ?? data,
+  });
+  session.predictions.enabled = predictEnabled();
+  keybar = new KeyBar((data) => session.sendKeys(data),
+    () => session.term.modes.applicationCursorKeysMode);
+  keybar.element.hidden = !coarsePointer();
+  keys.setAttribute('aria-pressed', String(!keybar.element.hidden));
+  panel.append(keybar.element);
   const tab: Tab = { id, machine, button, wrap, panel, session, masterPassword };
   tabs.set(id, tab);
 
@@ -280,13 +363,30 @@ function openTab(machine: Machine, masterPassword: string, ticket: string): void
     if (event.key === 'Delete') closeTab(id);
   });
   close.addEventListener('click', () => closeTab(id));
-  reconnect.addEventListener('click', () =>
-    busy(reconnect, async () => {
-      const fresh = await api.connect(machine.id, tab.masterPassword);
-      session.attach(fresh);
-    }));
+  keys.addEventListener('click', () => {
+    if (!keybar) return;
+    keybar.element.hidden = !keybar.element.hidden;
+    keys.setAttribute('aria-pressed', String(!keybar.element.hidden));
+    session.refit();
+  });
+  const fresh = (button: HTMLButtonElement, shell: string | undefined) =>
+    busy(button, async () => {
+      const password = tab.masterPassword ?? await askPassword(machine, shell ? 'Re-attach' : 'Reconnect');
+      if (!password) return;
+      const ticket = await api.connect(machine.id, password, shell);
+      tab.masterPassword = password;
+      session.attach(ticket);
+      if (shell) session.term.write('\r\n\x1b[2m[re-attached to the persistent shell: the screen is redrawn by tmux]\x1b[0m\r\n');
+    });
+  reconnect.addEventListener('click', () => fresh(reconnect, undefined));
+  reattach.addEventListener('click', () => fresh(reattach, persistent ?? undefined));
   selectTab(id);
-  session.attach(ticket);
+  return tab;
+}
+
+/** A touch screen without a fine pointer: show the key bar by default. */
+function coarsePointer(): boolean {
+  return window.matchMedia?.('(pointer: coarse)').matches ?? false;
 }
 
 function selectTab(id: string): void {
@@ -310,11 +410,13 @@ function selectTab(id: string): void {
 function closeTab(id: string): void {
   const tab = tabs.get(id);
   if (!tab) return;
+  tabs.delete(id);
+  // Close code 1000: the relay ends the session at once (no resume).
   tab.session.dispose();
   tab.wrap.remove();
   tab.panel.remove();
-  tabs.delete(id);
-  tab.masterPassword = '';
+  tab.masterPassword = null;
+  saveTerminals();
   const next = [...tabs.keys()].pop();
   selectTab(next ?? 'machines');
 }
@@ -362,6 +464,12 @@ async function start(): Promise<void> {
   setupAddForm();
   setupMasterForm();
   setupTabKeys();
+  setupSettings();
+  // A reload or navigation: keep each live terminal's session and screen for the next page.
+  window.addEventListener('pagehide', saveTerminals);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') saveTerminals();
+  });
   try {
     const me = await api.me();
     await showApp(me.email);

@@ -1,0 +1,269 @@
+// Terminals on bad links and small screens, in a real browser against the real `sushi` binary
+// and the test sshd: predictive echo on a 200 ms round trip (through e2e/slow-proxy.mjs), the
+// touch key bar, a page reload that comes back to the same shell with its screen, and a network
+// drop (the proxy cuts its connections) after which the tab reconnects to the same shell.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBrowser, startSushi } from './harness.mjs';
+import { startProxy } from './slow-proxy.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const artifacts = resolve(process.env.SUSHI_E2E_ARTIFACTS ?? join(here, '..', 'test-results'));
+const [sshHost, sshPort] = (process.env.SUSHI_TEST_SSHD_ADDR ?? '127.0.0.1:2222').split(':');
+const sshUser = process.env.SUSHI_TEST_SSH_USER ?? 'sushitest';
+const sshPassword = process.env.SUSHI_TEST_SSH_PASSWORD ?? 'sushi-test-password';
+const MASTER = 'correct horse battery staple';
+
+let sushi;
+let sushiAddr;
+
+before(async () => {
+  await mkdir(artifacts, { recursive: true });
+  sushi = await startSushi();
+  const url = new URL(sushi.baseUrl);
+  sushiAddr = { host: url.hostname, port: Number(url.port) };
+});
+
+after(async () => {
+  await sushi?.stop();
+});
+
+const STATE = '.term-panel:not([hidden]) .state';
+
+async function screenLines(page) {
+  return page.locator('.term-panel:not([hidden]) .xterm-rows > div').evaluateAll((rows) =>
+    rows.map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()));
+}
+
+async function waitForLine(page, predicate, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let lines = [];
+  while (Date.now() < deadline) {
+    lines = await screenLines(page);
+    const found = lines.find(predicate);
+    if (found !== undefined) return found;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`timed out waiting for ${what}; screen:\n${lines.join('\n')}`);
+}
+
+async function waitForState(page, state, timeout = 20_000) {
+  await page.waitForFunction((s) =>
+    document.querySelector('.term-panel:not([hidden]) .state')?.getAttribute('data-state') === s,
+  state, { timeout });
+}
+
+/** Sign in as a new user at `baseUrl`, set the master password, add the test sshd, connect. */
+async function openTerminal(page, baseUrl) {
+  await page.goto(baseUrl);
+  await page.getByLabel('Email', { exact: true }).fill(`u${Date.now()}${Math.random()}@example.com`.replace('0.', ''));
+  await page.getByRole('button', { name: 'Sign in (development)' }).click();
+  await page.getByRole('heading', { name: 'Machines' }).waitFor();
+  await page.getByLabel('New master password').fill(MASTER);
+  await page.getByRole('button', { name: 'Save master password' }).click();
+  await page.getByRole('alert').getByText('Master password set.').waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('test-sshd');
+  await page.getByLabel('Hostname or IP', { exact: true }).fill(sshHost);
+  await page.getByLabel('Port', { exact: true }).fill(sshPort);
+  await page.getByLabel('Username', { exact: true }).fill(sshUser);
+  await page.getByLabel('Password', { exact: true }).fill(sshPassword);
+  await page.getByRole('button', { name: 'Add machine' }).click();
+  await page.getByRole('alert').getByText('Machine "test-sshd" added.').waitFor();
+  await page.getByRole('button', { name: 'Connect to test-sshd' }).click();
+  await page.getByRole('dialog').getByLabel('Master password').fill(MASTER);
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await waitForState(page, 'connected');
+  await page.locator('.term-panel:not([hidden]) .term-host').click();
+}
+
+/** Run `command`; the first line after it matching `pattern`. `type` types (keyboard default). */
+async function run(page, command, pattern, what) {
+  const marker = `m${Math.random().toString(36).slice(2, 8)}`;
+  await page.keyboard.type(`${command}; echo ${marker}-done\n`);
+  await waitForLine(page, (l) => l === `${marker}-done`, `${what} (marker)`);
+  const lines = await screenLines(page);
+  const end = lines.lastIndexOf(`${marker}-done`);
+  const found = lines.slice(0, end).reverse().find((l) => pattern.test(l));
+  assert.ok(found, `${what}: no line matching ${pattern} in\n${lines.join('\n')}`);
+  return found;
+}
+
+async function withBrowser(options, body) {
+  const browser = await startBrowser(options);
+  const page = await browser.context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(String(err)));
+  try {
+    await body(page, browser);
+    assert.deepEqual(problems, [], 'no script errors');
+  } catch (err) {
+    await page.screenshot({ path: join(artifacts, `failure-${Date.now()}.png`), fullPage: true })
+      .catch(() => {});
+    throw err;
+  } finally {
+    await browser.close();
+  }
+}
+
+test('predictive echo draws a keystroke at once on a 200 ms round trip, underlined, until the echo',
+  { timeout: 120_000 }, async (t) => {
+    const proxy = await startProxy({ ...sushiAddr, delayMs: 100 });
+    try {
+      await withBrowser({}, async (page) => {
+        await openTerminal(page, proxy.url);
+        await run(page, 'true', /.*/, 'prompt');
+        // The first keystroke of a line is only drawn by the echo: it earns the trust.
+        await page.keyboard.type('e');
+        await waitForLine(page, (l) => l.endsWith('$ e') || l.endsWith('# e'), 'first echo');
+        await page.waitForTimeout(300);
+        // Now a keystroke is on screen before its echo can have come back (200 ms).
+        const watching = page.evaluate(async () => {
+          const rows = () => [...document.querySelectorAll(
+            '.term-panel:not([hidden]) .xterm-rows > div')].map((r) => r.textContent ?? '');
+          const t0 = performance.now();
+          document.querySelector('.term-panel:not([hidden]) .xterm-helper-textarea')?.focus();
+          return new Promise((resolve) => {
+            const look = () => {
+              const el = [...document.querySelectorAll('.term-panel:not([hidden]) .predicted')]
+                .find((e) => e.textContent === 'c');
+              if (el) {
+                resolve({
+                  ms: performance.now() - t0,
+                  underline: getComputedStyle(el).textDecorationLine,
+                  echoed: rows().some((r) => r.replace(/\u00a0/g, ' ').trimEnd().endsWith(' ec')),
+                });
+              } else if (performance.now() - t0 > 2000) {
+                resolve(null);
+              } else {
+                requestAnimationFrame(look);
+              }
+            };
+            window.setTimeout(look, 0);
+          });
+        });
+        await page.keyboard.type('c');
+        const seen = await watching;
+        assert.ok(seen, 'the predicted character was drawn');
+        t.diagnostic(`keystroke drawn after ${seen.ms.toFixed(1)} ms (round trip 200 ms)`);
+        assert.equal(seen.echoed, false, 'drawn before the echo arrived');
+        assert.ok(seen.ms < 150, `drawn at once (${seen.ms.toFixed(0)} ms), not after the round trip`);
+        assert.match(seen.underline, /underline/);
+        // The echo replaces the guess: the text is in the terminal, the overlay is gone.
+        await waitForLine(page, (l) => l.endsWith(' ec'), 'the echo');
+        await page.waitForFunction(() => document.querySelectorAll('.predicted').length === 0);
+        await page.screenshot({ path: join(artifacts, 'predictive-echo.png') });
+        // With the setting off, nothing is drawn ahead of the echo.
+        await page.getByLabel('Predictive echo').uncheck();
+        assert.equal(await page.evaluate(() => localStorage.getItem('sushi.predictiveEcho')), 'off');
+        await page.locator('.term-panel:not([hidden]) .term-host').click();
+        await page.keyboard.type('h');
+        await page.waitForTimeout(50);
+        assert.equal(await page.locator('.predicted').count(), 0, 'setting off: no prediction');
+        await waitForLine(page, (l) => l.endsWith(' ech'), 'echo with the setting off');
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+test('the key bar on a touch screen sends Tab, Ctrl-C, Esc, arrows, | ~ /', { timeout: 120_000 },
+  async () => {
+    await withBrowser({ hasTouch: true, isMobile: true, viewport: { width: 800, height: 700 } },
+      async (page) => {
+        await openTerminal(page, sushi.baseUrl);
+        const bar = page.locator('.term-panel:not([hidden]) .keybar');
+        assert.equal(await bar.isVisible(), true, 'shown on a coarse pointer without asking');
+        const key = (name) => bar.getByRole('button', { name, exact: true });
+        await run(page, 'true', /.*/, 'prompt');
+
+        // Tab completes: `ech` + Tab is `echo `.
+        await page.keyboard.type('ech');
+        await key('Tab').tap();
+        await page.keyboard.type('tabbed-ok\n');
+        await waitForLine(page, (l) => l === 'tabbed-ok', 'Tab completion');
+
+        // Sticky Ctrl, then c from the keyboard: SIGINT ends `sleep`.
+        await page.keyboard.type('sleep 30\n');
+        await page.waitForTimeout(300);
+        await key('Control (applies to the next key)').tap();
+        assert.equal(await key('Control (applies to the next key)').getAttribute('aria-pressed'), 'true');
+        await page.keyboard.type('c');
+        assert.equal(await key('Control (applies to the next key)').getAttribute('aria-pressed'), 'false',
+          'released after one key');
+        await run(page, 'echo after-interrupt', /^after-interrupt$/, 'Ctrl-C interrupted sleep');
+
+        // | ~ / from the bar.
+        await page.keyboard.type('echo abc ');
+        await key('Pipe').tap();
+        await page.keyboard.type(' tr a-z A-Z; echo ');
+        await key('Tilde').tap();
+        await key('Slash').tap();
+        await page.keyboard.type('\n');
+        await waitForLine(page, (l) => l === 'ABC', 'pipe');
+        await waitForLine(page, (l) => /^\/\S*\/$/.test(l), 'tilde expanded to the home directory');
+
+        // Up arrow recalls the last command; Esc . inserts its last word (readline).
+        await page.keyboard.type('echo up-arrow\n');
+        await waitForLine(page, (l) => l === 'up-arrow', 'first run');
+        const count = async () => (await screenLines(page)).filter((l) => l === 'up-arrow').length;
+        await key('Up arrow').tap();
+        await page.keyboard.type('\n');
+        for (let i = 0; i < 50 && (await count()) < 2; i += 1) await page.waitForTimeout(100);
+        assert.equal(await count(), 2, 'Up arrow ran the command again');
+        await page.keyboard.type('echo x');
+        await key('Escape').tap();
+        await page.keyboard.type('.\n');
+        await waitForLine(page, (l) => l === 'xup-arrow', 'Esc . (readline yank-last-arg)');
+        await page.screenshot({ path: join(artifacts, 'key-bar.png') });
+      });
+  });
+
+test('a reload comes back to the same shell, with its screen', { timeout: 120_000 }, async () => {
+  await withBrowser({}, async (page) => {
+    await openTerminal(page, sushi.baseUrl);
+    const pid = await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'shell pid');
+    await page.keyboard.type('echo before-reload\n');
+    await waitForLine(page, (l) => l === 'before-reload', 'output before the reload');
+    await page.reload();
+    await waitForState(page, 'connected', 10_000);
+    // The earlier output is on screen again (restored from sessionStorage, not re-run).
+    await waitForLine(page, (l) => l === 'before-reload', 'earlier output after the reload');
+    await page.locator('.term-panel:not([hidden]) .term-host').click();
+    assert.equal(await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'pid after reload'), pid,
+      'the same shell');
+    const stored = await page.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }));
+    assert.equal(stored.includes(MASTER), false, 'the master password is never stored');
+    assert.equal(await page.evaluate(() => localStorage.getItem('sushi.terminals')), null);
+  });
+});
+
+test('a network drop: the tab says reconnecting, then continues the same shell', { timeout: 120_000 },
+  async (t) => {
+    const proxy = await startProxy({ ...sushiAddr });
+    try {
+      await withBrowser({}, async (page) => {
+        await openTerminal(page, proxy.url);
+        const pid = await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'shell pid');
+        const cutAt = Date.now();
+        const cut = proxy.cut();
+        assert.ok(cut > 0, 'connections cut');
+        await waitForState(page, 'reconnecting', 5_000);
+        assert.equal(await page.locator(STATE).textContent(), 'reconnecting…');
+        // Typed while away: kept, and sent once the session is resumed.
+        await page.keyboard.type('echo typed-while-away\n');
+        // The first retry is 0.5 s after the drop: back well within 10 s.
+        await waitForState(page, 'connected', 10_000);
+        t.diagnostic(`connected again ${Date.now() - cutAt} ms after the drop`);
+        await waitForLine(page, (l) => l === 'typed-while-away', 'keystrokes typed during the drop');
+        assert.equal(await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'pid after the drop'), pid,
+          'the same shell');
+        // The scrollback from before the drop is still there.
+        assert.ok((await screenLines(page)).filter((l) => l === pid).length >= 2);
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
