@@ -31,6 +31,33 @@ fn redis() -> String {
     testkit::service_env("SUSHI_TEST_REDIS_URL")
 }
 
+/// A signed-in user with a machine on the test sshd, and the browser they use.
+struct User {
+    email: String,
+    id: u64,
+    browser: relay_world::Browser,
+}
+
+impl User {
+    async fn new(gw: &RelayWorld, test: &str) -> Self {
+        let email = gw.user(test).await;
+        let id = gw.password_machine(&email).await;
+        let browser = relay_world::browser(&email);
+        Self { email, id, browser }
+    }
+
+    /// Connect through `relay` and open the terminal there; its `session` event read.
+    async fn open(&self, relay: &str) -> (Terminal, String, String) {
+        let ticket = relay_world::ticket(relay, &self.email, self.id).await;
+        let mut term = Terminal::open(relay, &ticket, &self.browser.headers())
+            .await
+            .unwrap();
+        term.expect_event("session", STEP).await;
+        let (session, secret) = term.session();
+        (term, session, secret)
+    }
+}
+
 /// Read (acknowledging as the web app does, counting from `base`) until `done` holds for
 /// everything received in this connection.
 async fn read_until(term: &mut Terminal, base: u64, limit: Duration, done: impl Fn(&[u8]) -> bool) {
@@ -83,16 +110,9 @@ async fn a_stream_cut_mid_way_resumes_on_the_other_replica_byte_exact() {
     let gw = RelayWorld::new().await;
     let owner = gw.start(RELAY, &[("REDIS_URL", &redis())]);
     let other = gw.start(RELAY, &[("REDIS_URL", &redis())]);
-    let email = gw.user("resume-stream").await;
-    let id = gw.password_machine(&email).await;
-    let browser = relay_world::browser(&email);
-    let headers = browser.headers();
-    let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
-    let mut term = Terminal::open(&owner.base_url, &ticket, &headers)
-        .await
-        .unwrap();
-    term.expect_event("session", STEP).await;
-    let (session, secret) = term.session();
+    let user = User::new(&gw, "resume-stream").await;
+    let headers = user.browser.headers();
+    let (mut term, session, secret) = user.open(&owner.base_url).await;
     term.ack(0).await;
 
     // 16 MiB of random bytes, and its SHA-256 computed on the target.
@@ -144,16 +164,9 @@ async fn keystrokes_cut_in_flight_are_applied_exactly_once() {
     let gw = RelayWorld::new().await;
     let owner = gw.start(RELAY, &[("REDIS_URL", &redis())]);
     let other = gw.start(RELAY, &[("REDIS_URL", &redis())]);
-    let email = gw.user("resume-typing").await;
-    let id = gw.password_machine(&email).await;
-    let browser = relay_world::browser(&email);
-    let headers = browser.headers();
-    let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
-    let mut term = Terminal::open(&owner.base_url, &ticket, &headers)
-        .await
-        .unwrap();
-    term.expect_event("session", STEP).await;
-    let (session, secret) = term.session();
+    let user = User::new(&gw, "resume-typing").await;
+    let headers = user.browser.headers();
+    let (mut term, session, secret) = user.open(&owner.base_url).await;
     term.ack(0).await;
 
     // One keystroke per frame, as a person types; the connection drops in the middle.
@@ -200,17 +213,10 @@ async fn a_terminal_nobody_resumes_ends_with_its_grace_and_sshd_sees_it() {
         &[("RESUME_GRACE_SECS", "2"), ("METRICS_ADDR", "127.0.0.1:0")],
     );
     let url = metrics::url(&relay).await;
-    let email = gw.user("resume-grace").await;
-    let id = gw.password_machine(&email).await;
-    let browser = relay_world::browser(&email);
-    let headers = browser.headers();
-    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = Terminal::open(&relay.base_url, &ticket, &headers)
-        .await
-        .unwrap();
-    let event = term.expect_event("session", STEP).await;
-    assert_eq!(event["grace_secs"], 2);
-    let (session, secret) = term.session();
+    let user = User::new(&gw, "resume-grace").await;
+    let headers = user.browser.headers();
+    let (mut term, session, secret) = user.open(&relay.base_url).await;
+    assert_eq!(term.events[0]["grace_secs"], 2);
     let pid = shell_pid(&mut term).await;
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
     assert!(proc_dir.exists());
@@ -252,17 +258,10 @@ async fn only_the_secret_and_the_owners_cookie_resume_and_a_second_attach_takes_
     let gw = RelayWorld::new().await;
     let owner = gw.start(RELAY, &[("REDIS_URL", &redis())]);
     let other = gw.start(RELAY, &[("REDIS_URL", &redis())]);
-    let email = gw.user("resume-owner").await;
+    let user = User::new(&gw, "resume-owner").await;
     let mallory = gw.user("resume-mallory").await;
-    let id = gw.password_machine(&email).await;
-    let browser = relay_world::browser(&email);
-    let headers = browser.headers();
-    let ticket = relay_world::ticket(&owner.base_url, &email, id).await;
-    let mut term = Terminal::open(&owner.base_url, &ticket, &headers)
-        .await
-        .unwrap();
-    term.expect_event("session", STEP).await;
-    let (session, secret) = term.session();
+    let headers = user.browser.headers();
+    let (mut term, session, secret) = user.open(&owner.base_url).await;
     let pid = shell_pid(&mut term).await;
     let received = term.output.len() as u64;
     term.cut();
@@ -320,16 +319,9 @@ async fn output_beyond_the_relay_wide_budget_is_reported_to_the_byte() {
         ],
     );
     let url = metrics::url(&relay).await;
-    let email = gw.user("resume-overflow").await;
-    let id = gw.password_machine(&email).await;
-    let browser = relay_world::browser(&email);
-    let headers = browser.headers();
-    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = Terminal::open(&relay.base_url, &ticket, &headers)
-        .await
-        .unwrap();
-    term.expect_event("session", STEP).await;
-    let (session, secret) = term.session();
+    let user = User::new(&gw, "resume-overflow").await;
+    let headers = user.browser.headers();
+    let (mut term, session, secret) = user.open(&relay.base_url).await;
     term.ack(0).await;
     term.run("sleep 1; seq 1 60000; echo OVER-$((2*2))").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -377,16 +369,9 @@ async fn output_beyond_the_relay_wide_budget_is_reported_to_the_byte() {
 async fn a_draining_relay_still_serves_resumes_of_its_parked_terminals() {
     let gw = RelayWorld::new().await;
     let mut relay = gw.start(RELAY, &[("DRAIN_GRACE_SECS", "4")]);
-    let email = gw.user("resume-drain").await;
-    let id = gw.password_machine(&email).await;
-    let browser = relay_world::browser(&email);
-    let headers = browser.headers();
-    let ticket = relay_world::ticket(&relay.base_url, &email, id).await;
-    let mut term = Terminal::open(&relay.base_url, &ticket, &headers)
-        .await
-        .unwrap();
-    term.expect_event("session", STEP).await;
-    let (session, secret) = term.session();
+    let user = User::new(&gw, "resume-drain").await;
+    let headers = user.browser.headers();
+    let (mut term, session, secret) = user.open(&relay.base_url).await;
     let pid = shell_pid(&mut term).await;
     let received = term.output.len() as u64;
     term.cut();
@@ -395,8 +380,13 @@ async fn a_draining_relay_still_serves_resumes_of_its_parked_terminals() {
     relay.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New terminals are refused, but the parked one comes back, told about the drain.
-    let answer =
-        relay_world::connect(&relay.base_url, &email, id, relay_world::MASTER_PASSWORD).await;
+    let answer = relay_world::connect(
+        &relay.base_url,
+        &user.email,
+        user.id,
+        relay_world::MASTER_PASSWORD,
+    )
+    .await;
     assert_eq!(answer.status, 503, "{:?}", answer.body);
     let mut resumed = Terminal::resume(&relay.base_url, &session, &secret, received, &headers)
         .await
