@@ -4,6 +4,7 @@
 // context) when the test ends. `restart()` kills sushi and starts it again on the same port
 // and DATA_DIR: a relay lost under a page that keeps running.
 import { execFile, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +111,7 @@ export async function startBrowser(options = {}) {
 export async function runRemote(command) {
   remoteKey ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sushi-e2e-key-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     const key = join(dir, 'id_ed25519');
     await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sushi-e2e', '-f', key]);
     const keys = process.env.SUSHI_TEST_SSH_AUTHORIZED_KEYS;
