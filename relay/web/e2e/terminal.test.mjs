@@ -1,13 +1,14 @@
 // Terminals on bad links and small screens, in a real browser against the real `sushi` binary
 // and the test sshd: predictive echo on a 200 ms round trip (through e2e/slow-proxy.mjs), the
 // touch key bar, a page reload that comes back to the same shell with its screen, and a network
-// drop (the proxy cuts its connections) after which the tab reconnects to the same shell.
+// drop (the proxy cuts its connections) after which the tab reconnects to the same shell, and a
+// relay loss (sushi killed and restarted) after which Re-attach brings back a persistent shell.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startBrowser, startSushi } from './harness.mjs';
+import { runRemote, startBrowser, startSushi } from './harness.mjs';
 import { startProxy } from './slow-proxy.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -56,8 +57,9 @@ async function waitForState(page, state, timeout = 20_000) {
   state, { timeout });
 }
 
-/** Sign in as a new user at `baseUrl`, set the master password, add the test sshd, connect. */
-async function openTerminal(page, baseUrl) {
+/** Sign in as a new user at `baseUrl`, set the master password, add the test sshd (with a
+ * persistent tmux shell when `persistent`), connect. */
+async function openTerminal(page, baseUrl, { persistent = false } = {}) {
   await page.goto(baseUrl);
   await page.getByLabel('Email', { exact: true }).fill(`u${Date.now()}${Math.random()}@example.com`.replace('0.', ''));
   await page.getByRole('button', { name: 'Sign in (development)' }).click();
@@ -70,6 +72,7 @@ async function openTerminal(page, baseUrl) {
   await page.getByLabel('Port', { exact: true }).fill(sshPort);
   await page.getByLabel('Username', { exact: true }).fill(sshUser);
   await page.getByLabel('Password', { exact: true }).fill(sshPassword);
+  if (persistent) await page.getByLabel('Persistent shell (tmux)').check();
   await page.getByRole('button', { name: 'Add machine' }).click();
   await page.getByRole('alert').getByText('Machine "test-sshd" added.').waitFor();
   await page.getByRole('button', { name: 'Connect to test-sshd' }).click();
@@ -265,5 +268,80 @@ test('a network drop: the tab says reconnecting, then continues the same shell',
       });
     } finally {
       await proxy.close();
+    }
+  });
+
+test('a relay loss: the tab offers Re-attach, which brings back the same tmux shell',
+  { timeout: 180_000 }, async (t) => {
+    // A sushi of its own: this test kills it.
+    const own = await startSushi();
+    let tmuxName = null;
+    try {
+      await withBrowser({}, async (page) => {
+        await openTerminal(page, own.baseUrl, { persistent: true });
+        tmuxName = (await run(page, "tmux display-message -p 'TMUX=#S'", /^TMUX=sushi-[0-9a-f]+$/,
+          'tmux session name')).slice('TMUX='.length);
+        const saved = await page.evaluate(() => sessionStorage.getItem('sushi.terminals'));
+        assert.equal(JSON.parse(saved ?? '[]')[0]?.persistent, tmuxName,
+          'the session event named the tmux session');
+        const pid = await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'shell pid');
+        await run(page, 'echo before-relay-loss', /^before-relay-loss$/, 'output before the loss');
+
+        const lostAt = Date.now();
+        await own.restart();
+        // The resume attempts fail (refused while it is down, then 4012: the new process never
+        // had the session); the tab ends and offers Re-attach, not just Reconnect.
+        await waitForState(page, 'closed', 60_000);
+        t.diagnostic(`tab closed ${Date.now() - lostAt} ms after the relay was killed`);
+        const reattach = page.locator('.term-panel:not([hidden])').getByRole('button', { name: 'Re-attach' });
+        await reattach.waitFor({ state: 'visible', timeout: 5_000 });
+        await page.screenshot({ path: join(artifacts, 'reattach-offered.png') });
+
+        await reattach.click();
+        // The password is still in the tab's memory; should it not be, the dialog asks for it.
+        const dialog = page.getByRole('dialog');
+        if (await dialog.isVisible()) {
+          await dialog.getByLabel('Master password').fill(MASTER);
+          await page.getByRole('button', { name: 'Connect', exact: true }).click();
+        }
+        await waitForState(page, 'connected', 20_000);
+        // The notice sits beside the terminal (tmux clears the screen it would be written on).
+        const note = page.locator('.term-panel:not([hidden]) .term-note');
+        await note.waitFor({ state: 'visible', timeout: 5_000 });
+        assert.match(await note.textContent() ?? '', /redrawn by tmux/);
+        // The tab starts from a clean screen; tmux redraws the pane, the old output included.
+        await waitForLine(page, (l) => l === 'before-relay-loss', 'the old output, redrawn by tmux');
+        await page.screenshot({ path: join(artifacts, 'reattached.png') });
+        await page.locator('.term-panel:not([hidden]) .term-host').click();
+        assert.equal(await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'pid after re-attach'), pid,
+          'the same shell');
+
+        // Again, with a reload while the relay is down: the reloaded tab resumes from
+        // sessionStorage, learns the session is gone, and Re-attach asks for the master
+        // password (it is never stored) before bringing back the same shell.
+        await own.restart();
+        await page.reload();
+        await waitForState(page, 'closed', 60_000);
+        await reattach.waitFor({ state: 'visible', timeout: 5_000 });
+        await reattach.click();
+        await dialog.waitFor({ state: 'visible', timeout: 5_000 });
+        assert.equal(await page.locator('#connect-title').textContent(), 'Re-attach');
+        await dialog.getByLabel('Master password').fill(MASTER);
+        await page.getByRole('button', { name: 'Connect', exact: true }).click();
+        await waitForState(page, 'connected', 20_000);
+        await note.waitFor({ state: 'visible', timeout: 5_000 });
+        await waitForLine(page, (l) => l === 'before-relay-loss', 'the old output after the reload');
+        await page.locator('.term-panel:not([hidden]) .term-host').click();
+        assert.equal(await run(page, 'echo SHELLPID=$$', /^SHELLPID=\d+$/, 'pid after reload and re-attach'),
+          pid, 'the same shell after a reload');
+
+        // Clean up through the shell itself: ending the tmux session ends the terminal.
+        await page.keyboard.type(`tmux kill-session -t ${tmuxName}\n`);
+        await waitForState(page, 'closed', 10_000);
+      });
+    } finally {
+      // Whatever happened above, leave no tmux session behind on the test sshd.
+      if (tmuxName) await runRemote(`tmux kill-session -t ${tmuxName} 2>/dev/null; true`);
+      await own.stop();
     }
   });

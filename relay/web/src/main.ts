@@ -319,10 +319,14 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
     'aria-live': 'polite' }, 'connecting…');
   const reconnect = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'Reconnect');
   const reattach = el('button', { type: 'button', class: 'secondary', hidden: '' }, 'Re-attach');
+  // Beside the terminal, not in it: tmux clears the screen when it redraws, which would wipe a
+  // notice written into the terminal before its output arrives.
+  const note = el('span', { class: 'term-note', role: 'status', 'aria-live': 'polite', hidden: '' },
+    'Re-attached to the persistent shell: the screen is redrawn by tmux.');
   const keys = el('button', { type: 'button', class: 'secondary keys-toggle',
     'aria-pressed': 'false', title: 'Show the key bar (Esc, Tab, Ctrl, arrows)' }, 'Keys');
   status.append(el('strong', {}, `${machine.username}@${machine.hostname}:${machine.port}`),
-    state, reconnect, reattach, keys);
+    state, reconnect, reattach, note, keys);
   const host = el('div', { class: 'term-host', 'data-terminal': id });
   panel.append(status, host);
   $('terminal-panels').append(panel);
@@ -336,6 +340,7 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
       state.textContent = detail;
       reconnect.hidden = value !== 'closed';
       if (value !== 'closed') reattach.hidden = true;
+      if (value === 'closed' || value === 'reconnecting') note.hidden = true;
     },
     onSession: (info) => {
       if (info) persistent = info.persistent;
@@ -345,7 +350,9 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
       rtt.textContent = ms === null ? '' : `${ms} ms`;
     },
     onGone: (shell) => {
-      reattach.hidden = !(shell ?? persistent);
+      // A tab restored after a reload never saw a `session` event: the name comes from here.
+      persistent = shell ?? persistent;
+      reattach.hidden = persistent === null;
     },
     transformInput: (data) => keybar?.transform(data) ?? data,
   });
@@ -375,8 +382,11 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
       if (!password) return;
       const ticket = await api.connect(machine.id, password, shell);
       tab.masterPassword = password;
+      // tmux repaints the whole screen; what is there belongs to the dead client (its alternate
+      // screen and modes), so start from a clean terminal and let the redraw fill it.
+      if (shell) session.term.reset();
       session.attach(ticket);
-      if (shell) session.term.write('\r\n\x1b[2m[re-attached to the persistent shell: the screen is redrawn by tmux]\x1b[0m\r\n');
+      note.hidden = !shell;
     });
   reconnect.addEventListener('click', () => fresh(reconnect, undefined));
   reattach.addEventListener('click', () => fresh(reattach, persistent ?? undefined));
