@@ -669,13 +669,28 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_kib(relay.pid());
     let started = Instant::now();
+    // First the SSH sessions alone (connect: tickets issued, shells running, no WebSocket),
+    // then their terminals: the split says which side the memory is on.
     let limit = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..sessions {
         let (base, email, limit) = (base.clone(), email.clone(), Arc::clone(&limit));
         tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await.unwrap();
+            relay_world::ticket(&base, &email, echo_id).await
+        });
+    }
+    let mut tickets = Vec::with_capacity(sessions);
+    while let Some(ticket) = tasks.join_next().await {
+        tickets.push(ticket.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let connected = rss_kib(relay.pid());
+    let mut tasks = tokio::task::JoinSet::new();
+    for ticket in tickets {
+        let (base, limit) = (base.clone(), Arc::clone(&limit));
+        tasks.spawn(async move {
             let permit = limit.acquire_owned().await.unwrap();
-            let ticket = relay_world::ticket(&base, &email, echo_id).await;
             let mut term = Terminal::open(&base, &ticket, &[]).await.unwrap();
             drop(permit);
             read_until(&mut term, 0, b"$ ", Duration::from_secs(30)).await;
@@ -688,6 +703,11 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(relay.pid());
+    println!(
+        "of which: SSH session waiting for its WebSocket {:.1} KiB; WebSocket and terminal pump {:.1} KiB",
+        connected.saturating_sub(before) as f64 / sessions as f64,
+        after.saturating_sub(connected) as f64 / sessions as f64
+    );
     println!(
         "idle terminals: {} open in {:.1} s; relay RSS {} KiB → {} KiB; {:.1} KiB per idle terminal",
         open.len(),
