@@ -22,8 +22,8 @@ use std::time::Duration;
 use super::hop::{self, Hop};
 use super::liveness::{Liveness, Verdict, within_stall};
 use super::protocol::{
-    Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES,
-    close_message, refuse,
+    Close, HOP_HEADER, INPUT_BUFFER_BYTES, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES,
+    OUTPUT_BUFFER_BYTES, close_message, refuse,
 };
 use crate::Relay;
 use crate::drain::Phase;
@@ -95,8 +95,8 @@ pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, hop: Hop) {
         return refuse(browser, Close::RoutingUnavailable, "relay unreachable").await;
     };
     let config = WebSocketConfig::default()
-        .read_buffer_size(SOCKET_BUFFER_BYTES)
-        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .read_buffer_size(OUTPUT_BUFFER_BYTES)
+        .write_buffer_size(INPUT_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES * 16))
         .max_frame_size(Some(MAX_MESSAGE_BYTES * 16));

@@ -49,7 +49,8 @@ use uuid::Uuid;
 
 use self::hop::Hop;
 use self::protocol::{
-    Close, HOP_HEADER, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES, SOCKET_BUFFER_BYTES, refuse,
+    Close, HOP_HEADER, INPUT_BUFFER_BYTES, MAX_MESSAGE_BYTES, MAX_WRITE_BUFFER_BYTES,
+    OUTPUT_BUFFER_BYTES, refuse,
 };
 use self::resume::Destination;
 use crate::config::Origins;
@@ -147,8 +148,8 @@ pub async fn terminal(
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .read_buffer_size(SOCKET_BUFFER_BYTES)
-        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .read_buffer_size(INPUT_BUFFER_BYTES)
+        .write_buffer_size(OUTPUT_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             open(relay, socket, wanted, opener, requested, client).await;

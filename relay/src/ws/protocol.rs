@@ -18,10 +18,15 @@ use serde::{Deserialize, Serialize};
 /// Largest client message (a paste) or frame accepted; larger ones close the socket (1009).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Socket read/write buffer per terminal. tungstenite's defaults (128 KiB each) would be most of
-/// an idle terminal's memory; terminal traffic is small frames, and output frames are flushed
-/// once per burst anyway.
-pub const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+/// Read buffer of a socket that carries keystrokes (the browser's, and the hop's upstream write
+/// side), allocated up front for the socket's life. Input is small frames (a paste grows the
+/// buffer as needed, up to [`MAX_MESSAGE_BYTES`]); tungstenite's default (128 KiB) would be most
+/// of an idle terminal's memory, and 8 KiB was still 6 KiB more per terminal than this.
+pub const INPUT_BUFFER_BYTES: usize = 2 * 1024;
+/// Buffer of a socket that carries output (the browser's write side, a hop's read side): output
+/// is written once this much is queued and whenever the writer's queue runs dry, so bursts go
+/// out in few frames without holding a large buffer per terminal.
+pub const OUTPUT_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames queued inside tungstenite beyond that are refused rather than buffered.
 pub const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// Output coalescing stops adding SSH packets to one binary frame past this size.
