@@ -56,6 +56,8 @@ pub struct Relay {
     pub terminals: Arc<ws::resume::Terminals>,
     /// What all terminals' resume buffers may hold together.
     pub resume_budget: Arc<ws::ring::Budget>,
+    /// Live shares of this relay's terminals, which a viewer's socket can join.
+    pub shares: Arc<ws::share::Shares>,
 }
 
 #[derive(Clone)]
@@ -142,6 +144,7 @@ impl Relay {
             connects: sessions::PerUser::new(config.max_connects_per_user),
             clock: TicketClock::new(config.ticket_bucket_secs),
             terminals: ws::resume::Terminals::new(),
+            shares: ws::share::Shares::new(),
             resume_budget,
             config,
             advertise,

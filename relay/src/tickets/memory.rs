@@ -28,7 +28,33 @@ pub struct InProcessTickets {
     entries: Mutex<HashMap<Uuid, Entry>>,
     /// Resumable sessions (one relay: only ever this one's, but kept for the same answers).
     sessions: Mutex<HashMap<Uuid, (Route, u64)>>,
+    /// Share routes, the same way.
+    shares: Mutex<HashMap<Uuid, (Route, u64)>>,
     hop_key: HopKey,
+}
+
+type Routes = Mutex<HashMap<Uuid, (Route, u64)>>;
+
+fn publish_route(routes: &Routes, id: Uuid, route: &Route, bucket: Bucket) -> Result<(), TicketError> {
+    let mut routes = routes.lock().map_err(|_| poisoned())?;
+    if routes.len() >= MAX_ENTRIES && !routes.contains_key(&id) {
+        let now = now_secs();
+        routes.retain(|_, (_, expires)| *expires > now);
+        if routes.len() >= MAX_ENTRIES {
+            return Err(TicketError::Full);
+        }
+    }
+    routes.insert(id, (route.clone(), bucket.expires_at_secs()));
+    Ok(())
+}
+
+fn find_route(routes: &Routes, id: Uuid) -> Result<Option<Route>, TicketError> {
+    let routes = routes.lock().map_err(|_| poisoned())?;
+    let now = now_secs();
+    Ok(routes
+        .get(&id)
+        .filter(|(_, expires)| *expires > now)
+        .map(|(route, _)| route.clone()))
 }
 
 impl Default for InProcessTickets {
@@ -38,6 +64,7 @@ impl Default for InProcessTickets {
         Self {
             entries: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            shares: Mutex::new(HashMap::new()),
             hop_key,
         }
     }
@@ -120,29 +147,33 @@ impl TicketTable for InProcessTickets {
         route: &Route,
         bucket: Bucket,
     ) -> Result<(), TicketError> {
-        let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
-        if sessions.len() >= MAX_ENTRIES && !sessions.contains_key(&id) {
-            let now = now_secs();
-            sessions.retain(|_, (_, expires)| *expires > now);
-            if sessions.len() >= MAX_ENTRIES {
-                return Err(TicketError::Full);
-            }
-        }
-        sessions.insert(id, (route.clone(), bucket.expires_at_secs()));
-        Ok(())
+        publish_route(&self.sessions, id, route, bucket)
     }
 
     async fn find_session(&self, id: Uuid, _now: Bucket) -> Result<Option<Route>, TicketError> {
-        let sessions = self.sessions.lock().map_err(|_| poisoned())?;
-        let now = now_secs();
-        Ok(sessions
-            .get(&id)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(route, _)| route.clone()))
+        find_route(&self.sessions, id)
     }
 
     async fn forget_session(&self, id: Uuid, _now: Bucket) -> Result<(), TicketError> {
         self.sessions.lock().map_err(|_| poisoned())?.remove(&id);
+        Ok(())
+    }
+
+    async fn publish_share(
+        &self,
+        id: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError> {
+        publish_route(&self.shares, id, route, bucket)
+    }
+
+    async fn find_share(&self, id: Uuid, _now: Bucket) -> Result<Option<Route>, TicketError> {
+        find_route(&self.shares, id)
+    }
+
+    async fn forget_share(&self, id: Uuid, _now: Bucket) -> Result<(), TicketError> {
+        self.shares.lock().map_err(|_| poisoned())?.remove(&id);
         Ok(())
     }
 

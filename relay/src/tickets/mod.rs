@@ -16,6 +16,10 @@
 //! (attached or parked), deleted when it ends, so a relay that dies leaves nothing behind for
 //! longer than two buckets.
 //!
+//! A shared terminal's shares are routed the same way again (`share id → {relay, owner}`,
+//! published while the share lives), so a viewer's socket reaches the relay holding the
+//! terminal from any replica. The share's secret and audience never leave that relay.
+//!
 //! Two implementations behind one small trait, chosen by configuration like the store and the
 //! key provider: Redis (`REDIS_URL`, any number of relays) and an in-process map (the embedded,
 //! single-replica default).
@@ -122,6 +126,18 @@ pub trait TicketTable: Send + Sync {
     async fn find_session(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError>;
     /// The session ended: forget its route at once.
     async fn forget_session(&self, id: Uuid, now: Bucket) -> Result<(), TicketError>;
+    /// Say that relay `route.relay` holds the terminal share `id` belongs to, until the end of
+    /// the bucket after `bucket`; refreshed each bucket while the share lives.
+    async fn publish_share(
+        &self,
+        id: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError>;
+    /// Where share `id`'s terminal lives, if any relay still says it holds it.
+    async fn find_share(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError>;
+    /// The share ended: forget its route at once.
+    async fn forget_share(&self, id: Uuid, now: Bucket) -> Result<(), TicketError>;
     /// The key every relay sharing this table signs forwarded hops with.
     async fn hop_key(&self) -> Result<HopKey, TicketError>;
     /// One line for the start-up log.

@@ -74,6 +74,10 @@ fn session_key(id: Uuid, bucket: Bucket) -> String {
     format!("sushi:session:{{{id}}}:{}", bucket.index)
 }
 
+fn share_key(id: Uuid, bucket: Bucket) -> String {
+    format!("sushi:share:{{{id}}}:{}", bucket.index)
+}
+
 fn decode(value: Option<String>, here: &str, caller: Option<&str>) -> Result<Opening, TicketError> {
     let Some(value) = value else {
         return Ok(Opening::Missing);
@@ -93,6 +97,57 @@ fn decode(value: Option<String>, here: &str, caller: Option<&str>) -> Result<Ope
 }
 
 impl RedisTickets {
+    /// `SET key route EXAT <end of next bucket>` under `key(id, bucket)`.
+    async fn publish_route(
+        &self,
+        key: String,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError> {
+        let value =
+            serde_json::to_string(route).map_err(|e| TicketError::Unavailable(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        bounded(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("EXAT")
+                .arg(bucket.expires_at_secs())
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The route under the current or the previous bucket's key, in one round trip.
+    async fn find_route(
+        &self,
+        current: String,
+        previous: String,
+    ) -> Result<Option<Route>, TicketError> {
+        let mut conn = self.conn.clone();
+        let (current, previous): (Option<String>, Option<String>) = bounded(
+            redis::pipe()
+                .get(current)
+                .get(previous)
+                .query_async(&mut conn),
+        )
+        .await?;
+        current
+            .or(previous)
+            .map(|value| {
+                serde_json::from_str(&value)
+                    .map_err(|e| TicketError::Unavailable(format!("malformed route: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn delete(&self, keys: [String; 2]) -> Result<(), TicketError> {
+        let mut conn = self.conn.clone();
+        bounded(redis::cmd("DEL").arg(&keys[..]).query_async::<()>(&mut conn)).await?;
+        Ok(())
+    }
+
     pub fn new(conn: ConnectionManager, url_for_log: &str) -> Self {
         // Never log credentials that may be embedded in the URL.
         let host = url_for_log
@@ -167,49 +222,38 @@ impl TicketTable for RedisTickets {
         route: &Route,
         bucket: Bucket,
     ) -> Result<(), TicketError> {
-        let value =
-            serde_json::to_string(route).map_err(|e| TicketError::Unavailable(e.to_string()))?;
-        let mut conn = self.conn.clone();
-        bounded(
-            redis::cmd("SET")
-                .arg(session_key(id, bucket))
-                .arg(value)
-                .arg("EXAT")
-                .arg(bucket.expires_at_secs())
-                .query_async::<()>(&mut conn),
-        )
-        .await?;
-        Ok(())
+        self.publish_route(session_key(id, bucket), route, bucket)
+            .await
     }
 
     async fn find_session(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError> {
-        let mut conn = self.conn.clone();
-        let (current, previous): (Option<String>, Option<String>) = bounded(
-            redis::pipe()
-                .get(session_key(id, now))
-                .get(session_key(id, now.previous()))
-                .query_async(&mut conn),
-        )
-        .await?;
-        current
-            .or(previous)
-            .map(|value| {
-                serde_json::from_str(&value)
-                    .map_err(|e| TicketError::Unavailable(format!("malformed session route: {e}")))
-            })
-            .transpose()
+        self.find_route(session_key(id, now), session_key(id, now.previous()))
+            .await
     }
 
     async fn forget_session(&self, id: Uuid, now: Bucket) -> Result<(), TicketError> {
-        let mut conn = self.conn.clone();
-        bounded(
-            redis::cmd("DEL")
-                .arg(session_key(id, now))
-                .arg(session_key(id, now.previous()))
-                .query_async::<()>(&mut conn),
-        )
-        .await?;
-        Ok(())
+        self.delete([session_key(id, now), session_key(id, now.previous())])
+            .await
+    }
+
+    async fn publish_share(
+        &self,
+        id: Uuid,
+        route: &Route,
+        bucket: Bucket,
+    ) -> Result<(), TicketError> {
+        self.publish_route(share_key(id, bucket), route, bucket)
+            .await
+    }
+
+    async fn find_share(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError> {
+        self.find_route(share_key(id, now), share_key(id, now.previous()))
+            .await
+    }
+
+    async fn forget_share(&self, id: Uuid, now: Bucket) -> Result<(), TicketError> {
+        self.delete([share_key(id, now), share_key(id, now.previous())])
+            .await
     }
 
     async fn hop_key(&self) -> Result<HopKey, TicketError> {

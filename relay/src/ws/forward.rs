@@ -64,18 +64,25 @@ fn to_browser(message: tungstenite::Message) -> Option<Message> {
     })
 }
 
-/// Forward `browser` to the relay in `route`, for a ticket or a session resume (`hop`).
+/// Forward `browser` to the relay in `route`, for a ticket or a session resume (`hop`),
+/// vouching for the route's owner.
 pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, hop: Hop) {
+    run_as(relay, browser, &route.relay, hop, &route.owner).await;
+}
+
+/// Forward `browser` to relay `to`, vouching for `caller` (a share's viewer, or `""` for one
+/// who is not signed in).
+pub async fn run_as(relay: &Relay, browser: WebSocket, to: &str, hop: Hop, caller: &str) {
     crate::metrics::get().forwarded_sockets.inc();
-    let Some(base) = route.relay.strip_prefix("http://") else {
+    let Some(base) = to.strip_prefix("http://") else {
         tracing::error!(
-            to = %route.relay,
+            to = %to,
             "cannot forward: only http:// relay addresses are supported"
         );
         return refuse(browser, Close::RoutingUnavailable, "relay unreachable").await;
     };
     let proof = match relay.tickets.hop_key().await {
-        Ok(key) => hop::sign(&key, hop, &route.owner),
+        Ok(key) => hop::sign(&key, hop, caller),
         Err(err) => {
             tracing::error!(error = %err, "hop key unavailable");
             None
@@ -84,6 +91,7 @@ pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, hop: Hop) {
     let url = match hop {
         Hop::Ticket(ticket) => format!("ws://{base}/ssh?uuid={ticket}"),
         Hop::Session(id) => format!("ws://{base}/ssh?session={id}"),
+        Hop::Share(id) => format!("ws://{base}/ssh?share={id}"),
     };
     let request = proof.and_then(|proof| {
         let mut request = url.into_client_request().ok()?;
@@ -109,11 +117,11 @@ pub async fn run(relay: &Relay, browser: WebSocket, route: &Route, hop: Hop) {
     let upstream = match connected {
         Ok(Ok((upstream, _))) => upstream,
         Ok(Err(err)) => {
-            tracing::error!(error = %err, to = %route.relay, "forwarding failed");
+            tracing::error!(error = %err, to = %to, "forwarding failed");
             return refuse(browser, Close::RoutingUnavailable, "relay unreachable").await;
         }
         Err(_) => {
-            tracing::error!(to = %route.relay, "forwarding timed out");
+            tracing::error!(to = %to, "forwarding timed out");
             return refuse(browser, Close::RoutingUnavailable, "relay unreachable").await;
         }
     };

@@ -46,6 +46,8 @@ fn mac(key: &HopKey, payload: &str) -> Option<Hmac<Sha256>> {
 pub enum Hop {
     Ticket(Uuid),
     Session(Uuid),
+    /// A viewer joining a share; the proof names the viewer (empty: not signed in).
+    Share(Uuid),
 }
 
 impl Hop {
@@ -53,6 +55,7 @@ impl Hop {
         match self {
             Hop::Ticket(id) => format!("t:{id}"),
             Hop::Session(id) => format!("s:{id}"),
+            Hop::Share(id) => format!("v:{id}"),
         }
     }
 }
@@ -118,6 +121,18 @@ mod tests {
             verify(&key(1), &proof, Hop::Session(id)),
             None,
             "a ticket's proof does not resume a session of the same id"
+        );
+        let share = sign(&key(1), Hop::Share(id), "bob@example.com").unwrap();
+        assert_eq!(
+            verify(&key(1), &share, Hop::Share(id)).as_deref(),
+            Some("bob@example.com")
+        );
+        assert_eq!(verify(&key(1), &share, Hop::Session(id)), None);
+        assert_eq!(verify(&key(1), &proof, Hop::Share(id)), None);
+        let anonymous = sign(&key(1), Hop::Share(id), "").unwrap();
+        assert_eq!(
+            verify(&key(1), &anonymous, Hop::Share(id)).as_deref(),
+            Some("")
         );
     }
 

@@ -19,10 +19,14 @@
 //! forwarded to the relay holding it. Resumes are accepted while draining: parked terminals
 //! are served until the drain grace ends.
 //!
+//! A share's viewer, `GET /ssh?share=<id>`, passes the Origin check too, but a cookie is
+//! optional (a link share admits anyone holding its secret); [`share`] joins it to the terminal
+//! here, or it is forwarded to the relay holding it with a proof naming the viewer, if any.
+//!
 //! Module map: [`protocol`] (the wire format, imported by everything else), [`liveness`] (when
 //! a client is gone), [`pump`] (one terminal), [`ring`] (its output kept for a resume),
-//! [`resume`] (the registry and the resume handshake), [`forward`] (relay to relay), [`hop`]
-//! (the forwarded identity's proof).
+//! [`resume`] (the registry and the resume handshake), [`share`] (viewers of a shared
+//! terminal), [`forward`] (relay to relay), [`hop`] (the forwarded identity's proof).
 
 pub mod forward;
 pub mod hop;
@@ -31,6 +35,7 @@ pub mod protocol;
 pub mod pump;
 pub mod resume;
 pub mod ring;
+pub mod share;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -106,9 +111,12 @@ pub async fn terminal(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let requested = std::time::Instant::now();
-    let wanted = match (query.get("session"), query.get("uuid")) {
-        (Some(session), _) => Uuid::parse_str(session).map(Hop::Session),
-        (None, ticket) => Uuid::parse_str(ticket.map_or("", String::as_str)).map(Hop::Ticket),
+    let wanted = match (query.get("share"), query.get("session"), query.get("uuid")) {
+        (Some(share), _, _) => Uuid::parse_str(share).map(Hop::Share),
+        (None, Some(session), _) => Uuid::parse_str(session).map(Hop::Session),
+        (None, None, ticket) => {
+            Uuid::parse_str(ticket.map_or("", String::as_str)).map(Hop::Ticket)
+        }
     }
     .ok();
     let opener = match headers.get(HOP_HEADER) {
@@ -184,6 +192,10 @@ async fn open(
 ) {
     let ticket = match wanted {
         Some(Hop::Ticket(ticket)) => ticket,
+        Some(Hop::Share(id)) => {
+            let (viewer, forwarded) = identify_viewer(&relay, opener).await;
+            return share::open(&relay, socket, id, viewer, forwarded, &client).await;
+        }
         Some(Hop::Session(id)) => {
             let Some((caller, forwarded)) = identify(&relay, opener).await else {
                 return refuse(
@@ -268,6 +280,7 @@ async fn open(
         attach,
         terminals: Arc::clone(&relay.terminals),
         budget: Arc::clone(&relay.resume_budget),
+        shares: Arc::clone(&relay.shares),
         audit: pump::SessionAudit {
             auditor: Arc::clone(relay.machines.audit()),
             owner: Identity(session.owner.clone()),
@@ -340,6 +353,26 @@ async fn identify(relay: &Relay, opener: Opener) -> Option<(Option<String>, bool
             Err(_) => {
                 tracing::warn!("websocket refused: jwt cookie is not valid");
                 None
+            }
+        },
+    }
+}
+
+/// A share viewer's identity, if any, and whether another relay forwarded the socket. Unlike a
+/// ticket's, no cookie is required (a link share admits anyone with its secret), and an invalid
+/// one counts as none: a share naming its users then refuses the viewer itself (4015).
+async fn identify_viewer(relay: &Relay, opener: Opener) -> (Option<String>, bool) {
+    match opener {
+        Opener::Hop { owner } => ((!owner.is_empty()).then_some(owner), true),
+        Opener::Direct { caller: None, .. } => (None, false),
+        Opener::Direct {
+            caller: Some(token),
+            ..
+        } => match relay.authenticator.verify(&token).await {
+            Ok(identity) => (Some(identity.0), false),
+            Err(_) => {
+                tracing::info!("share viewer's jwt cookie is not valid; joining as anonymous");
+                (None, false)
             }
         },
     }

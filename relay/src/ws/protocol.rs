@@ -39,9 +39,17 @@ pub const MAX_COLS_ROWS: u32 = 1000;
 /// carrying it without a valid proof is refused.
 pub const HOP_HEADER: &str = "x-sushi-hop";
 
+/// What a share lets its viewers do: watch, or also type once the owner grants it.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareMode {
+    View,
+    Control,
+}
+
 /// Client → relay text frames (binary frames are keystrokes).
 #[derive(Debug, Deserialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientEvent {
     /// Keystrokes as text (the seed's shape).
     Data { data: String },
@@ -59,11 +67,48 @@ pub enum ClientEvent {
     Resume { secret: String, offset: u64 },
     /// Round-trip probe; the relay answers `pong` with the same `id` at once.
     Ping { id: u64 },
+    /// Owner: share this terminal. `emails` names who may join (signed in as one of them);
+    /// empty means anyone holding the link, which only a `view` share allows. Expires after
+    /// `expires_in_secs` (default 3600, at most 86400). `screen` is the owner's serialised
+    /// screen after `offset` output bytes, used to seed the viewers' screen when the relay no
+    /// longer holds the session's output from its first byte.
+    ShareCreate {
+        mode: ShareMode,
+        #[serde(default)]
+        emails: Vec<String>,
+        #[serde(default)]
+        expires_in_secs: Option<u64>,
+        #[serde(default)]
+        screen: Option<String>,
+        #[serde(default)]
+        offset: Option<u64>,
+    },
+    /// Owner: end a share now; its viewers are disconnected (4016).
+    ShareRevoke { id: String },
+    /// Owner: let a viewer of a `control` share type.
+    ControlGrant { viewer: u64 },
+    /// Owner: take typing back from a viewer.
+    ControlRevoke { viewer: u64 },
+    /// The first frame on `GET /ssh?share=<id>`: the share's secret (from the link's fragment).
+    Join { secret: String },
+}
+
+/// One viewer of a shared terminal, as its owner sees it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ViewerInfo {
+    pub id: u64,
+    /// The share the viewer joined through.
+    pub share: String,
+    /// The viewer's identity (an email), or `anonymous` on a link share without sign-in.
+    pub who: String,
+    pub mode: ShareMode,
+    /// Whether the viewer may type now.
+    pub control: bool,
 }
 
 /// Relay → client text frames (binary frames are terminal output).
 #[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     /// The remote shell ended: its exit status, or `null` and the signal that killed it.
     Exit {
@@ -96,6 +141,34 @@ pub enum ServerEvent {
     },
     /// Answer to a client `ping`.
     Pong { id: u64 },
+    /// To the owner, once: a share was created. The link is `/share#<id>.<secret>`; the secret
+    /// is shown only here.
+    ShareCreated {
+        id: String,
+        secret: String,
+        mode: ShareMode,
+        emails: Vec<String>,
+        expires_in_secs: u64,
+    },
+    /// To the owner: a share ended (`revoked` or `expired`).
+    ShareEnded {
+        id: String,
+        reason: Cow<'static, str>,
+    },
+    /// To the owner, whenever it changes: who is watching.
+    Viewers { viewers: Vec<ViewerInfo> },
+    /// To a viewer, first: its id, what the share allows and the terminal's size. The next
+    /// binary frame redraws the current screen; live output follows.
+    Joined {
+        viewer: u64,
+        mode: ShareMode,
+        cols: u16,
+        rows: u16,
+    },
+    /// To a viewer: the owner granted (or took back) typing.
+    Control { granted: bool },
+    /// To a viewer: the owner's terminal was resized.
+    Size { cols: u16, rows: u16 },
 }
 
 impl ServerEvent {
@@ -124,6 +197,20 @@ pub const CLIENT_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
     ("ack", &[("offset", "number")]),
     ("resume", &[("secret", "string"), ("offset", "number")]),
     ("ping", &[("id", "number")]),
+    (
+        "share_create",
+        &[
+            ("mode", "'view' | 'control'"),
+            ("emails?", "string[]"),
+            ("expires_in_secs?", "number"),
+            ("screen?", "string"),
+            ("offset?", "number"),
+        ],
+    ),
+    ("share_revoke", &[("id", "string")]),
+    ("control_grant", &[("viewer", "number")]),
+    ("control_revoke", &[("viewer", "number")]),
+    ("join", &[("secret", "string")]),
 ];
 pub const SERVER_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
     ("exit", &[("code", "number | null"), ("signal?", "string")]),
@@ -150,6 +237,35 @@ pub const SERVER_EVENT_SHAPES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("pong", &[("id", "number")]),
+    (
+        "share_created",
+        &[
+            ("id", "string"),
+            ("secret", "string"),
+            ("mode", "'view' | 'control'"),
+            ("emails", "string[]"),
+            ("expires_in_secs", "number"),
+        ],
+    ),
+    ("share_ended", &[("id", "string"), ("reason", "string")]),
+    (
+        "viewers",
+        &[(
+            "viewers",
+            "Array<{ id: number; share: string; who: string; mode: 'view' | 'control'; control: boolean }>",
+        )],
+    ),
+    (
+        "joined",
+        &[
+            ("viewer", "number"),
+            ("mode", "'view' | 'control'"),
+            ("cols", "number"),
+            ("rows", "number"),
+        ],
+    ),
+    ("control", &[("granted", "boolean")]),
+    ("size", &[("cols", "number"), ("rows", "number")]),
 ];
 
 macro_rules! close_codes {
@@ -209,6 +325,16 @@ close_codes! {
         "a resume named an unknown, ended or expired session, gave the wrong secret, or sent no valid `resume` frame within 10 s"),
     TakenOver = (4013, "terminal opened in another window",
         "another WebSocket resumed this session; this one is no longer attached"),
+    ShareInvalid = (4014, "share link invalid or expired",
+        "a share join named an unknown, revoked or expired share, gave the wrong secret, or sent no valid `join` frame within 10 s"),
+    ShareNotForYou = (4015, "this share is for other users",
+        "the share names its viewers and the `jwt` cookie is missing or names someone else (sign in as an invited user)"),
+    ShareEnded = (4016, "the owner stopped sharing",
+        "the share was revoked by its owner, or expired, while the viewer watched"),
+    ViewerTooSlow = (4017, "too far behind the shared terminal",
+        "a viewer fell 64 frames behind the terminal's output (the terminal never waits for a viewer)"),
+    ShareFull = (4018, "too many viewers",
+        "the terminal already has 50 viewers"),
 }
 
 /// A close frame with `code` and a short reason for the log and the browser's `reason`. Every
@@ -302,6 +428,35 @@ mod tests {
                 true,
             ),
             (ServerEvent::Pong { id: 7 }, true),
+            (
+                ServerEvent::ShareCreated {
+                    id: "x".into(),
+                    secret: "x".into(),
+                    mode: ShareMode::View,
+                    emails: vec![],
+                    expires_in_secs: 60,
+                },
+                true,
+            ),
+            (
+                ServerEvent::ShareEnded {
+                    id: "x".into(),
+                    reason: "revoked".into(),
+                },
+                true,
+            ),
+            (ServerEvent::Viewers { viewers: vec![] }, true),
+            (
+                ServerEvent::Joined {
+                    viewer: 1,
+                    mode: ShareMode::Control,
+                    cols: 80,
+                    rows: 24,
+                },
+                true,
+            ),
+            (ServerEvent::Control { granted: true }, true),
+            (ServerEvent::Size { cols: 80, rows: 24 }, true),
         ];
         for (event, with_optional) in samples {
             let value: Value = serde_json::to_value(&event).unwrap();
@@ -328,12 +483,13 @@ mod tests {
             let mut object = serde_json::Map::new();
             object.insert("type".into(), Value::from(*kind));
             for (name, ts) in *fields {
-                let value = if *ts == "number" {
-                    Value::from(80)
-                } else {
-                    Value::from("x")
+                let value = match *ts {
+                    "number" => Value::from(80),
+                    "string[]" => Value::from(vec!["x@sushi.test"]),
+                    "'view' | 'control'" => Value::from("view"),
+                    _ => Value::from("x"),
                 };
-                object.insert((*name).to_owned(), value);
+                object.insert(name.trim_end_matches('?').to_owned(), value);
             }
             let parsed: Result<ClientEvent, _> = serde_json::from_value(Value::Object(object));
             assert!(parsed.is_ok(), "{kind}");

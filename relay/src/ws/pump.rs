@@ -55,6 +55,7 @@ use super::protocol::{
 };
 use super::resume::{Attach, Credentials, RouteKeeper, Terminals};
 use super::ring::{Budget, Ring};
+use super::share::{self, Mirror, ShareEvent, Sharing};
 use domain::Identity;
 use domain::audit::{AuditContext, AuditKind, Auditor};
 
@@ -87,6 +88,8 @@ pub struct Resumable {
     pub route: RouteKeeper,
     pub budget: Arc<Budget>,
     pub audit: SessionAudit,
+    /// This relay's shares, which the terminal's own are registered in.
+    pub shares: Arc<share::Shares>,
 }
 
 /// Where the terminal's start and end go in its owner's audit log.
@@ -98,7 +101,7 @@ pub struct SessionAudit {
 }
 
 impl SessionAudit {
-    async fn record(&self, kind: AuditKind, details: serde_json::Value) {
+    pub async fn record(&self, kind: AuditKind, details: serde_json::Value) {
         let record = self
             .auditor
             .record(&self.owner, &self.context, kind, details);
@@ -112,7 +115,7 @@ impl SessionAudit {
 }
 
 /// Keystrokes and resizes on their way to the SSH channel.
-enum Input {
+pub enum Input {
     Data(Bytes),
     Resize(u32, u32),
 }
@@ -125,15 +128,17 @@ struct Ended {
 }
 
 /// Shared by the output task and the supervisor: the ring, and where live output goes.
-struct Outlet {
-    ring: Ring,
+pub struct Outlet {
+    pub ring: Ring,
     /// The attached client's queue, if one is attached.
     live: Option<mpsc::Sender<Message>>,
+    /// While the terminal is shared: the viewers' screen and queues (see [`share`]).
+    pub mirror: Option<Box<Mirror>>,
 }
 
 /// The outlet, and the signal that an ack made room in a full window.
-struct Shared {
-    outlet: Mutex<Outlet>,
+pub struct Shared {
+    pub outlet: Mutex<Outlet>,
     room: Notify,
 }
 
@@ -177,6 +182,7 @@ pub async fn run(
         route,
         budget,
         audit,
+        shares,
     } = resumable;
     let audit = Arc::new(audit);
     let session_id = credentials.id.to_string();
@@ -192,6 +198,7 @@ pub async fn run(
         outlet: Mutex::new(Outlet {
             ring: Ring::new(settings.ring_bytes, budget),
             live: None,
+            mirror: None,
         }),
         room: Notify::new(),
     });
@@ -219,9 +226,17 @@ pub async fn run(
         persistent,
     }
     .to_message();
+    let sharing = Sharing::new(
+        shares,
+        route.clone(),
+        Arc::clone(&audit),
+        in_tx.clone(),
+        settings.keepalive,
+    );
     let mut terminal = Terminal {
         settings,
         outlet,
+        sharing,
         input: in_tx,
         liveness,
         keystrokes: 0,
@@ -239,6 +254,8 @@ pub async fn run(
 
     // Teardown, bounded: no more resumes, stop writing to SSH, tell the client, close SSH.
     terminals.remove(credentials.id);
+    let last = exit.clone().map(|ended| ending(ended).0.to_message());
+    terminal.sharing.end(last, close, reason).await;
     input.abort();
     terminal.detach(Some((close, reason))).await;
     ssh::disconnect(&handle).await;
@@ -284,11 +301,14 @@ enum Event {
     GraceOver,
     PhaseChanged(bool),
     Refresh,
+    Share(ShareEvent),
 }
 
 struct Terminal {
     settings: PumpSettings,
     outlet: SharedOutlet,
+    /// Its shares and viewers.
+    sharing: Sharing,
     input: mpsc::Sender<Input>,
     liveness: Arc<Liveness>,
     /// Keystroke bytes read from clients so far (what `resumed` reports as `input_offset`).
@@ -335,6 +355,7 @@ impl Terminal {
                     _ = tick.tick() => Event::Tick,
                     changed = phase.changed() => Event::PhaseChanged(changed.is_ok()),
                     _ = refresh.tick() => Event::Refresh,
+                    event = self.sharing.next() => Event::Share(event),
                 },
                 (None, deadline) => {
                     let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
@@ -344,6 +365,7 @@ impl Terminal {
                         () = tokio::time::sleep_until(deadline) => Event::GraceOver,
                         changed = phase.changed() => Event::PhaseChanged(changed.is_ok()),
                         _ = refresh.tick() => Event::Refresh,
+                        event = self.sharing.next() => Event::Share(event),
                     }
                 }
             };
@@ -358,6 +380,7 @@ impl Terminal {
                     if self.attached.is_some() {
                         parked_until = None;
                         parked = None;
+                        self.sharing.greet(self.attached.as_ref().map(|a| &a.out));
                     }
                     Next::Continue
                 }
@@ -394,6 +417,12 @@ impl Terminal {
                 Event::Refresh => {
                     let route = route.clone();
                     tokio::spawn(async move { route.publish().await });
+                    self.sharing.refresh();
+                    Next::Continue
+                }
+                Event::Share(event) => {
+                    let owner = self.attached.as_ref().map(|a| &a.out);
+                    self.sharing.handle(event, owner, &self.outlet).await;
                     Next::Continue
                 }
             };
@@ -427,9 +456,12 @@ impl Terminal {
         };
         match parse(message) {
             Parsed::Input(item) => {
-                if let Input::Data(bytes) = &item {
-                    self.keystrokes += bytes.len() as u64;
-                    self.liveness.active();
+                match &item {
+                    Input::Data(bytes) => {
+                        self.keystrokes += bytes.len() as u64;
+                        self.liveness.active();
+                    }
+                    Input::Resize(cols, rows) => self.sharing.resize(*cols, *rows, &self.outlet),
                 }
                 if self.input.send(item).await.is_err() {
                     return Next::End(Close::SshClosed, "ssh connection closed");
@@ -442,6 +474,10 @@ impl Terminal {
                 self.outlet.room.notify_one();
             }
             Parsed::Answer(event) => self.say(event),
+            Parsed::Share(request) => {
+                let owner = self.attached.as_ref().map(|a| &a.out);
+                self.sharing.request(request, owner, &self.outlet).await;
+            }
             Parsed::Nothing => {}
             Parsed::Ended => return Next::End(Close::Normal, "client closed"),
             Parsed::Left => return Next::Detach(None),
@@ -662,6 +698,9 @@ async fn read_from_ssh(
                 let live = match outlet.outlet.lock() {
                     Ok(mut outlet) => {
                         outlet.ring.push(frame.clone());
+                        if let Some(mirror) = outlet.mirror.as_mut() {
+                            mirror.output(&frame);
+                        }
                         outlet.live.clone()
                     }
                     Err(_) => break,
@@ -739,6 +778,8 @@ enum Parsed {
     Input(Input),
     Ack(u64),
     Answer(ServerEvent),
+    /// A sharing request from the owner.
+    Share(share::Request),
     Nothing,
     /// An explicit end: a close frame with no code or with 1000.
     Ended,
@@ -767,6 +808,13 @@ fn parse(message: Message) -> Parsed {
             Ok(ClientEvent::Resume { .. }) => Parsed::Answer(ServerEvent::error(
                 "already attached; resume is only a first frame",
             )),
+            Ok(ClientEvent::Join { .. }) => Parsed::Answer(ServerEvent::error(
+                "join is only the first frame of a share's socket",
+            )),
+            Ok(event) => match share::Request::parse(event) {
+                Some(request) => Parsed::Share(request),
+                None => Parsed::Nothing,
+            },
             Err(_) => Parsed::Answer(ServerEvent::error(
                 "unrecognised message; expected {\"type\":\"data\"|\"input\"|\"resize\"|\"heartbeat\"|\"ack\"|\"ping\"}",
             )),

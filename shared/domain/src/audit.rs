@@ -75,6 +75,11 @@ pub enum AuditKind {
     SessionStarted,
     SessionResumed,
     SessionEnded,
+    ShareCreated,
+    ShareJoined,
+    ShareRevoked,
+    ControlGranted,
+    ControlRevoked,
 }
 
 impl AuditKind {
@@ -94,6 +99,11 @@ impl AuditKind {
         Self::SessionStarted,
         Self::SessionResumed,
         Self::SessionEnded,
+        Self::ShareCreated,
+        Self::ShareJoined,
+        Self::ShareRevoked,
+        Self::ControlGranted,
+        Self::ControlRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +123,11 @@ impl AuditKind {
             Self::SessionStarted => "session_started",
             Self::SessionResumed => "session_resumed",
             Self::SessionEnded => "session_ended",
+            Self::ShareCreated => "share_created",
+            Self::ShareJoined => "share_joined",
+            Self::ShareRevoked => "share_revoked",
+            Self::ControlGranted => "control_granted",
+            Self::ControlRevoked => "control_revoked",
         }
     }
 

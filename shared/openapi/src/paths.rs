@@ -145,7 +145,10 @@ fn set_host_key() {}
     description = "A WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`). Binary \
                    frames are raw terminal bytes both ways, text frames JSON events; the close \
                    code says why a terminal ended (docs/websocket-protocol.md has the tables). \
-                   A browser's `Origin` must be allowed. The ticket is single-use.",
+                   A browser's `Origin` must be allowed. The ticket is single-use. \
+                   `?session=<id>` instead resumes a terminal, and `?share=<id>` joins a \
+                   share of one as a viewer (each with its secret in the first frame, never \
+                   in the URL).",
     params(("uuid" = String, Query, description = "The ticket (a uuid) `connect` answered")),
     responses(
         (status = 101, description = "Switching Protocols: the terminal is open"),

@@ -171,7 +171,8 @@ pub struct AuditEntry {
     /// What happened: `sign_in`, `logout`, `machine_created`, `machine_deleted`,
     /// `master_password_set`, `master_password_changed`, `host_key_pinned`, `host_key_changed`,
     /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
-    /// `session_started`, `session_resumed`, `session_ended`.
+    /// `session_started`, `session_resumed`, `session_ended`, `share_created`, `share_joined`,
+    /// `share_revoked`, `control_granted`, `control_revoked`.
     pub kind: String,
     /// A small object about the event (at most 1 KiB as JSON), e.g. `{"machine_id": 7}`.
     pub details: serde_json::Value,

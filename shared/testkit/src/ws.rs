@@ -39,6 +39,11 @@ pub fn session_url(base_url: &str, id: &str) -> String {
     format!("{}/ssh?session={id}", base_url.replacen("http", "ws", 1))
 }
 
+/// `ws://` URL that joins share `id` on the server at `base_url`.
+pub fn share_url(base_url: &str, id: &str) -> String {
+    format!("{}/ssh?share={id}", base_url.replacen("http", "ws", 1))
+}
+
 impl Terminal {
     /// Open the terminal WebSocket, with extra request headers (Origin, Cookie). The client
     /// leaves its socket untuned (Nagle's algorithm on, no `TCP_NODELAY`), as a browser or any
@@ -74,6 +79,21 @@ impl Terminal {
         let mut terminal = Self::connect(&session_url(base_url, id), headers, false).await?;
         terminal
             .send_json(serde_json::json!({"type": "resume", "secret": secret, "offset": offset}))
+            .await;
+        Ok(terminal)
+    }
+
+    /// Join share `id` as a viewer with its `secret` (from the link's fragment): opens
+    /// `/ssh?share=id` and sends the `join` frame.
+    pub async fn join(
+        base_url: &str,
+        id: &str,
+        secret: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, Error> {
+        let mut terminal = Self::connect(&share_url(base_url, id), headers, false).await?;
+        terminal
+            .send_json(serde_json::json!({"type": "join", "secret": secret}))
             .await;
         Ok(terminal)
     }
