@@ -16,6 +16,11 @@ export const CLOSE_REASONS: Record<number, string> = {
   4011: 'routing unavailable',
   4012: 'session no longer exists',
   4013: 'terminal opened in another window',
+  4014: 'share link invalid or expired',
+  4015: 'this share is for other users',
+  4016: 'the owner stopped sharing',
+  4017: 'too far behind the shared terminal',
+  4018: 'too many viewers',
 };
 
 /** Close codes by name. */
@@ -32,6 +37,11 @@ export const Close = {
   RoutingUnavailable: 4011,
   SessionGone: 4012,
   TakenOver: 4013,
+  ShareInvalid: 4014,
+  ShareNotForYou: 4015,
+  ShareEnded: 4016,
+  ViewerTooSlow: 4017,
+  ShareFull: 4018,
 } as const;
 
 /** Text frames the relay sends. */
@@ -41,7 +51,13 @@ export type ServerEvent =
   | { type: 'shutdown'; message: string; grace_secs: number }
   | { type: 'session'; id: string; secret: string; grace_secs: number; persistent: string | null }
   | { type: 'resumed'; offset: number; dropped: number; input_offset: number }
-  | { type: 'pong'; id: number };
+  | { type: 'pong'; id: number }
+  | { type: 'share_created'; id: string; secret: string; mode: 'view' | 'control'; emails: string[]; expires_in_secs: number }
+  | { type: 'share_ended'; id: string; reason: string }
+  | { type: 'viewers'; viewers: Array<{ id: number; share: string; who: string; mode: 'view' | 'control'; control: boolean }> }
+  | { type: 'joined'; viewer: number; mode: 'view' | 'control'; cols: number; rows: number }
+  | { type: 'control'; granted: boolean }
+  | { type: 'size'; cols: number; rows: number };
 
 /** Text frames the relay accepts. */
 export type ClientEvent =
@@ -51,7 +67,12 @@ export type ClientEvent =
   | { type: 'heartbeat' }
   | { type: 'ack'; offset: number }
   | { type: 'resume'; secret: string; offset: number }
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  | { type: 'share_create'; mode: 'view' | 'control'; emails?: string[]; expires_in_secs?: number; screen?: string; offset?: number }
+  | { type: 'share_revoke'; id: string }
+  | { type: 'control_grant'; viewer: number }
+  | { type: 'control_revoke'; viewer: number }
+  | { type: 'join'; secret: string };
 
 /** The `code` of an error envelope. */
 export type ErrorCode =
