@@ -74,7 +74,10 @@ async fn next_event(
         let left = deadline.saturating_duration_since(Instant::now());
         match term.next(left).await {
             Some(Frame::Closed(code, reason)) => {
-                panic!("closed ({code} {reason}) before a {kind} event: {:?}", term.events)
+                panic!(
+                    "closed ({code} {reason}) before a {kind} event: {:?}",
+                    term.events
+                )
             }
             Some(_) => {}
             None => panic!("no {kind} event: {:?}", term.events),
@@ -156,7 +159,10 @@ async fn a_view_only_viewer_sees_the_current_screen_and_its_input_never_reaches_
         .send_json(json!({"type": "data", "data": "echo VIEWER-$((3*3))\n"}))
         .await;
     while errors(&viewer) < 2 {
-        viewer.next(STEP).await.expect("an error event for each refused input");
+        viewer
+            .next(STEP)
+            .await
+            .expect("an error event for each refused input");
     }
     owner.run("echo OWNER-$((2*2))").await;
     owner.expect_output("OWNER-4", STEP).await;
@@ -206,7 +212,10 @@ async fn a_control_viewer_types_only_after_the_grant_and_not_after_the_owner_tak
     owner
         .send_json(json!({"type": "control_grant", "viewer": viewer_id}))
         .await;
-    next_event(&mut owner, "viewers", seen, |e| e["viewers"][0]["control"] == true).await;
+    next_event(&mut owner, "viewers", seen, |e| {
+        e["viewers"][0]["control"] == true
+    })
+    .await;
     next_event(&mut viewer, "control", 0, |e| e["granted"] == true).await;
     viewer.run("echo CTRL-$((4*5))").await;
     owner.expect_output("CTRL-20", STEP).await;
@@ -354,7 +363,10 @@ async fn a_viewer_sees_the_screen_the_owners_client_seeded_when_the_ring_no_long
     )
     .await;
     let (mut viewer, joined) = join(&relay.base_url, &id, &secret, &[]).await;
-    assert_eq!((joined["cols"].as_u64(), joined["rows"].as_u64()), (Some(80), Some(24)));
+    assert_eq!(
+        (joined["cols"].as_u64(), joined["rows"].as_u64()),
+        (Some(80), Some(24))
+    );
     viewer.expect_output("SEEDED-SCREEN-7", STEP).await;
     owner.run("echo AFTER-$((9*9))").await;
     viewer.expect_output("AFTER-81", STEP).await;

@@ -35,7 +35,12 @@ pub struct InProcessTickets {
 
 type Routes = Mutex<HashMap<Uuid, (Route, u64)>>;
 
-fn publish_route(routes: &Routes, id: Uuid, route: &Route, bucket: Bucket) -> Result<(), TicketError> {
+fn publish_route(
+    routes: &Routes,
+    id: Uuid,
+    route: &Route,
+    bucket: Bucket,
+) -> Result<(), TicketError> {
     let mut routes = routes.lock().map_err(|_| poisoned())?;
     if routes.len() >= MAX_ENTRIES && !routes.contains_key(&id) {
         let now = now_secs();

@@ -144,7 +144,12 @@ impl RedisTickets {
 
     async fn delete(&self, keys: [String; 2]) -> Result<(), TicketError> {
         let mut conn = self.conn.clone();
-        bounded(redis::cmd("DEL").arg(&keys[..]).query_async::<()>(&mut conn)).await?;
+        bounded(
+            redis::cmd("DEL")
+                .arg(&keys[..])
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
         Ok(())
     }
 

@@ -114,9 +114,7 @@ pub async fn terminal(
     let wanted = match (query.get("share"), query.get("session"), query.get("uuid")) {
         (Some(share), _, _) => Uuid::parse_str(share).map(Hop::Share),
         (None, Some(session), _) => Uuid::parse_str(session).map(Hop::Session),
-        (None, None, ticket) => {
-            Uuid::parse_str(ticket.map_or("", String::as_str)).map(Hop::Ticket)
-        }
+        (None, None, ticket) => Uuid::parse_str(ticket.map_or("", String::as_str)).map(Hop::Ticket),
     }
     .ok();
     let opener = match headers.get(HOP_HEADER) {

@@ -141,7 +141,7 @@ pub enum ServerEvent {
     },
     /// Answer to a client `ping`.
     Pong { id: u64 },
-    /// To the owner, once: a share was created. The link is `/share#<id>.<secret>`; the secret
+    /// To the owner, once: a share was created. The link is `/#share=<id>.<secret>`; the secret
     /// is shown only here.
     ShareCreated {
         id: String,

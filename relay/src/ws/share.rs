@@ -355,8 +355,8 @@ impl Mirror {
     /// A viewer whose queue is full is dropped and told why.
     pub fn output(&mut self, frame: &Bytes) {
         self.parser.process(frame);
-        self.taps
-            .retain(|tap| match tap.out.try_send(Message::Binary(frame.clone())) {
+        self.taps.retain(
+            |tap| match tap.out.try_send(Message::Binary(frame.clone())) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
                     tap.end
@@ -364,7 +364,8 @@ impl Mirror {
                     false
                 }
                 Err(TrySendError::Closed(_)) => false,
-            });
+            },
+        );
     }
 
     fn resize(&mut self, (cols, rows): (u16, u16)) {
@@ -668,7 +669,13 @@ impl Sharing {
     }
 
     /// End share `id` (revoked or expired): its viewers are closed with 4016 at once.
-    async fn end_share(&mut self, id: Uuid, reason: &'static str, owner: Owner<'_>, outlet: &Shared) {
+    async fn end_share(
+        &mut self,
+        id: Uuid,
+        reason: &'static str,
+        owner: Owner<'_>,
+        outlet: &Shared,
+    ) {
         self.shares.remove(id);
         self.mine.remove(&id);
         let ending: Vec<u64> = self
@@ -729,7 +736,9 @@ impl Sharing {
         };
         // The flag first: a viewer told it lost control can no longer type.
         viewer.control.store(granted, Ordering::SeqCst);
-        let _ = viewer.out.try_send(ServerEvent::Control { granted }.to_message());
+        let _ = viewer
+            .out
+            .try_send(ServerEvent::Control { granted }.to_message());
         let who = viewer.who.clone().unwrap_or_else(|| "anonymous".to_owned());
         let share = viewer.share.to_string();
         self.tell_viewers(owner);
@@ -750,7 +759,11 @@ impl Sharing {
     fn join(&mut self, join: Join, owner: Owner<'_>, outlet: &Shared) {
         let Join { socket, share, who } = join;
         let Some(mode) = self.mine.get(&share).map(|share| share.mode) else {
-            tokio::spawn(refuse(*socket, Close::ShareInvalid, "share no longer exists"));
+            tokio::spawn(refuse(
+                *socket,
+                Close::ShareInvalid,
+                "share no longer exists",
+            ));
             return;
         };
         if self.viewers.len() >= MAX_VIEWERS {
@@ -895,7 +908,10 @@ impl Sharing {
 /// when the ring still has it from byte 0; else the owner's screen and the ring after it;
 /// else whatever the ring holds (the screen may then be incomplete until redrawn).
 fn seed_mirror(mirror: &mut Mirror, ring: &super::ring::Ring, seed: Option<(String, u64)>) {
-    let from_start = ring.replay_from(0).ok().filter(|replay| replay.dropped == 0);
+    let from_start = ring
+        .replay_from(0)
+        .ok()
+        .filter(|replay| replay.dropped == 0);
     let replay = match (from_start, seed) {
         (Some(replay), _) => replay,
         (None, Some((screen, offset))) => {
@@ -1028,7 +1044,12 @@ async fn watch_terminal(
         }
     }
     if let Some((code, reason)) = close {
-        tracing::info!(viewer = watcher.id, code = code.code(), reason, "viewer closed");
+        tracing::info!(
+            viewer = watcher.id,
+            code = code.code(),
+            reason,
+            "viewer closed"
+        );
         // What was queued before the end (an `exit` event) goes first.
         while let Ok(message) = queue.try_recv() {
             if matches!(message, Message::Text(_)) {
@@ -1107,8 +1128,12 @@ mod tests {
         assert!(checked(ShareMode::View, vec!["nobody".into()], None).is_err());
         assert!(checked(ShareMode::View, vec![], Some(0)).is_err());
         assert!(checked(ShareMode::View, vec![], Some(86_401)).is_err());
-        let (audience, _) =
-            checked(ShareMode::Control, vec![" Bob@Example.com ".into()], Some(60)).unwrap();
+        let (audience, _) = checked(
+            ShareMode::Control,
+            vec![" Bob@Example.com ".into()],
+            Some(60),
+        )
+        .unwrap();
         assert!(audience.admits(Some("bob@example.com")));
         assert!(audience.admits(Some("BOB@example.com")));
         assert!(!audience.admits(Some("eve@example.com")));

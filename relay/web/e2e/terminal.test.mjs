@@ -2,7 +2,8 @@
 // and the test sshd: predictive echo on a 200 ms round trip (through e2e/slow-proxy.mjs), the
 // touch key bar, a page reload that comes back to the same shell with its screen, and a network
 // drop (the proxy cuts its connections) after which the tab reconnects to the same shell, and a
-// relay loss (sushi killed and restarted) after which Re-attach brings back a persistent shell.
+// relay loss (sushi killed and restarted) after which Re-attach brings back a persistent shell,
+// and a share link opened in a second browser that shows the owner's screen and typing live.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -344,4 +345,67 @@ test('a relay loss: the tab offers Re-attach, which brings back the same tmux sh
       if (tmuxName) await runRemote(`tmux kill-session -t ${tmuxName} 2>/dev/null; true`);
       await own.stop();
     }
+  });
+
+/** The viewer page's screen lines. */
+async function viewerLines(page) {
+  return page.locator('#share-host .xterm-rows > div').evaluateAll((rows) =>
+    rows.map((row) => (row.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()));
+}
+
+async function waitForViewerLine(page, predicate, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let lines = [];
+  while (Date.now() < deadline) {
+    lines = await viewerLines(page);
+    if (lines.some(predicate)) return;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`viewer: timed out waiting for ${what}; screen:\n${lines.join('\n')}`);
+}
+
+test('a share link opened in another browser shows the screen, then the owner typing live, until revoked',
+  { timeout: 120_000 }, async () => {
+    await withBrowser({}, async (page) => {
+      await openTerminal(page, sushi.baseUrl);
+      await run(page, 'echo before-$((6*7))', /^before-42$/, 'output before sharing');
+      await page.locator('.term-panel:not([hidden]) .share-toggle').click();
+      await page.getByRole('button', { name: 'Create link' }).click();
+      const field = page.locator('.term-panel:not([hidden]) .share-link').first();
+      await field.waitFor();
+      const link = await field.inputValue();
+      assert.match(link, /\/#share=[0-9a-f-]{36}\.[A-Za-z0-9_-]{43}$/);
+
+      // Another browser (its own profile: not signed in) opens the link.
+      const other = await startBrowser();
+      try {
+        const viewer = await other.context.newPage();
+        const problems = [];
+        viewer.on('pageerror', (err) => problems.push(String(err)));
+        await viewer.goto(link);
+        await viewer.waitForFunction(() =>
+          document.getElementById('share-state')?.getAttribute('data-state') === 'connected');
+        assert.ok(!viewer.url().includes('share='), 'the secret left the address bar');
+        // The screen as it was before the viewer came.
+        await waitForViewerLine(viewer, (l) => l === 'before-42', 'the screen before the join');
+        // The owner sees who watches, and types: the viewer sees it live.
+        await page.locator('.share-viewers li', { hasText: 'anonymous (view)' }).waitFor();
+        await page.locator('.term-panel:not([hidden]) .term-host').click();
+        await page.keyboard.type('echo live-$((7*7))\n');
+        await waitForViewerLine(viewer, (l) => l === 'live-49', 'the owner typing');
+        // The viewer's keystrokes go nowhere (a view link).
+        await viewer.locator('#share-host').click();
+        await viewer.keyboard.type('echo viewer-$((3*3))\n');
+        await page.waitForTimeout(300);
+        assert.ok(!(await screenLines(page)).some((l) => l.includes('viewer-9')));
+        // Revoked: the viewer is disconnected and told why.
+        await page.getByRole('button', { name: 'Revoke' }).click();
+        await viewer.waitForFunction(() =>
+          document.getElementById('share-state')?.getAttribute('data-state') === 'closed');
+        assert.match(await viewer.locator('#share-state').textContent(), /stopped sharing/);
+        assert.deepEqual(problems, [], 'no script errors on the viewer page');
+      } finally {
+        await other.close();
+      }
+    });
   });

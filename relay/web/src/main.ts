@@ -5,6 +5,7 @@
 import { api, ApiError, Machine } from './api';
 import { KeyBar } from './keybar';
 import { loadSaved, type SavedTerminal, storeSaved } from './resume';
+import { parseShareFragment, SharePanel, ShareViewer } from './share';
 import { State, TerminalSession } from './terminal';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -71,8 +72,8 @@ async function busy(button: HTMLButtonElement | null, work: () => Promise<void>)
 
 let inSignIn = false;
 
-function show(view: 'loading' | 'signin' | 'app'): void {
-  for (const name of ['loading', 'signin', 'app']) $(`view-${name}`).hidden = name !== view;
+function show(view: 'loading' | 'signin' | 'app' | 'share'): void {
+  for (const name of ['loading', 'signin', 'app', 'share']) $(`view-${name}`).hidden = name !== view;
   inSignIn = view === 'signin';
 }
 
@@ -325,8 +326,11 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
     'Re-attached to the persistent shell: the screen is redrawn by tmux.');
   const keys = el('button', { type: 'button', class: 'secondary keys-toggle',
     'aria-pressed': 'false', title: 'Show the key bar (Esc, Tab, Ctrl, arrows)' }, 'Keys');
+  const shareToggle = el('button', { type: 'button', class: 'secondary share-toggle',
+    'aria-pressed': 'false', title: 'Share this terminal: a link to watch it, or to type in it' },
+  'Share');
   status.append(el('strong', {}, `${machine.username}@${machine.hostname}:${machine.port}`),
-    state, reconnect, reattach, note, keys);
+    state, reconnect, reattach, note, shareToggle, keys);
   const host = el('div', { class: 'term-host', 'data-terminal': id });
   panel.append(status, host);
   $('terminal-panels').append(panel);
@@ -355,6 +359,13 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
       reattach.hidden = persistent === null;
     },
     transformInput: (data) => keybar?.transform(data) ?? data,
+    onShare: (event) => sharePanel?.handle(event),
+  });
+  let sharePanel: SharePanel | null = new SharePanel(session);
+  panel.insertBefore(sharePanel.element, host);
+  shareToggle.addEventListener('click', () => {
+    shareToggle.setAttribute('aria-pressed', String(sharePanel?.toggle() ?? false));
+    session.refit();
   });
   session.predictions.enabled = predictEnabled();
   keybar = new KeyBar((data) => session.sendKeys(data),
@@ -469,7 +480,21 @@ function setupSignIn(): void {
   $('connect-cancel').addEventListener('click', () => $<HTMLDialogElement>('connect-dialog').close());
 }
 
+/** A share link (`/#share=<id>.<secret>`): the viewer's page, signed in or not. The secret
+ * leaves the address bar at once (history, screenshots) and goes only into the socket. */
+function startViewer(id: string, secret: string): void {
+  history.replaceState(null, '', location.pathname);
+  show('share');
+  const viewer = new ShareViewer($('share-host'), $('share-state'));
+  viewer.open(id, secret);
+}
+
 async function start(): Promise<void> {
+  const shared = parseShareFragment(location.hash);
+  if (shared) {
+    startViewer(shared.id, shared.secret);
+    return;
+  }
   setupSignIn();
   setupAddForm();
   setupMasterForm();

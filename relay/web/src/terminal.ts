@@ -37,7 +37,15 @@ export interface TerminalHooks {
   onGone(persistent: string | null): void;
   /** Keystrokes pass through here first (the key bar's sticky modifiers). */
   transformInput?(data: string): string;
+  /** Sharing events for the owner: a share created or ended, who is watching. */
+  onShare?(event: ShareEvent): void;
 }
+
+/** The server events about this terminal's shares (docs/websocket-protocol.md, Sharing). */
+export type ShareEvent = Extract<ServerEvent, { type: 'share_created' | 'share_ended' | 'viewers' }>;
+
+/** Largest screen sent to seed a share's viewers (the relay takes messages up to 64 KiB). */
+const SHARE_SCREEN_LIMIT = 48_000;
 
 /** Why the socket closed, by close code: the relay's codes (generated from its protocol
  * definition) plus 1006, which only the browser reports (the connection dropped). */
@@ -280,9 +288,36 @@ export class TerminalSession {
       case 'error':
         if (event.message) this.term.write(`\r\n\x1b[31m[${event.message}]\x1b[0m\r\n`);
         break;
+      case 'share_created':
+      case 'share_ended':
+      case 'viewers':
+        this.hooks.onShare?.(event);
+        break;
       default:
         break;
     }
+  }
+
+  /** Share this terminal: the relay answers `share_created` (through `onShare`). The screen
+   * as it is now goes along, so viewers start from it when the relay no longer holds the
+   * session's early output. */
+  share(mode: 'view' | 'control', emails: string[], expiresInSecs: number): void {
+    this.term.write(new Uint8Array(0), () => {
+      const screen = this.serializer.serialize({ scrollback: 0 });
+      const seed = screen.length <= SHARE_SCREEN_LIMIT
+        ? { screen, offset: this.ack.received } : {};
+      this.sendJson({ type: 'share_create', mode, emails, expires_in_secs: expiresInSecs, ...seed });
+    });
+  }
+
+  /** End a share now: its viewers are disconnected. */
+  revokeShare(id: string): void {
+    this.sendJson({ type: 'share_revoke', id });
+  }
+
+  /** Let a viewer of a control share type, or take it back. */
+  setControl(viewer: number, granted: boolean): void {
+    this.sendJson({ type: granted ? 'control_grant' : 'control_revoke', viewer });
   }
 
   private resumed(offset: number, dropped: number, inputOffset: number): void {
