@@ -686,6 +686,7 @@ impl Sharing {
             .collect();
         for viewer in &ending {
             if let Some(viewer) = self.viewers.remove(viewer) {
+                viewer.control.store(false, Ordering::SeqCst);
                 viewer
                     .end
                     .send_replace(Some((Close::ShareEnded, "the owner stopped sharing")));
@@ -875,25 +876,30 @@ impl Sharing {
     }
 
     /// The terminal ended: every viewer gets `last` (the exit event, if any) and the same
-    /// close; the shares and their routes go with it.
+    /// close; the shares and their routes go with it. Bounded: the viewers are closed together
+    /// within about a second, whatever their sockets do.
     pub async fn end(&mut self, last: Option<Message>, close: Close, reason: &'static str) {
         for id in std::mem::take(&mut self.mine).into_keys() {
             self.shares.remove(id);
-            let _ = tokio::time::timeout(Duration::from_secs(2), forget(&self.route, id)).await;
+            let route = self.route.clone();
+            tokio::spawn(async move { forget(&route, id).await });
         }
         let viewers = std::mem::take(&mut self.viewers);
         for viewer in viewers.values() {
+            viewer.control.store(false, Ordering::SeqCst);
             if let Some(last) = &last {
                 let _ = viewer.out.try_send(last.clone());
             }
             viewer.end.send_replace(Some((close, reason)));
         }
-        for (_, mut viewer) in viewers {
-            if tokio::time::timeout(Duration::from_secs(1), &mut viewer.task)
-                .await
-                .is_err()
-            {
-                viewer.task.abort();
+        let mut tasks: Vec<JoinHandle<()>> = viewers.into_values().map(|v| v.task).collect();
+        let all = futures_util::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(Duration::from_millis(1500), all)
+            .await
+            .is_err()
+        {
+            for task in &tasks {
+                task.abort();
             }
         }
     }
@@ -990,57 +996,59 @@ async fn watch_terminal(
     if sent && !matches!(within_stall(sink.flush()).await, Some(Ok(()))) {
         sent = false;
     }
-    while sent {
-        tokio::select! {
-            biased;
-            changed = ended.changed() => {
-                close = if changed.is_ok() { *ended.borrow() } else { None };
-                break;
-            }
-            message = queue.recv() => {
-                let Some(message) = message else { break };
-                let send = if queue.is_empty() {
-                    sink.send(message).left_future()
-                } else {
-                    sink.feed(message).right_future()
-                };
-                tokio::select! {
-                    biased;
-                    changed = ended.changed() => {
-                        close = if changed.is_ok() { *ended.borrow() } else { None };
-                        break;
-                    }
-                    result = within_stall(send) => match result {
-                        Some(Ok(())) => liveness.delivered(),
-                        Some(Err(_)) => break,
-                        None => {
-                            close = Some((Close::ClientUnresponsive, "viewer stopped reading"));
-                            break;
-                        }
-                    },
-                }
-            }
-            frame = stream.next() => {
-                liveness.heard();
-                let Some(Ok(message)) = frame else { break };
-                match viewer_frame(message, &watcher).await {
-                    Reply::Answer(answer) => {
-                        let _ = within_stall(sink.send(answer.to_message())).await;
-                    }
-                    Reply::Leave => break,
-                    Reply::Nothing => {}
-                }
-            }
-            _ = tick.tick() => match liveness.check() {
-                Verdict::Gone => {
-                    close = Some((Close::ClientUnresponsive, "viewer stopped answering pings"));
+    if sent {
+        loop {
+            tokio::select! {
+                biased;
+                changed = ended.changed() => {
+                    close = if changed.is_ok() { *ended.borrow() } else { None };
                     break;
                 }
-                Verdict::Ping => {
-                    let _ = within_stall(sink.send(Message::Ping(Bytes::new()))).await;
+                message = queue.recv() => {
+                    let Some(message) = message else { break };
+                    let send = if queue.is_empty() {
+                        sink.send(message).left_future()
+                    } else {
+                        sink.feed(message).right_future()
+                    };
+                    tokio::select! {
+                        biased;
+                        changed = ended.changed() => {
+                            close = if changed.is_ok() { *ended.borrow() } else { None };
+                            break;
+                        }
+                        result = within_stall(send) => match result {
+                            Some(Ok(())) => liveness.delivered(),
+                            Some(Err(_)) => break,
+                            None => {
+                                close = Some((Close::ClientUnresponsive, "viewer stopped reading"));
+                                break;
+                            }
+                        },
+                    }
                 }
-                Verdict::Alive | Verdict::Idle => {}
-            },
+                frame = stream.next() => {
+                    liveness.heard();
+                    let Some(Ok(message)) = frame else { break };
+                    match viewer_frame(message, &watcher).await {
+                        Reply::Answer(answer) => {
+                            let _ = within_stall(sink.send(answer.to_message())).await;
+                        }
+                        Reply::Leave => break,
+                        Reply::Nothing => {}
+                    }
+                }
+                _ = tick.tick() => match liveness.check() {
+                    Verdict::Gone => {
+                        close = Some((Close::ClientUnresponsive, "viewer stopped answering pings"));
+                        break;
+                    }
+                    Verdict::Ping => {
+                        let _ = within_stall(sink.send(Message::Ping(Bytes::new()))).await;
+                    }
+                    Verdict::Alive | Verdict::Idle => {}
+                },
+            }
         }
     }
     if let Some((code, reason)) = close {
