@@ -507,6 +507,17 @@ fn tell(owner: Owner<'_>, event: ServerEvent) {
     }
 }
 
+/// Like [`tell`], but waits (briefly) for room behind queued output: for what the owner must
+/// not miss, a share's secret and its end.
+async fn tell_surely(owner: Owner<'_>, event: ServerEvent) {
+    if let Some(owner) = owner {
+        let sent = tokio::time::timeout(Duration::from_secs(2), owner.send(event.to_message()));
+        if !matches!(sent.await, Ok(Ok(()))) {
+            tracing::warn!("the owner's client did not take a sharing event");
+        }
+    }
+}
+
 impl Sharing {
     pub fn new(
         shares: Arc<Shares>,
@@ -644,7 +655,7 @@ impl Sharing {
         let route = self.route.clone();
         tokio::spawn(async move { publish(&route, id).await });
         tracing::info!(share = %id, ?mode, named = emails.len(), "terminal shared");
-        tell(
+        tell_surely(
             owner,
             ServerEvent::ShareCreated {
                 id: id.to_string(),
@@ -653,7 +664,8 @@ impl Sharing {
                 emails: emails.clone(),
                 expires_in_secs: expiry.as_secs(),
             },
-        );
+        )
+        .await;
         self.record(
             AuditKind::ShareCreated,
             serde_json::json!({
@@ -705,13 +717,14 @@ impl Sharing {
         let route = self.route.clone();
         tokio::spawn(async move { forget(&route, id).await });
         tracing::info!(share = %id, reason, viewers = ending.len(), "share ended");
-        tell(
+        tell_surely(
             owner,
             ServerEvent::ShareEnded {
                 id: id.to_string(),
                 reason: reason.into(),
             },
-        );
+        )
+        .await;
         self.tell_viewers(owner);
         self.record(
             AuditKind::ShareRevoked,
