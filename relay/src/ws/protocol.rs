@@ -209,6 +209,8 @@ close_codes! {
         "a resume named an unknown, ended or expired session, gave the wrong secret, or sent no valid `resume` frame within 10 s"),
     TakenOver = (4013, "terminal opened in another window",
         "another WebSocket resumed this session; this one is no longer attached"),
+    RecordingFailed = (4020, "recording failed",
+        "the deployment requires recording (`RECORDING=required`) and this session's recording could not be written or fell behind; an `error` event precedes it"),
 }
 
 /// A close frame with `code` and a short reason for the log and the browser's `reason`. Every

@@ -75,6 +75,8 @@ pub enum AuditKind {
     SessionStarted,
     SessionResumed,
     SessionEnded,
+    RecordingStarted,
+    RecordingFailed,
 }
 
 impl AuditKind {
@@ -94,6 +96,8 @@ impl AuditKind {
         Self::SessionStarted,
         Self::SessionResumed,
         Self::SessionEnded,
+        Self::RecordingStarted,
+        Self::RecordingFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +117,8 @@ impl AuditKind {
             Self::SessionStarted => "session_started",
             Self::SessionResumed => "session_resumed",
             Self::SessionEnded => "session_ended",
+            Self::RecordingStarted => "recording_started",
+            Self::RecordingFailed => "recording_failed",
         }
     }
 
