@@ -42,7 +42,7 @@ pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// A chunk is sealed and stored at least this often while anything is buffered.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Unwritten plaintext kept while storage fails; past it the buffer becomes a marked gap.
-pub const MAX_PENDING: usize = 8 * 1024 * 1024;
+pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// How long the pump waits for the final chunk when the terminal ends.
 const FINISH_WAIT: Duration = Duration::from_secs(8);
 

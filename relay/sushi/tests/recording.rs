@@ -158,12 +158,25 @@ fn chunk_files(data_dir: &Path, id: &str) -> Vec<PathBuf> {
     let owner = std::fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
     let dir = owner.join("chunks").join(id);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e}; {:?}", dir.display(), walk(&root)))
         .map(|e| e.unwrap().path())
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
     files.sort();
     files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 async fn audit_kinds(client: &Client) -> Vec<Value> {
@@ -390,8 +403,8 @@ async fn a_storage_outage_under_on_keeps_the_session_and_marks_the_gap() {
         .unwrap()
         .to_owned();
     let restore = break_chunks(local.dir.path(), &rec);
-    // More output than the recorder keeps unwritten (8 MiB) while storage fails.
-    term.run("head -c 9500000 /dev/zero | tr '\\0' 'x'; echo; echo during-outage").await;
+    // More output than the recorder keeps unwritten (4 MiB) while storage fails.
+    term.run("head -c 6000000 /dev/zero | tr '\\0' 'x'; echo; echo during-outage").await;
     term.expect_output("during-outage\r\n", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     term.run("echo still-alive").await;

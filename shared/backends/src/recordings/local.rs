@@ -1,9 +1,11 @@
-//! Recordings as files: each object name is a relative path under the root, written
+//! Recordings as files: each object name (all of which start with `recordings/`) is a relative
+//! path under the data directory, written
 //! owner-only (0600, directories 0700) and atomically (a temporary file renamed into place), so
 //! a reader never sees half a chunk. File work runs in `spawn_blocking`.
 //!
-//! Names come from the domain (hex, a validated id, fixed words); a name with an empty,
-//! `.` or `..` component is refused anyway, so no name can leave the root.
+//! Names come from the domain (hex, a validated id, fixed words); a name outside
+//! `recordings/`, or with an empty, `.` or `..` component, is refused anyway, so no name can
+//! reach another file of the data directory.
 
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -18,13 +20,14 @@ pub struct LocalRecordings {
 }
 
 impl LocalRecordings {
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
+    /// Recordings under `data_dir/recordings`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self { root: data_dir }
     }
 }
 
 fn path_of(root: &Path, name: &str) -> Result<PathBuf, StorageError> {
-    let safe = !name.is_empty()
+    let safe = name.starts_with("recordings/")
         && name
             .trim_end_matches('/')
             .split('/')
@@ -147,7 +150,7 @@ impl RecordingStore for LocalRecordings {
     }
 
     fn describe(&self) -> String {
-        format!("files under {}", self.root.display())
+        format!("files under {}", self.root.join("recordings").display())
     }
 }
 
@@ -161,37 +164,51 @@ mod tests {
     #[tokio::test]
     async fn objects_are_private_files_listed_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalRecordings::new(dir.path().join("recordings"));
-        store.put("a/chunks/x/00000001", b"1".to_vec()).await.unwrap();
-        store.put("a/chunks/x/00000000", b"0".to_vec()).await.unwrap();
-        store.put("a/meta/x.json", b"{}".to_vec()).await.unwrap();
+        let store = LocalRecordings::new(dir.path().to_path_buf());
+        store.put("recordings/a/chunks/x/00000001", b"1".to_vec()).await.unwrap();
+        store.put("recordings/a/chunks/x/00000000", b"0".to_vec()).await.unwrap();
+        store.put("recordings/a/meta/x.json", b"{}".to_vec()).await.unwrap();
         let mode = fs::metadata(dir.path().join("recordings/a/chunks/x/00000000"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
-            store.list("a/chunks/x/", 10).await.unwrap(),
-            ["a/chunks/x/00000000", "a/chunks/x/00000001"]
+            store.list("recordings/a/chunks/x/", 10).await.unwrap(),
+            ["recordings/a/chunks/x/00000000", "recordings/a/chunks/x/00000001"]
         );
-        assert_eq!(store.list("a/meta/", 10).await.unwrap(), ["a/meta/x.json"]);
-        assert_eq!(store.list("b/", 10).await.unwrap(), Vec::<String>::new());
         assert_eq!(
-            store.get("a/chunks/x/00000001").await.unwrap(),
+            store.list("recordings/a/meta/", 10).await.unwrap(),
+            ["recordings/a/meta/x.json"]
+        );
+        assert_eq!(store.list("recordings/b/", 10).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            store.get("recordings/a/chunks/x/00000001").await.unwrap(),
             Some(b"1".to_vec())
         );
         store
-            .delete(&["a/chunks/x/00000000".into(), "a/chunks/x/00000001".into()])
+            .delete(&[
+                "recordings/a/chunks/x/00000000".into(),
+                "recordings/a/chunks/x/00000001".into(),
+            ])
             .await
             .unwrap();
-        assert_eq!(store.get("a/chunks/x/00000001").await.unwrap(), None);
+        assert_eq!(store.get("recordings/a/chunks/x/00000001").await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn names_cannot_leave_the_root() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalRecordings::new(dir.path().join("recordings"));
-        for name in ["../x", "a/../../x", "", "a//b", "./a"] {
+        let store = LocalRecordings::new(dir.path().to_path_buf());
+        for name in [
+            "recordings/../x",
+            "recordings/a/../../x",
+            "",
+            "recordings/a//b",
+            "recordings/./a",
+            "sushi.db",
+            "master.key",
+        ] {
             assert!(store.put(name, vec![]).await.is_err(), "{name}");
         }
     }

@@ -21,7 +21,7 @@ pub async fn wire(
 ) -> Result<Arc<Recordings>, ConfigError> {
     let store: Arc<dyn RecordingStore> = match &config.recordings_bucket {
         Some(bucket) => s3_store(bucket).await?,
-        None => Arc::new(LocalRecordings::new(config.data_dir.join("recordings"))),
+        None => Arc::new(LocalRecordings::new(config.data_dir.clone())),
     };
     let recordings = Recordings::new(store, keys, config.recording);
     tracing::info!(recordings = %recordings.describe(), "recording storage selected");
