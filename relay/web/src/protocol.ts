@@ -16,6 +16,7 @@ export const CLOSE_REASONS: Record<number, string> = {
   4011: 'routing unavailable',
   4012: 'session no longer exists',
   4013: 'terminal opened in another window',
+  4020: 'recording failed',
 };
 
 /** Close codes by name. */
@@ -32,6 +33,7 @@ export const Close = {
   RoutingUnavailable: 4011,
   SessionGone: 4012,
   TakenOver: 4013,
+  RecordingFailed: 4020,
 } as const;
 
 /** Text frames the relay sends. */
@@ -67,6 +69,7 @@ export type ErrorCode =
   | 'email_unverified'
   | 'not_found'
   | 'machine_not_found'
+  | 'recording_not_found'
   | 'method_not_allowed'
   | 'master_password_required'
   | 'master_password_not_set'
@@ -74,13 +77,16 @@ export type ErrorCode =
   | 'host_key_changed'
   | 'conflict'
   | 'payload_too_large'
+  | 'recording_too_large'
   | 'unsupported_media_type'
   | 'host_not_allowed'
   | 'too_many_attempts'
   | 'user_limit_reached'
   | 'internal'
+  | 'recording_damaged'
   | 'ssh_failed'
   | 'provider_unavailable'
   | 'unavailable'
+  | 'recording_unavailable'
   | 'busy'
   | 'ssh_timeout';
