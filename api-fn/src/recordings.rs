@@ -21,10 +21,12 @@ use std::sync::Arc;
 use crate::AppState;
 
 fn service(state: &AppState) -> Result<&Arc<Recordings>, ApiError> {
-    state
-        .machines
-        .recordings()
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "Recording is not enabled on this server"))
+    state.machines.recordings().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "Recording is not enabled on this server",
+        )
+    })
 }
 
 fn id(raw: &str) -> Result<RecordingId, ApiError> {

@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use domain::DomainError;
 use domain::Identity;
 use domain::audit::{AuditContext, AuditKind, Auditor};
 use domain::recording::{Ending, Policy, RecordingId, Recordings, Subject, Writer};
-use domain::DomainError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -77,7 +77,9 @@ impl Tap {
         if over || sender.try_send(event).is_err() {
             queue.bytes.fetch_sub(size, Ordering::Relaxed);
             queue.dropped_events.fetch_add(1, Ordering::Relaxed);
-            queue.dropped_bytes.fetch_add(size as u64, Ordering::Relaxed);
+            queue
+                .dropped_bytes
+                .fetch_add(size as u64, Ordering::Relaxed);
             crate::metrics::get().recording_queue_drops.inc();
         }
     }
@@ -136,9 +138,12 @@ impl Recorder {
         };
         let (done, flushed) = oneshot::channel();
         let ending = Ending { exit_status };
-        if tokio::time::timeout(Duration::from_secs(1), sender.send(Event::Finish(ending, done)))
-            .await
-            .is_ok()
+        if tokio::time::timeout(
+            Duration::from_secs(1),
+            sender.send(Event::Finish(ending, done)),
+        )
+        .await
+        .is_ok()
         {
             let _ = tokio::time::timeout(FINISH_WAIT, flushed).await;
         }
@@ -195,7 +200,12 @@ pub async fn begin(
             });
             context
                 .auditor
-                .record(&context.owner, &context.client, AuditKind::RecordingFailed, details)
+                .record(
+                    &context.owner,
+                    &context.client,
+                    AuditKind::RecordingFailed,
+                    details,
+                )
                 .await;
             return match policy {
                 Policy::Required => Err(err),
@@ -211,7 +221,12 @@ pub async fn begin(
     });
     context
         .auditor
-        .record(&context.owner, &context.client, AuditKind::RecordingStarted, details)
+        .record(
+            &context.owner,
+            &context.client,
+            AuditKind::RecordingStarted,
+            details,
+        )
         .await;
     tracing::info!(recording = id.as_str(), "recording started");
     let record_input = context.record_input;

@@ -138,7 +138,8 @@ async fn fetch(client: &Client, email: &str, id: &str) -> Result<Vec<u8>, (u16, 
 async fn recorded_session(term: &mut Terminal) {
     term.run("seq 1 20000; echo seq-done").await;
     term.expect_output("seq-done\r\n", STEP).await;
-    term.run("sleep 1.5; printf 'caf\\303\\251 \\342\\206\\222 fin\\n'").await;
+    term.run("sleep 1.5; printf 'caf\\303\\251 \\342\\206\\222 fin\\n'")
+        .await;
     term.expect_output("café → fin", STEP).await;
     term.run("sleep 1.5; exit 3").await;
     assert_eq!(term.expect_event("exit", STEP).await["code"], 3);
@@ -155,7 +156,12 @@ fn sha256(bytes: &[u8]) -> String {
 /// Every file of recording `id` under the data dir's `recordings/`, chunks in index order.
 fn chunk_files(data_dir: &Path, id: &str) -> Vec<PathBuf> {
     let root = data_dir.join("recordings");
-    let owner = std::fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
+    let owner = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let dir = owner.join("chunks").join(id);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}; {:?}", dir.display(), walk(&root)))
@@ -220,7 +226,10 @@ async fn a_recording_replays_exactly_what_the_client_received() {
     let text = String::from_utf8(cast).unwrap();
     let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
-    assert_eq!((header["width"].clone(), header["height"].clone()), (json!(80), json!(24)));
+    assert_eq!(
+        (header["width"].clone(), header["height"].clone()),
+        (json!(80), json!(24))
+    );
     assert!(
         !text.contains(",\"i\","),
         "keystrokes are not recorded unless the machine says so"
@@ -237,12 +246,7 @@ async fn a_recording_replays_exactly_what_the_client_received() {
 async fn keystrokes_are_recorded_only_when_the_machine_says_so() {
     let local = start(&[]);
     let email = user("input");
-    let (client, id) = machine(
-        &local.sushi.base_url,
-        &email,
-        json!({"record_input": true}),
-    )
-    .await;
+    let (client, id) = machine(&local.sushi.base_url, &email, json!({"record_input": true})).await;
     let got = client.get(&format!("/api/v1/machine/{id}")).await;
     assert_eq!(got.data()["record_input"], true);
     assert_eq!(got.data()["recording"], true);
@@ -326,10 +330,7 @@ async fn a_tampered_truncated_or_reordered_recording_is_refused() {
     other.run("exit").await;
     other.expect_close(STEP).await;
     let again = ended_recordings(&client).await;
-    let second = again
-        .iter()
-        .find(|r| r["id"] != rec.as_str())
-        .unwrap()["id"]
+    let second = again.iter().find(|r| r["id"] != rec.as_str()).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -358,11 +359,16 @@ async fn another_user_cannot_list_open_or_delete_a_recording() {
     let other = Client::new(&local.sushi.base_url, None).as_user(&mallory);
     assert_eq!(other.get("/api/v1/recordings").await.data(), &json!([]));
     let (status, body) = fetch(&other, &mallory, &rec).await.unwrap_err();
-    assert_eq!((status, body["code"].as_str()), (404, Some("recording_not_found")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("recording_not_found"))
+    );
     let deleted = other.delete(&format!("/api/v1/recording/{rec}")).await;
     assert_eq!(deleted.status, 404, "{:?}", deleted.body);
     assert_eq!(deleted.body["code"], "recording_not_found");
-    let (status, _) = fetch(&other, &mallory, "../../etc/passwd").await.unwrap_err();
+    let (status, _) = fetch(&other, &mallory, "../../etc/passwd")
+        .await
+        .unwrap_err();
     assert_eq!(status, 404);
 
     // Still there for its owner, who can delete it.
@@ -377,7 +383,12 @@ async fn another_user_cannot_list_open_or_delete_a_recording() {
 /// permission bits), returning how to put it back.
 fn break_chunks(data_dir: &Path, id: &str) -> impl FnOnce() {
     let root = data_dir.join("recordings");
-    let owner = std::fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
+    let owner = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let dir = owner.join("chunks").join(id);
     let aside = owner.join("chunks").join(format!("{id}.aside"));
     std::fs::rename(&dir, &aside).unwrap();
@@ -404,8 +415,10 @@ async fn a_storage_outage_under_on_keeps_the_session_and_marks_the_gap() {
         .to_owned();
     let restore = break_chunks(local.dir.path(), &rec);
     // More output than the recorder keeps unwritten (4 MiB) while storage fails.
-    term.run("head -c 6000000 /dev/zero | tr '\\0' 'x'; echo; echo during-outage").await;
-    term.expect_output("during-outage\r\n", Duration::from_secs(60)).await;
+    term.run("head -c 6000000 /dev/zero | tr '\\0' 'x'; echo; echo during-outage")
+        .await;
+    term.expect_output("during-outage\r\n", Duration::from_secs(60))
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     term.run("echo still-alive").await;
     term.expect_output("still-alive\r\n", STEP).await;
@@ -418,7 +431,10 @@ async fn a_storage_outage_under_on_keeps_the_session_and_marks_the_gap() {
     assert!(listed[0]["gaps"].as_u64().unwrap() >= 1, "{}", listed[0]);
     let cast = fetch(&client, &email, &rec).await.unwrap();
     let text = String::from_utf8(cast.clone()).unwrap();
-    assert!(text.contains("\"m\",\"gap: "), "the gap is marked in the recording");
+    assert!(
+        text.contains("\"m\",\"gap: "),
+        "the gap is marked in the recording"
+    );
     let replayed = domain::recording::cast::replay_output(&cast).unwrap();
     assert!(testkit::ws::contains(&replayed, b"before-outage"));
     assert!(testkit::ws::contains(&replayed, b"after-outage"));
@@ -477,7 +493,10 @@ async fn required_ends_a_session_whose_recording_fails() {
     assert_eq!((code, reason.as_str()), (4020, "recording failed"));
     let error = term.events.iter().find(|e| e["type"] == "error").unwrap();
     assert!(
-        error["message"].as_str().unwrap().contains("Recording failed"),
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Recording failed"),
         "{error}"
     );
 }
@@ -513,11 +532,16 @@ async fn recordings_in_s3_replay_and_are_deleted() {
     let cast = fetch(&client, &email, &rec).await.unwrap();
     let replayed = domain::recording::cast::replay_output(&cast).unwrap();
     assert_eq!(sha256(&replayed), sha256(&term.output));
-    assert!(!local.dir.path().join("recordings").exists(), "nothing on disk");
+    assert!(
+        !local.dir.path().join("recordings").exists(),
+        "nothing on disk"
+    );
 
     // The objects are where docs/recording.md says, and go with a delete.
     let listing = reqwest::Client::new()
-        .get(format!("{endpoint}/{bucket}?list-type=2&prefix=recordings/"))
+        .get(format!(
+            "{endpoint}/{bucket}?list-type=2&prefix=recordings/"
+        ))
         .send()
         .await
         .unwrap()
@@ -525,14 +549,19 @@ async fn recordings_in_s3_replay_and_are_deleted() {
         .await
         .unwrap();
     assert!(listing.contains(&format!("/meta/{rec}.json")), "{listing}");
-    assert!(listing.contains(&format!("/chunks/{rec}/00000000")), "{listing}");
+    assert!(
+        listing.contains(&format!("/chunks/{rec}/00000000")),
+        "{listing}"
+    );
     let mallory = user("s3-mallory");
     let other = Client::new(&local.sushi.base_url, None).as_user(&mallory);
     assert_eq!(fetch(&other, &mallory, &rec).await.unwrap_err().0, 404);
     let deleted = client.delete(&format!("/api/v1/recording/{rec}")).await;
     assert_eq!(deleted.status, 200, "{:?}", deleted.body);
     let listing = reqwest::Client::new()
-        .get(format!("{endpoint}/{bucket}?list-type=2&prefix=recordings/"))
+        .get(format!(
+            "{endpoint}/{bucket}?list-type=2&prefix=recordings/"
+        ))
         .send()
         .await
         .unwrap()

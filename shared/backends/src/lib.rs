@@ -23,7 +23,12 @@
 pub mod audit_dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod audit_sqlite;
-#[cfg(any(feature = "dynamodb", feature = "kms", feature = "secrets", feature = "s3"))]
+#[cfg(any(
+    feature = "dynamodb",
+    feature = "kms",
+    feature = "secrets",
+    feature = "s3"
+))]
 pub mod aws;
 pub mod keys;
 #[cfg(feature = "dynamodb")]
@@ -68,15 +73,17 @@ pub async fn wire(config: &Config) -> Result<Arc<Machines>, ConfigError> {
         "backends selected"
     );
     let recordings = recordings::wire(config, Arc::clone(&keys)).await?;
-    Ok(Arc::new(Machines::new(
-        store,
-        keys,
-        limiter,
-        Arc::new(KdfGate::new(config.kdf_memory_mib, config.kdf_wait)),
-        Arc::new(audit),
-        config.max_machines_per_user,
-    )
-    .with_recordings(recordings)))
+    Ok(Arc::new(
+        Machines::new(
+            store,
+            keys,
+            limiter,
+            Arc::new(KdfGate::new(config.kdf_memory_mib, config.kdf_wait)),
+            Arc::new(audit),
+            config.max_machines_per_user,
+        )
+        .with_recordings(recordings),
+    ))
 }
 
 type Ports = (

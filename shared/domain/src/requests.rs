@@ -540,7 +540,11 @@ mod tests {
         assert!(plain.recording && !plain.record_input);
         let off = NewMachine::from_json(with("recording", json!(false))).unwrap();
         assert!(!off.recording);
-        assert!(NewMachine::from_json(with("record_input", json!(true))).unwrap().record_input);
+        assert!(
+            NewMachine::from_json(with("record_input", json!(true)))
+                .unwrap()
+                .record_input
+        );
         assert_eq!(
             message(with("record_input", json!(1))),
             "record_input must be true or false"

@@ -16,8 +16,7 @@ use crate::schemas::{
     AuditPageReply, AuditVerificationReply, ConnectRequest, DevSignInRequest, EmptyReply,
     ErrorEnvelope, HealthReply, HostKeyPinRequest, MachineListReply, MachineReply,
     MasterPasswordReply, MasterPasswordRequest, NewMachineRequest, RecordingListReply,
-    SessionOwnerReply,
-    SignInOptionsReply, SignInUrlReply, TicketReply,
+    SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(

@@ -165,9 +165,18 @@ mod tests {
     async fn objects_are_private_files_listed_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalRecordings::new(dir.path().to_path_buf());
-        store.put("recordings/a/chunks/x/00000001", b"1".to_vec()).await.unwrap();
-        store.put("recordings/a/chunks/x/00000000", b"0".to_vec()).await.unwrap();
-        store.put("recordings/a/meta/x.json", b"{}".to_vec()).await.unwrap();
+        store
+            .put("recordings/a/chunks/x/00000001", b"1".to_vec())
+            .await
+            .unwrap();
+        store
+            .put("recordings/a/chunks/x/00000000", b"0".to_vec())
+            .await
+            .unwrap();
+        store
+            .put("recordings/a/meta/x.json", b"{}".to_vec())
+            .await
+            .unwrap();
         let mode = fs::metadata(dir.path().join("recordings/a/chunks/x/00000000"))
             .unwrap()
             .permissions()
@@ -175,13 +184,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
             store.list("recordings/a/chunks/x/", 10).await.unwrap(),
-            ["recordings/a/chunks/x/00000000", "recordings/a/chunks/x/00000001"]
+            [
+                "recordings/a/chunks/x/00000000",
+                "recordings/a/chunks/x/00000001"
+            ]
         );
         assert_eq!(
             store.list("recordings/a/meta/", 10).await.unwrap(),
             ["recordings/a/meta/x.json"]
         );
-        assert_eq!(store.list("recordings/b/", 10).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            store.list("recordings/b/", 10).await.unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(
             store.get("recordings/a/chunks/x/00000001").await.unwrap(),
             Some(b"1".to_vec())
@@ -193,7 +208,10 @@ mod tests {
             ])
             .await
             .unwrap();
-        assert_eq!(store.get("recordings/a/chunks/x/00000001").await.unwrap(), None);
+        assert_eq!(
+            store.get("recordings/a/chunks/x/00000001").await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

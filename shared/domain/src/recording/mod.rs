@@ -265,7 +265,11 @@ impl Recordings {
     }
 
     pub fn describe(&self) -> String {
-        format!("{} (RECORDING={})", self.store.describe(), self.policy.as_str())
+        format!(
+            "{} (RECORDING={})",
+            self.store.describe(),
+            self.policy.as_str()
+        )
     }
 
     /// Start recording: a fresh data key, the metadata and the header chunk written. This is
@@ -379,18 +383,16 @@ impl Recordings {
             .decode(&meta.wrapped_key)
             .map_err(|_| DomainError::RecordingDamaged("wrapped key is malformed".into()))?;
         let context = seal::context(&owner.0, id.as_str());
-        let key = tokio::time::timeout(
-            CALL_TIMEOUT,
-            self.keys.decrypt_data_key(&wrapped, &context),
-        )
-        .await
-        .map_err(|_| DomainError::RecordingUnavailable("key service timed out".into()))?
-        .map_err(|e| match e {
-            crate::keys::KeyError::Unavailable(_) => DomainError::Keys(e),
-            crate::keys::KeyError::Denied(_) => {
-                DomainError::RecordingDamaged("the data key does not open for this recording".into())
-            }
-        })?;
+        let key =
+            tokio::time::timeout(CALL_TIMEOUT, self.keys.decrypt_data_key(&wrapped, &context))
+                .await
+                .map_err(|_| DomainError::RecordingUnavailable("key service timed out".into()))?
+                .map_err(|e| match e {
+                    crate::keys::KeyError::Unavailable(_) => DomainError::Keys(e),
+                    crate::keys::KeyError::Denied(_) => DomainError::RecordingDamaged(
+                        "the data key does not open for this recording".into(),
+                    ),
+                })?;
         let sealer = ChunkSealer::new(&key, id.as_str());
         let mut cast = Vec::new();
         for index in 0..MAX_CHUNKS {
@@ -588,7 +590,11 @@ impl Writer {
 
     async fn put_meta(&self) -> Result<(), StorageError> {
         let body = serde_json::to_vec(&self.meta).map_err(|e| StorageError(e.to_string()))?;
-        bounded("put", self.store.put(&meta_name(&self.owner, &self.id), body)).await
+        bounded(
+            "put",
+            self.store.put(&meta_name(&self.owner, &self.id), body),
+        )
+        .await
     }
 
     /// End the recording: the final chunk (what is buffered, flagged last) and the completed

@@ -116,7 +116,11 @@ fn subject(record_input: bool) -> Subject<'static> {
 
 async fn recorded(recordings: &Recordings, record_input: bool) -> Writer {
     let mut writer = recordings
-        .begin(&alice(), RecordingId::parse(ID).unwrap(), subject(record_input))
+        .begin(
+            &alice(),
+            RecordingId::parse(ID).unwrap(),
+            subject(record_input),
+        )
         .await
         .unwrap();
     let t = Instant::now();
@@ -170,7 +174,11 @@ async fn input_is_recorded_only_when_turned_on() {
         .fetch(&alice(), &RecordingId::parse(ID).unwrap())
         .await
         .unwrap();
-    assert!(String::from_utf8(cast).unwrap().contains(",\"i\",\"hunter2\\r\"]"));
+    assert!(
+        String::from_utf8(cast)
+            .unwrap()
+            .contains(",\"i\",\"hunter2\\r\"]")
+    );
 }
 
 #[tokio::test]
@@ -201,7 +209,12 @@ async fn a_recording_moved_to_another_owner_does_not_open() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.replace(&owner_prefix(&alice()), &owner_prefix(&mallory)), v.clone()))
+        .map(|(k, v)| {
+            (
+                k.replace(&owner_prefix(&alice()), &owner_prefix(&mallory)),
+                v.clone(),
+            )
+        })
         .collect();
     store.objects.lock().unwrap().extend(copied);
     let err = recordings.fetch(&mallory, &id).await.unwrap_err();
