@@ -570,3 +570,28 @@ async fn recordings_in_s3_replay_and_are_deleted() {
         .unwrap();
     assert!(!listing.contains(&rec), "{listing}");
 }
+
+/// SIGTERM drains: a terminal still open when the grace runs out is closed, and its recording
+/// gets its final chunk before the process exits, so it reads back complete afterwards.
+#[tokio::test]
+async fn a_drained_relay_finishes_its_recordings() {
+    let mut local = start(&[("DRAIN_GRACE_SECS", "1")]);
+    let email = user("drain");
+    let (client, id) = machine(&local.sushi.base_url, &email, json!({})).await;
+    let mut term = open(&local.sushi.base_url, &client, &email, id).await;
+    term.run("echo before-drain").await;
+    term.expect_output("before-drain\r\n", STEP).await;
+    local.sushi.signal("TERM");
+    let (code, _) = term.expect_close(STEP).await;
+    assert_eq!(code, 1001);
+    assert!(local.sushi.wait_exit(STEP).is_some(), "sushi did not exit");
+
+    let local = start_in(local.dir, &[]);
+    let client = Client::new(&local.sushi.base_url, None).as_user(&email);
+    let recordings = ended_recordings(&client).await;
+    let cast = fetch(&client, &email, recordings[0]["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    let replayed = domain::recording::cast::replay_output(&cast).unwrap();
+    assert_eq!(sha256(&replayed), sha256(&term.output));
+}
