@@ -7,6 +7,7 @@
 
 mod audit;
 mod handlers;
+mod recordings;
 
 use std::sync::Arc;
 
@@ -46,6 +47,11 @@ pub fn api_routes(state: AppState) -> Router {
         .route(
             "/api/v1/master-password",
             put(handlers::set_master_password),
+        )
+        .route("/api/v1/recordings", get(recordings::list))
+        .route(
+            "/api/v1/recording/{id}",
+            get(recordings::fetch).delete(recordings::delete),
         )
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/audit/export", get(audit::export))

@@ -157,6 +157,29 @@ async fn open_session(
             return Err(err);
         }
     }
+    // Recording begins before the ticket exists: under RECORDING=required a session that
+    // cannot be recorded is refused here, with SSH closed, and never reaches a terminal.
+    let recorder = crate::recording::begin(
+        relay.machines.recordings(),
+        machine.recording,
+        crate::recording::Context {
+            auditor: std::sync::Arc::clone(relay.machines.audit()),
+            owner: owner.clone(),
+            client: client.clone(),
+            machine_id: id,
+            machine_name: machine.name.clone(),
+            record_input: machine.record_input,
+            size: INITIAL_PTY,
+        },
+    )
+    .await;
+    let recorder = match recorder {
+        Ok(recorder) => recorder,
+        Err(err) => {
+            ssh::disconnect(&opened.handle).await;
+            return Err(err.into());
+        }
+    };
     let ticket = Uuid::new_v4();
     let bucket = relay.clock.now();
     let route = Route {
@@ -176,6 +199,7 @@ async fn open_session(
             channel: opened.channel,
             slot,
             persistent: persistent.as_ref().map(|name| name.as_str().to_owned()),
+            recorder,
         },
         bucket.remaining(),
     );

@@ -16,6 +16,7 @@ pub mod config;
 mod connect;
 pub mod drain;
 pub mod metrics;
+pub mod recording;
 pub mod redis;
 pub mod sessions;
 pub mod ssh;

@@ -39,6 +39,9 @@ pub struct RelayMetrics {
     closes: Vec<IntCounter>,
     pub redis_errors: IntCounter,
     pub forwarded_sockets: IntCounter,
+    pub recording_bytes: IntCounter,
+    pub recording_write_failures: IntCounter,
+    pub recording_queue_drops: IntCounter,
     terminals_open: IntGauge,
     terminals_detached: IntGauge,
 }
@@ -81,6 +84,9 @@ static METRICS: LazyLock<RelayMetrics> = LazyLock::new(|| {
             .collect(),
         redis_errors: metrics::counter(names::RELAY_REDIS_ERRORS),
         forwarded_sockets: metrics::counter(names::RELAY_FORWARDED_SOCKETS),
+        recording_bytes: metrics::counter(names::RELAY_RECORDING_BYTES),
+        recording_write_failures: metrics::counter(names::RELAY_RECORDING_WRITE_FAILURES),
+        recording_queue_drops: metrics::counter(names::RELAY_RECORDING_QUEUE_DROPS),
         terminals_open: metrics::gauge(names::RELAY_TERMINALS_OPEN),
         terminals_detached: metrics::gauge(names::RELAY_TERMINALS_DETACHED),
     }

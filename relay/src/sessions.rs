@@ -34,6 +34,8 @@ pub struct Session {
     /// The tmux session the shell runs in (a persistent-shell machine), for the client to
     /// re-attach to after the relay is lost.
     pub persistent: Option<String>,
+    /// The terminal's recording (already begun: its header is written), or off.
+    pub recorder: crate::recording::Recorder,
 }
 
 /// One unit of capacity, relay-wide and of its user; released on drop.

@@ -335,6 +335,8 @@ close_codes! {
         "a viewer fell 64 frames behind the terminal's output (the terminal never waits for a viewer)"),
     ShareFull = (4018, "too many viewers",
         "the terminal already has 50 viewers"),
+    RecordingFailed = (4020, "recording failed",
+        "the deployment requires recording (`RECORDING=required`) and this session's recording could not be written or fell behind; an `error` event precedes it"),
 }
 
 /// A close frame with `code` and a short reason for the log and the browser's `reason`. Every

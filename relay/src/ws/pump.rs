@@ -34,6 +34,10 @@
 //! error), the supervisor closes the attached socket, aborts the tasks, deletes the route and
 //! disconnects SSH within a few seconds, so nothing outlives it.
 //!
+//! Recording (`crate::recording`) is fed by three hook calls (`tap.output`, `tap.input`,
+//! `tap.resize`), each a `try_send` that never waits; under `RECORDING=required` a failed
+//! recording ends the terminal like any other reason (4020).
+//!
 //! Bytes each way and the open terminal are counted on the relay's pre-made metric handles
 //! (`crate::metrics`): an atomic add per frame.
 
@@ -60,6 +64,7 @@ use domain::Identity;
 use domain::audit::{AuditContext, AuditKind, Auditor};
 
 use crate::drain::Phase;
+use crate::recording::{Recorder, Tap};
 use crate::sessions::Session;
 use crate::ssh;
 
@@ -173,6 +178,7 @@ pub async fn run(
         channel,
         slot,
         persistent,
+        recorder,
         ..
     } = session;
     let Resumable {
@@ -207,8 +213,9 @@ pub async fn run(
         ssh_read,
         Arc::clone(&outlet),
         Arc::clone(&liveness),
+        recorder.tap(),
     ));
-    let input = tokio::spawn(write_to_ssh(in_rx, ssh_write));
+    let input = tokio::spawn(write_to_ssh(in_rx, ssh_write, recorder.tap()));
     let keeper = route.clone();
     tokio::spawn(async move { keeper.publish().await });
     let started_audit = Arc::clone(&audit);
@@ -242,6 +249,7 @@ pub async fn run(
         keystrokes: 0,
         attached: None,
         exit: None,
+        recorder,
     };
     if terminal
         .attach(Box::new(socket), Opening::Fresh(greeting), &phase)
@@ -261,6 +269,10 @@ pub async fn run(
     ssh::disconnect(&handle).await;
     drop(handle);
     let _ = tokio::time::timeout(Duration::from_secs(2), route.forget()).await;
+    // The final chunk is written before the slot is released, so a drain waits for it.
+    std::mem::replace(&mut terminal.recorder, Recorder::off())
+        .finish(exit.as_ref().and_then(|e| e.exit_status))
+        .await;
     drop(slot);
     let bytes_out = terminal
         .outlet
@@ -302,6 +314,7 @@ enum Event {
     PhaseChanged(bool),
     Refresh,
     Share(ShareEvent),
+    RecordingFailed,
 }
 
 struct Terminal {
@@ -316,6 +329,8 @@ struct Terminal {
     attached: Option<Attachment>,
     /// How the shell ended, when it did.
     exit: Option<Ended>,
+    /// The terminal's recording; its failure ends a required-recording terminal.
+    recorder: Recorder,
 }
 
 /// What the supervisor does after handling one event.
@@ -356,6 +371,7 @@ impl Terminal {
                     changed = phase.changed() => Event::PhaseChanged(changed.is_ok()),
                     _ = refresh.tick() => Event::Refresh,
                     event = self.sharing.next() => Event::Share(event),
+                    () = self.recorder.failed() => Event::RecordingFailed,
                 },
                 (None, deadline) => {
                     let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
@@ -366,6 +382,7 @@ impl Terminal {
                         changed = phase.changed() => Event::PhaseChanged(changed.is_ok()),
                         _ = refresh.tick() => Event::Refresh,
                         event = self.sharing.next() => Event::Share(event),
+                        () = self.recorder.failed() => Event::RecordingFailed,
                     }
                 }
             };
@@ -412,6 +429,12 @@ impl Terminal {
                     Verdict::Alive => Next::Continue,
                 },
                 Event::GraceOver => Next::End(Close::SessionGone, "resume grace expired"),
+                Event::RecordingFailed => {
+                    self.say(ServerEvent::error(
+                        "Recording failed and this deployment requires it: the session ends",
+                    ));
+                    Next::End(Close::RecordingFailed, "recording failed")
+                }
                 Event::PhaseChanged(true) => Next::Continue,
                 Event::PhaseChanged(false) => Next::End(Close::GoingAway, "relay shutting down"),
                 Event::Refresh => {
@@ -677,6 +700,7 @@ async fn read_from_ssh(
     mut ssh_read: ChannelReadHalf,
     outlet: SharedOutlet,
     liveness: Arc<Liveness>,
+    tap: Tap,
 ) -> Ended {
     let mut ended = Ended::default();
     let mut pending = None;
@@ -695,6 +719,7 @@ async fn read_from_ssh(
                 let (frame, next) = coalesce(&mut ssh_read, &data);
                 pending = next;
                 crate::metrics::get().bytes_out.inc_by(frame.len() as u64);
+                tap.output(&frame);
                 let live = match outlet.outlet.lock() {
                     Ok(mut outlet) => {
                         outlet.ring.push(frame.clone());
@@ -758,14 +783,22 @@ fn coalesce(ssh_read: &mut ChannelReadHalf, first: &[u8]) -> (Bytes, Option<Chan
 
 /// The input task: owns the SSH write half, so a remote that stops reading its input cannot
 /// stall the output side.
-async fn write_to_ssh(mut queue: mpsc::Receiver<Input>, ssh_write: ChannelWriteHalf<Msg>) {
+async fn write_to_ssh(
+    mut queue: mpsc::Receiver<Input>,
+    ssh_write: ChannelWriteHalf<Msg>,
+    tap: Tap,
+) {
     while let Some(input) = queue.recv().await {
         let sent = match input {
             Input::Data(bytes) => {
                 crate::metrics::get().bytes_in.inc_by(bytes.len() as u64);
+                tap.input(&bytes);
                 ssh_write.data(&bytes[..]).await
             }
-            Input::Resize(cols, rows) => ssh_write.window_change(cols, rows, 0, 0).await,
+            Input::Resize(cols, rows) => {
+                tap.resize(cols, rows);
+                ssh_write.window_change(cols, rows, 0, 0).await
+            }
         };
         if sent.is_err() {
             break;

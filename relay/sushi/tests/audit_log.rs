@@ -92,22 +92,24 @@ async fn sign_in_and_connect_outcomes_are_recorded() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
+    // A successful connect begins the session's recording (on by default) before it answers.
     assert_eq!(
-        &kinds[..6],
+        &kinds[..7],
         [
             "sign_in",
             "master_password_set",
             "machine_created",
             "host_key_pinned",
+            "recording_started",
             "connect_succeeded",
             "connect_wrong_password",
         ],
         "{kinds:?}"
     );
-    assert_eq!(kinds[6], "connect_refused");
+    assert_eq!(kinds[7], "connect_refused");
     assert_eq!(kinds.last(), Some(&"connect_rate_limited"));
     assert!(
-        kinds[7..kinds.len() - 1]
+        kinds[8..kinds.len() - 1]
             .iter()
             .all(|k| *k == "connect_wrong_password")
     );
@@ -124,7 +126,7 @@ async fn sign_in_and_connect_outcomes_are_recorded() {
             .starts_with("SHA256:")
     );
     assert_eq!(pinned["request_id"], request_id(MASTER));
-    let refused = &entries[entries.len() - 7];
+    let refused = &entries[entries.len() - 8];
     assert_eq!(
         refused["details"],
         json!({ "machine_id": id + 1000, "code": "machine_not_found" })

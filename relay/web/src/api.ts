@@ -26,6 +26,8 @@ export interface Machine {
   organization: string | null;
   host_key_fingerprint: string | null;
   persistent_shell: boolean;
+  recording: boolean;
+  record_input: boolean;
 }
 
 export interface Providers {

@@ -171,6 +171,8 @@ function setupAddForm(): void {
       const fromFile = await readFile($<HTMLInputElement>('m-key'));
       if (fromFile) body.private_key = fromFile;
       if (data.get('persistent_shell') !== null) body.persistent_shell = true;
+      body.recording = data.get('recording') !== null;
+      if (data.get('record_input') !== null) body.record_input = true;
       const created = await api.addMachine(body);
       form.reset();
       await refreshMachines();

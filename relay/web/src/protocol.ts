@@ -21,6 +21,7 @@ export const CLOSE_REASONS: Record<number, string> = {
   4016: 'the owner stopped sharing',
   4017: 'too far behind the shared terminal',
   4018: 'too many viewers',
+  4020: 'recording failed',
 };
 
 /** Close codes by name. */
@@ -42,6 +43,7 @@ export const Close = {
   ShareEnded: 4016,
   ViewerTooSlow: 4017,
   ShareFull: 4018,
+  RecordingFailed: 4020,
 } as const;
 
 /** Text frames the relay sends. */
@@ -88,6 +90,7 @@ export type ErrorCode =
   | 'email_unverified'
   | 'not_found'
   | 'machine_not_found'
+  | 'recording_not_found'
   | 'method_not_allowed'
   | 'master_password_required'
   | 'master_password_not_set'
@@ -95,13 +98,16 @@ export type ErrorCode =
   | 'host_key_changed'
   | 'conflict'
   | 'payload_too_large'
+  | 'recording_too_large'
   | 'unsupported_media_type'
   | 'host_not_allowed'
   | 'too_many_attempts'
   | 'user_limit_reached'
   | 'internal'
+  | 'recording_damaged'
   | 'ssh_failed'
   | 'provider_unavailable'
   | 'unavailable'
+  | 'recording_unavailable'
   | 'busy'
   | 'ssh_timeout';

@@ -6,6 +6,7 @@
 //! | `KeyProvider` | AWS KMS (`kms`) | `DATA_DIR/master.key` (`keyfile`) |
 //! | `AttemptLimiter` | the DynamoDB table (`dynamodb`) | the SQLite file (`sqlite`) |
 //! | `AuditLog` | its own DynamoDB table, `AUDIT_TABLE` (`dynamodb`) | the SQLite file (`sqlite`) |
+//! | `RecordingStore` | an S3 bucket, `RECORDINGS_BUCKET` (`s3`) | files under `DATA_DIR/recordings` |
 //! | secrets named by `*_SECRET_ARN` | AWS Secrets Manager (`secrets`), read once at start | (the variables themselves) |
 //!
 //! The attempt limiter always lives in the store, next to the vaults: whoever shares the vaults
@@ -22,13 +23,19 @@
 pub mod audit_dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod audit_sqlite;
-#[cfg(any(feature = "dynamodb", feature = "kms", feature = "secrets"))]
+#[cfg(any(
+    feature = "dynamodb",
+    feature = "kms",
+    feature = "secrets",
+    feature = "s3"
+))]
 pub mod aws;
 pub mod keys;
 #[cfg(feature = "dynamodb")]
 pub mod limiter_dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod limiter_sqlite;
+pub mod recordings;
 pub mod secrets;
 pub mod store;
 
@@ -65,14 +72,18 @@ pub async fn wire(config: &Config) -> Result<Arc<Machines>, ConfigError> {
         jwt = if config.jwks_url.is_some() { "JWKS" } else if config.jwt_secret.is_some() { "JWT_SECRET" } else { "local secret file" },
         "backends selected"
     );
-    Ok(Arc::new(Machines::new(
-        store,
-        keys,
-        limiter,
-        Arc::new(KdfGate::new(config.kdf_memory_mib, config.kdf_wait)),
-        Arc::new(audit),
-        config.max_machines_per_user,
-    )))
+    let recordings = recordings::wire(config, Arc::clone(&keys)).await?;
+    Ok(Arc::new(
+        Machines::new(
+            store,
+            keys,
+            limiter,
+            Arc::new(KdfGate::new(config.kdf_memory_mib, config.kdf_wait)),
+            Arc::new(audit),
+            config.max_machines_per_user,
+        )
+        .with_recordings(recordings),
+    ))
 }
 
 type Ports = (

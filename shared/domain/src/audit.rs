@@ -80,6 +80,8 @@ pub enum AuditKind {
     ShareRevoked,
     ControlGranted,
     ControlRevoked,
+    RecordingStarted,
+    RecordingFailed,
 }
 
 impl AuditKind {
@@ -104,6 +106,8 @@ impl AuditKind {
         Self::ShareRevoked,
         Self::ControlGranted,
         Self::ControlRevoked,
+        Self::RecordingStarted,
+        Self::RecordingFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +132,8 @@ impl AuditKind {
             Self::ShareRevoked => "share_revoked",
             Self::ControlGranted => "control_granted",
             Self::ControlRevoked => "control_revoked",
+            Self::RecordingStarted => "recording_started",
+            Self::RecordingFailed => "recording_failed",
         }
     }
 

@@ -63,6 +63,11 @@ pub struct Config {
     /// `KDF_WAIT_MS` (10000): how long a request waits for room in that budget before it is
     /// refused as busy (503, `Retry-After`).
     pub kdf_wait: std::time::Duration,
+    /// `RECORDING` (`on`): off, on (machines choose) or required (see `recording::Policy`).
+    pub recording: crate::recording::Policy,
+    /// `RECORDINGS_BUCKET`: an S3 bucket for session recordings; unset, they are files under
+    /// `DATA_DIR/recordings`.
+    pub recordings_bucket: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -146,7 +151,15 @@ impl Config {
             "KDF_WAIT_MS",
             u64::try_from(crate::kdf::DEFAULT_WAIT.as_millis()).unwrap_or(u64::MAX),
         )?);
+        let recording = match var("RECORDING") {
+            None => crate::recording::Policy::default(),
+            Some(raw) => crate::recording::Policy::parse(&raw).ok_or_else(|| {
+                ConfigError(format!("RECORDING={raw} must be off, on or required"))
+            })?,
+        };
         Ok(Self {
+            recording,
+            recordings_bucket: var("RECORDINGS_BUCKET"),
             port,
             jwt_secret,
             oidc_client_secret: None,

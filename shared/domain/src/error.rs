@@ -52,6 +52,18 @@ pub enum DomainError {
     /// A stored vault or sealed blob that does not open as it should: never the client's fault.
     #[error("vault: {0}")]
     Vault(VaultError),
+    /// No such recording for this user (another user's answers the same).
+    #[error("Recording not found")]
+    RecordingNotFound,
+    /// A stored recording failed verification: tampered, reordered, truncated or incomplete.
+    #[error("Recording failed verification: {0}")]
+    RecordingDamaged(String),
+    /// Recording storage or its key could not be reached or written.
+    #[error("Recording storage is unavailable: {0}")]
+    RecordingUnavailable(String),
+    /// The recording is larger than one answer may carry.
+    #[error("Recording is larger than {limit} bytes, the most one answer carries")]
+    RecordingTooLarge { limit: usize },
     /// A blocking task died (a bug, not an input).
     #[error("internal: {0}")]
     Internal(&'static str),

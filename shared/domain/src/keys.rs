@@ -25,6 +25,16 @@ impl EncryptionContext {
         Self(map)
     }
 
+    /// Any context (a recording's, see `recording::seal::context`).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
     pub fn pairs(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }

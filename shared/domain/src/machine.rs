@@ -57,6 +57,11 @@ pub struct Machine {
     /// loss of the relay holding its SSH connection. Records written before it existed read
     /// as `false`.
     pub persistent_shell: bool,
+    /// Record this machine's terminals (under `RECORDING=on`). Records written before it
+    /// existed read as `true`, the default.
+    pub recording: bool,
+    /// Record keystrokes too (they hold passwords typed at prompts); off unless turned on.
+    pub record_input: bool,
     pub sealed: SealedSecrets,
     pub created_at: i64,
 }
@@ -78,6 +83,8 @@ pub struct MachineView {
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
     pub persistent_shell: bool,
+    pub recording: bool,
+    pub record_input: bool,
 }
 
 fn as_string<S: serde::Serializer>(port: &u16, serializer: S) -> Result<S::Ok, S::Error> {
@@ -98,6 +105,8 @@ pub struct MachineSummary {
     pub organization: Option<String>,
     pub host_key_fingerprint: Option<String>,
     pub persistent_shell: bool,
+    pub recording: bool,
+    pub record_input: bool,
 }
 
 impl From<Machine> for MachineSummary {
@@ -112,6 +121,8 @@ impl From<Machine> for MachineSummary {
             organization: m.organization,
             host_key_fingerprint: m.host_key_fingerprint,
             persistent_shell: m.persistent_shell,
+            recording: m.recording,
+            record_input: m.record_input,
         }
     }
 }
@@ -129,6 +140,8 @@ impl From<MachineSummary> for MachineView {
             organization: m.organization,
             host_key_fingerprint: m.host_key_fingerprint,
             persistent_shell: m.persistent_shell,
+            recording: m.recording,
+            record_input: m.record_input,
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct NewMachine {
     pub host_key_fingerprint: Option<String>,
     /// Terminals run inside tmux (or screen) on the target; absent means `false`.
     pub persistent_shell: bool,
+    /// Record this machine's terminals; absent means `true`.
+    pub recording: bool,
+    /// Record keystrokes as well as output; absent means `false`.
+    pub record_input: bool,
     pub secrets: MachineSecrets,
 }
 
@@ -61,6 +65,8 @@ pub const NEW_MACHINE_FIELDS: &[&str] = &[
     "organization",
     "host_key_fingerprint",
     "persistent_shell",
+    "recording",
+    "record_input",
 ];
 
 impl FromJson for NewMachine {
@@ -82,6 +88,8 @@ impl FromJson for NewMachine {
             }
         }
         let persistent_shell = optional_bool(fields, "persistent_shell")?.unwrap_or(false);
+        let recording = optional_bool(fields, "recording")?.unwrap_or(true);
+        let record_input = optional_bool(fields, "record_input")?.unwrap_or(false);
         let secrets = parse_secrets(fields)?;
         Ok(Self {
             name,
@@ -91,6 +99,8 @@ impl FromJson for NewMachine {
             organization,
             host_key_fingerprint,
             persistent_shell,
+            recording,
+            record_input,
             secrets,
         })
     }
@@ -522,6 +532,23 @@ mod tests {
         ] {
             assert!(parse_hostname(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn recording_is_on_and_input_off_unless_said() {
+        let plain = NewMachine::from_json(valid()).unwrap();
+        assert!(plain.recording && !plain.record_input);
+        let off = NewMachine::from_json(with("recording", json!(false))).unwrap();
+        assert!(!off.recording);
+        assert!(
+            NewMachine::from_json(with("record_input", json!(true)))
+                .unwrap()
+                .record_input
+        );
+        assert_eq!(
+            message(with("record_input", json!(1))),
+            "record_input must be true or false"
+        );
     }
 
     #[test]

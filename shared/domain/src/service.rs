@@ -36,6 +36,7 @@ use crate::kdf::KdfGate;
 use crate::keys::KeyProvider;
 use crate::limiter::{AttemptLimiter, Reservation};
 use crate::machine::{Machine, MachineView};
+use crate::recording::Recordings;
 use crate::requests::{MasterPasswordChange, NewMachine};
 use crate::secret::MachineSecrets;
 use crate::sshkey;
@@ -49,6 +50,8 @@ pub struct Machines {
     kdf: Arc<KdfGate>,
     audit: Arc<Auditor>,
     max_per_user: usize,
+    /// Session recordings (see `recording`), when the deployment wired them.
+    recordings: Option<Arc<Recordings>>,
 }
 
 /// How many times create seals again when the vault rotated under it before giving up (409).
@@ -96,7 +99,19 @@ impl Machines {
             kdf,
             audit,
             max_per_user,
+            recordings: None,
         }
+    }
+
+    /// The same service with session recordings.
+    pub fn with_recordings(mut self, recordings: Arc<Recordings>) -> Self {
+        self.recordings = Some(recordings);
+        self
+    }
+
+    /// Session recordings: the relay writes them, the API lists, fetches and deletes them.
+    pub fn recordings(&self) -> Option<&Arc<Recordings>> {
+        self.recordings.as_ref()
     }
 
     /// The audit log, for events outside this service (sign-in, connect, terminal sessions).
@@ -182,6 +197,8 @@ impl Machines {
                 organization: new.organization.clone(),
                 host_key_fingerprint: new.host_key_fingerprint.clone(),
                 persistent_shell: new.persistent_shell,
+                recording: new.recording,
+                record_input: new.record_input,
                 sealed,
                 created_at: now_secs(),
             };

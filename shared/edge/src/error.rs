@@ -62,6 +62,7 @@ error_codes! {
     EmailUnverified = ("email_unverified", 403, "The identity provider did not vouch for the email address."),
     NotFound = ("not_found", 404, "No such route, or the feature is not enabled on this server."),
     MachineNotFound = ("machine_not_found", 404, "No such machine for this user (another user's machine answers the same)."),
+    RecordingNotFound = ("recording_not_found", 404, "No such recording for this user (another user's recording answers the same)."),
     MethodNotAllowed = ("method_not_allowed", 405, "The route exists but not with this method."),
     MasterPasswordRequired = ("master_password_required", 409, "Set a master password before saving machines."),
     MasterPasswordNotSet = ("master_password_not_set", 409, "The user has no master password yet, so nothing can be opened."),
@@ -69,14 +70,17 @@ error_codes! {
     HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
     PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
+    RecordingTooLarge = ("recording_too_large", 413, "The recording is larger than one answer may carry."),
     UnsupportedMediaType = ("unsupported_media_type", 415, "A JSON body needs `Content-Type: application/json`, and a write with the session cookie may carry no other type (what a cross-site form sends)."),
     HostNotAllowed = ("host_not_allowed", 421, "The `Host` is not a name this server answers to (a server on loopback answers only loopback names and `PUBLIC_URL`'s host)."),
     TooManyAttempts = ("too_many_attempts", 429, "Too many wrong master passwords; `data.retry_after_secs` and `Retry-After` say when to retry."),
     UserLimitReached = ("user_limit_reached", 429, "This user already has the most connects in progress, or open sessions, a relay allows; `Retry-After` says when to retry."),
     Internal = ("internal", 500, "A bug or a corrupt record; the request id in the log has the details."),
+    RecordingDamaged = ("recording_damaged", 500, "A stored recording failed verification (a chunk tampered with, reordered or missing, or no final chunk); the message says which chunk."),
     SshFailed = ("ssh_failed", 502, "The SSH target refused, was unreachable, or refused the login."),
     ProviderUnavailable = ("provider_unavailable", 502, "The identity provider could not be reached."),
     Unavailable = ("unavailable", 503, "A backend (store, key service, routing) or this relay is unavailable; retry shortly."),
+    RecordingUnavailable = ("recording_unavailable", 503, "Recording storage could not be written or read; with `RECORDING=required` a session cannot start without it."),
     Busy = ("busy", 503, "The server's key-derivation capacity stayed full; `Retry-After` says when to retry."),
     SshTimeout = ("ssh_timeout", 504, "Connecting or logging in to the SSH target timed out."),
 }
@@ -227,6 +231,24 @@ impl From<DomainError> for ApiError {
                 expected,
                 presented,
             } => Self::host_key_changed(expected, presented),
+            DomainError::RecordingNotFound => {
+                Self::new(ErrorCode::RecordingNotFound, err.to_string())
+            }
+            DomainError::RecordingDamaged(_) => {
+                tracing::error!(error = %err, "recording failed verification");
+                Self::new(ErrorCode::RecordingDamaged, err.to_string())
+            }
+            DomainError::RecordingUnavailable(detail) => {
+                tracing::error!(error = %detail, "recording storage unavailable");
+                Self::new(
+                    ErrorCode::RecordingUnavailable,
+                    "Recording storage is unavailable; try again shortly",
+                )
+                .with_retry_after(UNAVAILABLE_RETRY_SECS)
+            }
+            DomainError::RecordingTooLarge { .. } => {
+                Self::new(ErrorCode::RecordingTooLarge, err.to_string())
+            }
             DomainError::Store(store) => store.into(),
             DomainError::Keys(keys) => keys.into(),
             DomainError::Vault(vault) => {

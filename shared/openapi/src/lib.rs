@@ -41,6 +41,9 @@ use schemas::ErrorEnvelope;
         paths::audit_log,
         paths::audit_export,
         paths::audit_verify,
+        paths::list_recordings,
+        paths::get_recording,
+        paths::delete_recording,
         paths::connect,
         paths::set_host_key,
         paths::terminal,
@@ -60,6 +63,7 @@ use schemas::ErrorEnvelope;
     tags(
         (name = "machines", description = "Saved SSH machines (api-fn)"),
         (name = "account", description = "The caller's master password (api-fn)"),
+        (name = "recordings", description = "The caller's session recordings (api-fn)"),
         (name = "terminal", description = "Connect and the terminal WebSocket (relay)"),
         (name = "sign-in", description = "Browser sign-in and sessions"),
         (name = "health", description = "Health and this document"),
@@ -330,6 +334,8 @@ mod tests {
             organization: None,
             host_key_fingerprint: None,
             persistent_shell: true,
+            recording: true,
+            record_input: false,
         };
         let wire = serde_json::to_value(&view).unwrap();
         let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
@@ -358,6 +364,26 @@ mod tests {
             serde_json::to_value(&broken).unwrap(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_recording_as_the_domain_lists_it_fits_the_schema() {
+        let view = domain::recording::RecordingView {
+            id: "0b7c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21".into(),
+            machine_id: 7,
+            machine_name: "web".into(),
+            started_at: 1,
+            ended_at: Some(2),
+            duration_secs: Some(0.5),
+            bytes: 3,
+            exit_status: None,
+            gaps: 0,
+            record_input: false,
+        };
+        let wire = serde_json::to_value(&view).unwrap();
+        let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, properties("Recording"));
+        serde_json::from_value::<crate::schemas::Recording>(wire).unwrap();
     }
 
     #[test]

@@ -15,8 +15,8 @@
 use crate::schemas::{
     AuditPageReply, AuditVerificationReply, ConnectRequest, DevSignInRequest, EmptyReply,
     ErrorEnvelope, HealthReply, HostKeyPinRequest, MachineListReply, MachineReply,
-    MasterPasswordReply, MasterPasswordRequest, NewMachineRequest, SessionOwnerReply,
-    SignInOptionsReply, SignInUrlReply, TicketReply,
+    MasterPasswordReply, MasterPasswordRequest, NewMachineRequest, RecordingListReply,
+    SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(
@@ -299,3 +299,48 @@ fn audit_export() {}
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn audit_verify() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/recordings", tag = "recordings", operation_id = "list_recordings",
+    summary = "The caller's session recordings, newest first",
+    description = "Only the caller's own (at most 500). Metadata only; fetch one for its content.",
+    responses(
+        (status = 200, description = "Recordings fetched successfully", body = RecordingListReply),
+        (status = 404, description = "`not_found`: recording is not enabled on this server", body = ErrorEnvelope),
+        (status = 503, description = "`recording_unavailable`: recording storage could not be read", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn list_recordings() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/recording/{id}", tag = "recordings", operation_id = "get_recording",
+    summary = "One recording as asciicast v2, decrypted and verified",
+    description = "The asciicast v2 text itself (header line, then `[time, code, data]` events), \
+                   not an envelope. Every chunk is verified first: a recording tampered with, \
+                   reordered, truncated or still being written is refused (`recording_damaged`, \
+                   the message names the chunk), never returned in part.",
+    params(("id" = String, Path, format = "uuid", description = "The recording's id")),
+    responses(
+        (status = 200, description = "The recording (`application/x-asciicast`)", content_type = "application/x-asciicast", body = String),
+        (status = 404, description = "`recording_not_found` (also another user's recording, and an id that is not a UUID)", body = ErrorEnvelope),
+        (status = 413, description = "`recording_too_large`: over 5 MiB, more than one answer carries", body = ErrorEnvelope),
+        (status = 500, description = "`recording_damaged`: the recording failed verification", body = ErrorEnvelope),
+        (status = 503, description = "`recording_unavailable` or `unavailable`: storage or the key service could not be reached", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn get_recording() {}
+
+#[utoipa::path(
+    delete, path = "/api/v1/recording/{id}", tag = "recordings", operation_id = "delete_recording",
+    summary = "Delete a recording",
+    params(("id" = String, Path, format = "uuid", description = "The recording's id")),
+    responses(
+        (status = 200, description = "Recording deleted successfully", body = EmptyReply),
+        (status = 404, description = "`recording_not_found`", body = ErrorEnvelope),
+        (status = 503, description = "`recording_unavailable`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn delete_recording() {}

@@ -52,6 +52,11 @@ pub struct NewMachineRequest {
     /// Run terminals inside a tmux (or screen) session on the machine, so a shell survives a
     /// relay restart (default false).
     pub persistent_shell: Option<bool>,
+    /// Record this machine's terminals (default true; the deployment's `RECORDING` policy can
+    /// turn recording off, or make it required).
+    pub recording: Option<bool>,
+    /// Record keystrokes too (default false: keystrokes include passwords typed at prompts).
+    pub record_input: Option<bool>,
 }
 
 /// The seed sends the port as a string (`"22"`); a JSON integer is accepted too.
@@ -148,6 +153,10 @@ pub struct Machine {
     pub host_key_fingerprint: Option<String>,
     /// Terminals run inside tmux (or screen) on the machine.
     pub persistent_shell: bool,
+    /// Terminals are recorded (see `GET /api/v1/recordings`).
+    pub recording: bool,
+    /// Keystrokes are recorded too.
+    pub record_input: bool,
 }
 
 /// What setting or changing the master password did.
@@ -172,7 +181,8 @@ pub struct AuditEntry {
     /// `master_password_set`, `master_password_changed`, `host_key_pinned`, `host_key_changed`,
     /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
     /// `session_started`, `session_resumed`, `session_ended`, `share_created`, `share_joined`,
-    /// `share_revoked`, `control_granted`, `control_revoked`.
+    /// `share_revoked`, `control_granted`, `control_revoked`, `recording_started`,
+    /// `recording_failed`.
     pub kind: String,
     /// A small object about the event (at most 1 KiB as JSON), e.g. `{"machine_id": 7}`.
     pub details: serde_json::Value,
@@ -199,6 +209,36 @@ pub struct AuditPage {
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<u64>,
+}
+
+/// One of the caller's session recordings (`GET /api/v1/recordings`).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    /// The recording's id (a UUID), for `GET|DELETE /api/v1/recording/{id}`.
+    #[schema(format = "uuid")]
+    pub id: String,
+    pub machine_id: u64,
+    /// The machine's name when the session started.
+    pub machine_name: String,
+    /// When the session started, in Unix milliseconds.
+    pub started_at: i64,
+    /// When it ended (`null` while it runs, or if its relay stopped first).
+    #[schema(required = true)]
+    pub ended_at: Option<i64>,
+    /// Its length in seconds (`null` until it ended).
+    #[schema(required = true)]
+    pub duration_secs: Option<f64>,
+    /// Output bytes recorded.
+    pub bytes: u64,
+    /// The remote shell's exit status, if it exited with one.
+    #[schema(required = true)]
+    pub exit_status: Option<u32>,
+    /// Places where the recording has a gap (storage failing or behind); each is a marker
+    /// event in the recording.
+    pub gaps: u64,
+    /// Keystrokes were recorded too.
+    pub record_input: bool,
 }
 
 /// What walking the caller's chain found.
@@ -365,4 +405,5 @@ replies! {
     SessionOwnerReply => SessionOwner, "Who the session belongs to.";
     AuditPageReply => AuditPage, "A page of the caller's audit log.";
     AuditVerificationReply => AuditVerification, "The caller's audit chain, verified.";
+    RecordingListReply => Vec<Recording>, "The caller's session recordings, newest first.";
 }

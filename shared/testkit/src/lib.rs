@@ -70,6 +70,8 @@ pub fn embedded_config(dir: &std::path::Path) -> domain::config::Config {
         max_machines_per_user: 500,
         kdf_memory_mib: domain::kdf::DEFAULT_MEMORY_MIB,
         kdf_wait: domain::kdf::DEFAULT_WAIT,
+        recording: Default::default(),
+        recordings_bucket: None,
     }
 }
 

@@ -208,6 +208,14 @@ fn machine_to_item(m: &Machine) -> Item {
     if m.persistent_shell {
         item.insert("persistent_shell".into(), AttributeValue::Bool(true));
     }
+    // Written only when not the default, for the same reason: items from before recording
+    // existed read as recorded, without input.
+    if !m.recording {
+        item.insert("recording".into(), AttributeValue::Bool(false));
+    }
+    if m.record_input {
+        item.insert("record_input".into(), AttributeValue::Bool(true));
+    }
     item.insert("vault_gen".into(), n(m.sealed.vault_gen));
     item.insert("wrapped_data_key".into(), b(&m.sealed.wrapped_data_key));
     item.insert("hpke_enc".into(), b(&m.sealed.hpke_enc));
@@ -221,7 +229,7 @@ fn machine_to_item(m: &Machine) -> Item {
 /// half the size (the blobs travel base64-encoded) and the function parses no ciphertext it
 /// would only throw away. (moto evaluates projections slowly in Python: its list figures in
 /// docs/benchmarks.md got worse for it, which says nothing about DynamoDB.)
-const SUMMARY_ATTRIBUTES: [&str; 9] = [
+const SUMMARY_ATTRIBUTES: [&str; 11] = [
     "id",
     "owner_id",
     "name",
@@ -231,6 +239,8 @@ const SUMMARY_ATTRIBUTES: [&str; 9] = [
     "organization",
     "host_key_fingerprint",
     "persistent_shell",
+    "recording",
+    "record_input",
 ];
 
 fn summary_from_item(item: &Item) -> Result<MachineSummary, StoreError> {
@@ -245,6 +255,8 @@ fn summary_from_item(item: &Item) -> Result<MachineSummary, StoreError> {
         organization: f.opt_s("organization")?,
         host_key_fingerprint: f.opt_s("host_key_fingerprint")?,
         persistent_shell: f.opt_bool("persistent_shell")?.unwrap_or(false),
+        recording: f.opt_bool("recording")?.unwrap_or(true),
+        record_input: f.opt_bool("record_input")?.unwrap_or(false),
     })
 }
 
@@ -261,6 +273,8 @@ fn machine_from_item(item: &Item) -> Result<Machine, StoreError> {
         organization: summary.organization,
         host_key_fingerprint: summary.host_key_fingerprint,
         persistent_shell: summary.persistent_shell,
+        recording: summary.recording,
+        record_input: summary.record_input,
         sealed: SealedSecrets {
             vault_gen: f.n("vault_gen")?,
             wrapped_data_key: f.b("wrapped_data_key")?,
@@ -607,6 +621,8 @@ mod tests {
             organization: None,
             host_key_fingerprint: None,
             persistent_shell,
+            recording: !persistent_shell,
+            record_input: persistent_shell,
             sealed: SealedSecrets {
                 vault_gen: 1,
                 wrapped_data_key: vec![1],
@@ -626,5 +642,11 @@ mod tests {
         let old = machine_to_item(&machine(false));
         assert!(!old.contains_key("persistent_shell"));
         assert!(!machine_from_item(&old).unwrap().persistent_shell);
+        // The recording toggles: defaults are not written, and read back as on / off.
+        assert!(!old.contains_key("recording") && !old.contains_key("record_input"));
+        let plain = machine_from_item(&old).unwrap();
+        assert!(plain.recording && !plain.record_input);
+        let flipped = summary_from_item(&item).unwrap();
+        assert!(!flipped.recording && flipped.record_input);
     }
 }

@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS machines (
     hpke_enc BLOB NOT NULL,
     ciphertext BLOB NOT NULL,
     created_at INTEGER NOT NULL,
-    persistent_shell INTEGER NOT NULL DEFAULT 0
+    persistent_shell INTEGER NOT NULL DEFAULT 0,
+    recording INTEGER NOT NULL DEFAULT 1,
+    record_input INTEGER NOT NULL DEFAULT 0
 );
 DROP INDEX IF EXISTS machines_by_owner;
 CREATE TABLE IF NOT EXISTS vaults (
@@ -105,6 +107,14 @@ ALTER TABLE machines ADD COLUMN persistent_shell INTEGER NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS machines_listing;
 ";
 
+/// Files written before the recording toggles existed get their columns (old rows read as
+/// recorded, without input), in the same transaction as the migration above.
+const ADD_RECORDING: &str = "
+ALTER TABLE machines ADD COLUMN recording INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE machines ADD COLUMN record_input INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS machines_listing;
+";
+
 /// The owner's machines in id order with every listed column, so a listing reads the index
 /// alone and never visits the rows (whose sealed blobs it has no use for). Get, delete and
 /// count use its (owner_id, id) prefix. Created after the migration above, which drops the
@@ -112,7 +122,7 @@ DROP INDEX IF EXISTS machines_listing;
 const LISTING_INDEX: &str = "
 CREATE INDEX IF NOT EXISTS machines_listing ON machines
     (owner_id, id, name, hostname, port, username, organization, host_key_fingerprint,
-     persistent_shell);
+     persistent_shell, recording, record_input);
 ";
 
 /// Bring an existing file to the current schema (see [`ADD_PERSISTENT_SHELL`]).
@@ -120,17 +130,21 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    let has_column: bool = tx
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('machines') WHERE name = 'persistent_shell'",
-            [],
+    let has_column = |name: &str| {
+        tx.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('machines') WHERE name = ?1",
+            [name],
             |row| row.get::<_, i64>(0),
         )
-        .map_err(unavailable)?
-        > 0;
-    if !has_column {
+        .map(|count| count > 0)
+        .map_err(unavailable)
+    };
+    if !has_column("persistent_shell")? {
         tx.execute_batch(ADD_PERSISTENT_SHELL)
             .map_err(unavailable)?;
+    }
+    if !has_column("recording")? {
+        tx.execute_batch(ADD_RECORDING).map_err(unavailable)?;
     }
     tx.execute_batch(LISTING_INDEX).map_err(unavailable)?;
     tx.commit().map_err(unavailable)
@@ -138,9 +152,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// The summary columns come first, in [`summary_from_row`]'s order, so one mapper serves both.
 const SUMMARY_COLUMNS: &str = "id, owner_id, name, hostname, port, username, organization, \
-     host_key_fingerprint, persistent_shell";
+     host_key_fingerprint, persistent_shell, recording, record_input";
 const MACHINE_COLUMNS: &str = "id, owner_id, name, hostname, port, username, organization, \
-     host_key_fingerprint, persistent_shell, vault_gen, wrapped_data_key, hpke_enc, ciphertext, \
+     host_key_fingerprint, persistent_shell, recording, record_input, vault_gen, wrapped_data_key, hpke_enc, ciphertext, \
      created_at";
 
 impl SqliteStore {
@@ -232,12 +246,14 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<MachineSummary> {
         organization: row.get(6)?,
         host_key_fingerprint: row.get(7)?,
         persistent_shell: row.get(8)?,
+        recording: row.get(9)?,
+        record_input: row.get(10)?,
     })
 }
 
 fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
     let summary = summary_from_row(row)?;
-    let vault_gen: i64 = row.get(9)?;
+    let vault_gen: i64 = row.get(11)?;
     Ok(Machine {
         id: summary.id,
         owner_id: summary.owner_id,
@@ -248,13 +264,15 @@ fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
         organization: summary.organization,
         host_key_fingerprint: summary.host_key_fingerprint,
         persistent_shell: summary.persistent_shell,
+        recording: summary.recording,
+        record_input: summary.record_input,
         sealed: SealedSecrets {
             vault_gen: vault_gen as u32,
-            wrapped_data_key: row.get(10)?,
-            hpke_enc: row.get(11)?,
-            ciphertext: row.get(12)?,
+            wrapped_data_key: row.get(12)?,
+            hpke_enc: row.get(13)?,
+            ciphertext: row.get(14)?,
         },
-        created_at: row.get(13)?,
+        created_at: row.get(15)?,
     })
 }
 
@@ -308,8 +326,8 @@ impl Store for SqliteStore {
                 .execute(
                     &format!(
                         "INSERT OR IGNORE INTO machines ({MACHINE_COLUMNS}) \
-                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
-                         WHERE EXISTS (SELECT 1 FROM vaults WHERE owner_id = ?2 AND generation = ?10)"
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 \
+                         WHERE EXISTS (SELECT 1 FROM vaults WHERE owner_id = ?2 AND generation = ?12)"
                     ),
                     params![
                         m.id as i64,
@@ -321,6 +339,8 @@ impl Store for SqliteStore {
                         m.organization,
                         m.host_key_fingerprint,
                         m.persistent_shell,
+                        m.recording,
+                        m.record_input,
                         m.sealed.vault_gen,
                         m.sealed.wrapped_data_key,
                         m.sealed.hpke_enc,
@@ -655,6 +675,7 @@ mod tests {
         assert!(!machine.persistent_shell);
         let listed = store.list_summaries("a@example.com").await.unwrap();
         assert!(!listed[0].persistent_shell);
+        assert!(listed[0].recording && !listed[0].record_input);
         drop(store);
         // Opening again finds the column and leaves it alone.
         SqliteStore::open(dir.path()).unwrap();

@@ -100,6 +100,22 @@ pub const RELAY_FORWARDED_SOCKETS: Metric = Metric {
     help: "Terminal WebSockets forwarded to another relay",
 };
 
+/// Sealed recording bytes stored (chunks, as written to the recording storage).
+pub const RELAY_RECORDING_BYTES: Metric = Metric {
+    name: "sushi_relay_recording_bytes_total",
+    help: "Sealed session-recording bytes written to recording storage",
+};
+/// Recording writes (a chunk, the header probe, the end) that failed or timed out.
+pub const RELAY_RECORDING_WRITE_FAILURES: Metric = Metric {
+    name: "sushi_relay_recording_write_failures_total",
+    help: "Session-recording writes that failed or timed out",
+};
+/// Terminal events the recorder's bounded queue had no room for (each leaves a marked gap).
+pub const RELAY_RECORDING_QUEUE_DROPS: Metric = Metric {
+    name: "sushi_relay_recording_queue_drops_total",
+    help: "Terminal events dropped because a recorder's queue was full",
+};
+
 /// Every metric, for the documentation check.
 pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
@@ -118,6 +134,9 @@ pub const ALL: &[Metric] = &[
     RELAY_WEBSOCKET_CLOSES,
     RELAY_REDIS_ERRORS,
     RELAY_FORWARDED_SOCKETS,
+    RELAY_RECORDING_BYTES,
+    RELAY_RECORDING_WRITE_FAILURES,
+    RELAY_RECORDING_QUEUE_DROPS,
 ];
 
 #[cfg(test)]

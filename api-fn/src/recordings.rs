@@ -1,0 +1,84 @@
+//! `GET /api/v1/recordings`, `GET|DELETE /api/v1/recording/{id}`: the caller's own session
+//! recordings (see `domain::recording` and docs/recording.md). The owner comes from the
+//! session, never from the request; another user's recording answers 404 exactly like a
+//! missing one (the storage is addressed by owner, so it *is* missing for them). An id that is
+//! not a lower-case UUID is a 404 too: it cannot name a recording.
+//!
+//! The fetch answers the decrypted asciicast v2 text itself (`application/x-asciicast`), not
+//! an envelope, so a player can load the URL directly; errors are envelopes as everywhere.
+//! A recording that fails verification (a chunk tampered with, reordered, missing, or no
+//! final chunk) is refused with `recording_damaged` and the chunk named, never returned in
+//! part.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use domain::recording::{RecordingId, RecordingView, Recordings};
+use edge::extract::Caller;
+use edge::{ApiError, ErrorCode, Reply};
+use std::sync::Arc;
+
+use crate::AppState;
+
+fn service(state: &AppState) -> Result<&Arc<Recordings>, ApiError> {
+    state.machines.recordings().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "Recording is not enabled on this server",
+        )
+    })
+}
+
+fn id(raw: &str) -> Result<RecordingId, ApiError> {
+    RecordingId::parse(raw).map_err(ApiError::from)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+) -> Result<Reply<Vec<RecordingView>>, ApiError> {
+    let recordings = service(&state)?.list(&owner).await?;
+    let size_hint = 64 + recordings.len() * 256;
+    Ok(Reply::ok("Recordings fetched successfully", recordings).with_size_hint(size_hint))
+}
+
+pub async fn fetch(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = id(&raw)?;
+    let cast = service(&state)?.fetch(&owner, &id).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-asciicast"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        cast,
+    )
+        .into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    Path(raw): Path<String>,
+) -> Result<Reply<()>, ApiError> {
+    let id = id(&raw)?;
+    service(&state)?.delete(&owner, &id).await?;
+    Ok(Reply::ok("Recording deleted successfully", ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_id_is_not_found() {
+        let err = id("../../x").err().map(|e| e.code());
+        assert_eq!(err, Some(ErrorCode::RecordingNotFound));
+    }
+}

@@ -1,0 +1,345 @@
+//! The recording service against an in-memory object map and a test key provider that, like
+//! the real ones, unwraps a key only under the context it was wrapped with.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::keys::{DataKey, EncryptionContext, KeyError};
+
+#[derive(Default)]
+struct Memory {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl RecordingStore for Memory {
+    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), StorageError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StorageError("down".into()));
+        }
+        self.objects.lock().unwrap().insert(name.to_owned(), body);
+        Ok(())
+    }
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.objects.lock().unwrap().get(name).cloned())
+    }
+    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    async fn delete(&self, names: &[String]) -> Result<(), StorageError> {
+        let mut objects = self.objects.lock().unwrap();
+        for name in names {
+            objects.remove(name);
+        }
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
+/// Wraps by XOR with the context's hash: enough to bind a key to its context in a test.
+struct TestKeys;
+
+fn mask(context: &EncryptionContext) -> [u8; 32] {
+    Sha256::digest(context.canonical_bytes()).into()
+}
+
+#[async_trait]
+impl KeyProvider for TestKeys {
+    async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey, KeyError> {
+        let plaintext: [u8; 32] = rand::random();
+        let mut wrapped = plaintext.to_vec();
+        for (w, m) in wrapped.iter_mut().zip(mask(context)) {
+            *w ^= m;
+        }
+        let check = Sha256::digest(plaintext);
+        wrapped.extend_from_slice(&check[..4]);
+        Ok(DataKey {
+            plaintext: Zeroizing::new(plaintext),
+            wrapped,
+        })
+    }
+    async fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let mut key = [0u8; 32];
+        for ((k, w), m) in key.iter_mut().zip(&wrapped[..32]).zip(mask(context)) {
+            *k = w ^ m;
+        }
+        if Sha256::digest(key)[..4] != wrapped[32..] {
+            return Err(KeyError::Denied("wrong context".into()));
+        }
+        Ok(Zeroizing::new(key))
+    }
+    fn describe(&self) -> String {
+        "test".into()
+    }
+}
+
+fn service() -> (Arc<Memory>, Recordings) {
+    let store = Arc::new(Memory::default());
+    let recordings = Recordings::new(store.clone(), Arc::new(TestKeys), Policy::On);
+    (store, recordings)
+}
+
+fn alice() -> Identity {
+    Identity("alice@example.com".into())
+}
+
+const ID: &str = "0b7c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
+
+fn subject(record_input: bool) -> Subject<'static> {
+    Subject {
+        machine_id: 7,
+        machine_name: "web",
+        record_input,
+        cols: 80,
+        rows: 24,
+    }
+}
+
+async fn recorded(recordings: &Recordings, record_input: bool) -> Writer {
+    let mut writer = recordings
+        .begin(
+            &alice(),
+            RecordingId::parse(ID).unwrap(),
+            subject(record_input),
+        )
+        .await
+        .unwrap();
+    let t = Instant::now();
+    writer.output(t, b"$ ");
+    writer.input(t, b"hunter2\r");
+    writer.flush().await.unwrap();
+    writer.resize(t, 100, 30);
+    writer.output(t, "caf\u{e9}".as_bytes());
+    writer.flush().await.unwrap();
+    writer.output(t, b"\r\nbye\r\n");
+    writer
+        .finish(Ending {
+            exit_status: Some(0),
+        })
+        .await
+        .unwrap();
+    writer
+}
+
+fn chunk(index: u64) -> String {
+    chunk_name(&alice(), &RecordingId::parse(ID).unwrap(), index)
+}
+
+#[tokio::test]
+async fn a_recording_replays_its_output_and_lists_its_facts() {
+    let (_, recordings) = service();
+    recorded(&recordings, false).await;
+    let id = RecordingId::parse(ID).unwrap();
+    let cast = recordings.fetch(&alice(), &id).await.unwrap();
+    assert_eq!(
+        cast::replay_output(&cast).unwrap(),
+        "$ caf\u{e9}\r\nbye\r\n".as_bytes()
+    );
+    let text = String::from_utf8(cast).unwrap();
+    assert!(text.starts_with("{\"version\":2,\"width\":80,\"height\":24"));
+    assert!(text.contains("\"r\",\"100x30\""));
+    assert!(!text.contains("hunter2"), "input is off by default");
+    let listed = recordings.list(&alice()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, ID);
+    assert_eq!(listed[0].exit_status, Some(0));
+    assert_eq!(listed[0].bytes, 2 + 5 + 7);
+    assert!(listed[0].ended_at.is_some());
+}
+
+#[tokio::test]
+async fn input_is_recorded_only_when_turned_on() {
+    let (_, recordings) = service();
+    recorded(&recordings, true).await;
+    let cast = recordings
+        .fetch(&alice(), &RecordingId::parse(ID).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8(cast)
+            .unwrap()
+            .contains(",\"i\",\"hunter2\\r\"]")
+    );
+}
+
+#[tokio::test]
+async fn another_owner_sees_nothing() {
+    let (_, recordings) = service();
+    recorded(&recordings, false).await;
+    let mallory = Identity("mallory@example.com".into());
+    let id = RecordingId::parse(ID).unwrap();
+    assert!(recordings.list(&mallory).await.unwrap().is_empty());
+    assert!(matches!(
+        recordings.fetch(&mallory, &id).await,
+        Err(DomainError::RecordingNotFound)
+    ));
+    assert!(matches!(
+        recordings.delete(&mallory, &id).await,
+        Err(DomainError::RecordingNotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_recording_moved_to_another_owner_does_not_open() {
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    let mallory = Identity("mallory@example.com".into());
+    let id = RecordingId::parse(ID).unwrap();
+    let copied: Vec<(String, Vec<u8>)> = store
+        .objects
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.replace(&owner_prefix(&alice()), &owner_prefix(&mallory)),
+                v.clone(),
+            )
+        })
+        .collect();
+    store.objects.lock().unwrap().extend(copied);
+    let err = recordings.fetch(&mallory, &id).await.unwrap_err();
+    assert!(matches!(err, DomainError::RecordingDamaged(_)), "{err}");
+}
+
+async fn damaged(change: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) -> String {
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    change(&mut store.objects.lock().unwrap());
+    match recordings
+        .fetch(&alice(), &RecordingId::parse(ID).unwrap())
+        .await
+    {
+        Err(DomainError::RecordingDamaged(why)) => why,
+        other => panic!("expected a damaged recording, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_chunk_is_detected() {
+    let why = damaged(|objects| {
+        let blob = objects.get_mut(&chunk(1)).unwrap();
+        let last = blob.len() - 1;
+        blob[last] ^= 0x01;
+    })
+    .await;
+    assert!(why.contains("chunk 1 failed authentication"), "{why}");
+}
+
+#[tokio::test]
+async fn reordered_chunks_are_detected() {
+    let why = damaged(|objects| {
+        let one = objects.remove(&chunk(1)).unwrap();
+        let two = objects.remove(&chunk(2)).unwrap();
+        objects.insert(chunk(1), two);
+        objects.insert(chunk(2), one);
+    })
+    .await;
+    assert!(why.contains("chunk 1 failed authentication"), "{why}");
+}
+
+#[tokio::test]
+async fn a_truncated_recording_is_detected() {
+    // The final chunk (index 3) removed: chunks 0..=2 still open, but nothing says "last".
+    let why = damaged(|objects| {
+        objects.remove(&chunk(3));
+    })
+    .await;
+    assert!(why.contains("chunk 3 is missing"), "{why}");
+}
+
+#[tokio::test]
+async fn a_hole_in_the_indices_is_detected() {
+    let why = damaged(|objects| {
+        objects.remove(&chunk(1));
+    })
+    .await;
+    assert!(why.contains("chunk 1 is missing"), "{why}");
+}
+
+#[tokio::test]
+async fn a_failed_write_keeps_the_buffer_and_the_indices_gapless() {
+    let (store, recordings) = service();
+    let mut writer = recordings
+        .begin(&alice(), RecordingId::parse(ID).unwrap(), subject(false))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    writer.output(t, b"one ");
+    store.failing.store(true, Ordering::SeqCst);
+    assert!(writer.flush().await.is_err());
+    writer.output(t, b"two ");
+    store.failing.store(false, Ordering::SeqCst);
+    writer.flush().await.unwrap();
+    writer.output(t, b"lost");
+    writer.abandon_pending(t);
+    writer.output(t, b"three");
+    writer.finish(Ending::default()).await.unwrap();
+    let cast = recordings
+        .fetch(&alice(), &RecordingId::parse(ID).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(cast::replay_output(&cast).unwrap(), b"one two three");
+    assert!(String::from_utf8(cast).unwrap().contains("\"m\",\"gap: "));
+    assert_eq!(recordings.list(&alice()).await.unwrap()[0].gaps, 1);
+}
+
+#[tokio::test]
+async fn begin_fails_when_storage_is_down() {
+    let (store, recordings) = service();
+    store.failing.store(true, Ordering::SeqCst);
+    let err = recordings
+        .begin(&alice(), RecordingId::parse(ID).unwrap(), subject(false))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, DomainError::RecordingUnavailable(_)));
+}
+
+#[tokio::test]
+async fn delete_removes_every_object() {
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    recordings
+        .delete(&alice(), &RecordingId::parse(ID).unwrap())
+        .await
+        .unwrap();
+    assert!(store.objects.lock().unwrap().is_empty());
+}
+
+#[test]
+fn ids_are_lower_case_uuids_only() {
+    assert!(RecordingId::parse(ID).is_ok());
+    for bad in ["", "../../etc", &ID.to_uppercase(), &format!("{ID}/x")] {
+        assert!(RecordingId::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn policy_decides_with_the_machine_toggle() {
+    assert!(!Policy::Off.records(true));
+    assert!(Policy::On.records(true));
+    assert!(!Policy::On.records(false));
+    assert!(Policy::Required.records(false));
+    assert_eq!(Policy::parse("required"), Some(Policy::Required));
+    assert_eq!(Policy::parse("yes"), None);
+}
