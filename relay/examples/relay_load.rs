@@ -331,8 +331,8 @@ impl Live {
                     self.term.output.clear();
                 }
                 Some(Frame::Event(_)) => self.term.events.clear(),
-                Some(Frame::Closed(code, _)) => {
-                    let read = self.recover(code, ctx).await?;
+                Some(Frame::Closed(code, reason)) => {
+                    let read = self.recover(code, &reason, ctx).await?;
                     got.append(&mut self.early);
                     // Keystrokes the relay had read before the socket died reached the shell;
                     // the rest are sent again, as a resuming client does.
@@ -361,9 +361,9 @@ impl Live {
     /// The socket closed with `code`. Untouched by the kill: an error. Touched: record how it
     /// ended and, if the terminal's SSH survived (or as a probe of a few that did not), resume
     /// on the surviving relay. Returns the relay's `input_offset`.
-    async fn recover(&mut self, code: u16, ctx: &Ctx) -> Result<u64, Ended> {
+    async fn recover(&mut self, code: u16, reason: &str, ctx: &Ctx) -> Result<u64, Ended> {
         let Some(how) = ctx.touched(self.at) else {
-            return Err(Ended::Closed(format!("closed {code}")));
+            return Err(Ended::Closed(format!("closed {code} {reason}")));
         };
         if self.resumed {
             return Err(Ended::Closed(format!("closed {code} after its resume")));
@@ -473,6 +473,29 @@ impl Live {
     }
 }
 
+/// Keep reading the terminal until the run starts, so that the relay's pings are answered
+/// while thousands of others open (a terminal that does not answer is closed as silent).
+async fn hold_until_start(mut live: Live, ctx: &Ctx) -> Option<Live> {
+    let mut start = ctx.start.clone();
+    loop {
+        tokio::select! {
+            go = start.wait_for(|go| *go) => return go.is_ok().then_some(live),
+            frame = live.term.next(Duration::from_secs(3600)) => match frame {
+                Some(Frame::Output(bytes)) => {
+                    ctx.tally.corrupted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    live.term.output.clear();
+                }
+                Some(Frame::Closed(code, reason)) => {
+                    ctx.tally.fail(live.i, format!("closed {code} {reason} before the run"), 0);
+                    return None;
+                }
+                Some(Frame::Event(_)) => live.term.events.clear(),
+                None => {}
+            }
+        }
+    }
+}
+
 /// Compare what came back with what was sent; count it.
 fn check(tally: &Tally, sent: &[u8], got: &[u8]) {
     let equal = sent.iter().zip(got).filter(|(a, b)| a == b).count();
@@ -569,7 +592,7 @@ async fn idle(mut live: Live, ctx: Ctx, exit: bool) {
                     ctx.tally.corrupted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     live.term.output.clear();
                 }
-                Some(Frame::Closed(code, _)) => match live.recover(code, &ctx).await {
+                Some(Frame::Closed(code, reason)) => match live.recover(code, &reason, &ctx).await {
                     Ok(_) => {
                         let early = std::mem::take(&mut live.early);
                         ctx.tally.corrupted.fetch_add(early.len() as u64, Ordering::Relaxed);
@@ -748,10 +771,9 @@ async fn main() {
             let _ = opened.send(Ok(()));
             // The count ends when every task has reported: let go of the sender now.
             drop(opened);
-            let mut start = ctx.start.clone();
-            if start.wait_for(|go| *go).await.is_err() {
+            let Some(live) = hold_until_start(live, &ctx).await else {
                 return;
-            }
+            };
             match role {
                 Role::Typer => typer(live, ctx).await,
                 Role::Streamer => streamer(live, ctx, pause).await,
@@ -823,12 +845,13 @@ async fn main() {
             loop {
                 every.tick().await;
                 println!(
-                    "  … {:.0} s: {:.1} MiB checked, {} corrupted, {} lost, {} failures, {} keystrokes",
+                    "  … {:.0} s: {:.1} MiB checked, {} corrupted, {} lost, {} failures (first: {:?}), {} keystrokes",
                     run_start.elapsed().as_secs_f64(),
                     tally.checked.load(Ordering::Relaxed) as f64 / 1048576.0,
                     tally.corrupted.load(Ordering::Relaxed),
                     tally.lost.load(Ordering::Relaxed),
                     tally.failures.lock().unwrap().len(),
+                    tally.failures.lock().unwrap().first(),
                     tally.echo_ms.lock().unwrap().len(),
                 );
             }
