@@ -844,15 +844,20 @@ async fn main() {
             every.tick().await;
             loop {
                 every.tick().await;
+                let (failed, first) = {
+                    let failures = tally.failures.lock().unwrap();
+                    (failures.len(), failures.first().cloned())
+                };
+                let keystrokes = tally.echo_ms.lock().unwrap().len();
                 println!(
                     "  … {:.0} s: {:.1} MiB checked, {} corrupted, {} lost, {} failures (first: {:?}), {} keystrokes",
                     run_start.elapsed().as_secs_f64(),
                     tally.checked.load(Ordering::Relaxed) as f64 / 1048576.0,
                     tally.corrupted.load(Ordering::Relaxed),
                     tally.lost.load(Ordering::Relaxed),
-                    tally.failures.lock().unwrap().len(),
-                    tally.failures.lock().unwrap().first(),
-                    tally.echo_ms.lock().unwrap().len(),
+                    failed,
+                    first,
+                    keystrokes,
                 );
             }
         })
