@@ -317,7 +317,12 @@ impl Live {
     /// Send `bytes` and read until as many output bytes came back; they are returned for
     /// checking. A socket the relay kill ended is resumed on the surviving relay first if the
     /// terminal's SSH survived, and whatever the relay had not read is sent again.
-    async fn exchange(&mut self, bytes: &[u8], limit: Duration, ctx: &Ctx) -> Result<Vec<u8>, Ended> {
+    async fn exchange(
+        &mut self,
+        bytes: &[u8],
+        limit: Duration,
+        ctx: &Ctx,
+    ) -> Result<Vec<u8>, Ended> {
         let start = self.typed;
         self.send(bytes).await;
         let mut got = Vec::with_capacity(bytes.len());
@@ -345,7 +350,10 @@ impl Live {
                         _ => {
                             ctx.tally.fail(
                                 self.i,
-                                format!("resumed with input_offset {read}, sent {start}..{}", self.typed),
+                                format!(
+                                    "resumed with input_offset {read}, sent {start}..{}",
+                                    self.typed
+                                ),
                                 bytes.len(),
                             );
                             return Err(Ended::Closed("bad input_offset".to_owned()));
@@ -381,7 +389,8 @@ impl Live {
                 .is_ok()
         };
         if !ssh_survived && !probe() {
-            ctx.tally.kill_end(how, format!("closed {code}, not resumed (SSH gone)"));
+            ctx.tally
+                .kill_end(how, format!("closed {code}, not resumed (SSH gone)"));
             return Err(Ended::Closed(format!("closed {code}")));
         }
         let _permit = ctx.resumes.acquire().await.unwrap();
@@ -400,8 +409,10 @@ impl Live {
         let mut term = match opened {
             Ok(Ok(term)) => term,
             Ok(Err(e)) => {
-                ctx.tally
-                    .kill_end(how, format!("closed {code}, resume refused at upgrade: {e}"));
+                ctx.tally.kill_end(
+                    how,
+                    format!("closed {code}, resume refused at upgrade: {e}"),
+                );
                 return Err(Ended::Closed(format!("resume: {e}")));
             }
             Err(_) => {
@@ -432,7 +443,10 @@ impl Live {
                     ctx.tally.corrupted.fetch_add(1, Ordering::Relaxed);
                     ctx.tally.fail(
                         self.i,
-                        format!("resumed at {offset:?} dropped {dropped:?}, had {}", self.received),
+                        format!(
+                            "resumed at {offset:?} dropped {dropped:?}, had {}",
+                            self.received
+                        ),
                         0,
                     );
                 }
@@ -446,7 +460,8 @@ impl Live {
                 Ok(event["input_offset"].as_u64().unwrap_or(u64::MAX))
             }
             Err(why) => {
-                ctx.tally.kill_end(how, format!("closed {code}, resume {why}"));
+                ctx.tally
+                    .kill_end(how, format!("closed {code}, resume {why}"));
                 if ssh_survived {
                     // The SSH session lived on the surviving relay: this was resumable.
                     return Err(Ended::Closed(format!("resume {why}")));
@@ -619,7 +634,12 @@ async fn exit_shell(mut live: Live, tally: &Tally) {
             None => break Err("no close in 10 s".to_owned()),
         }
     };
-    let exit = live.term.events.iter().find(|e| e["type"] == "exit").cloned();
+    let exit = live
+        .term
+        .events
+        .iter()
+        .find(|e| e["type"] == "exit")
+        .cloned();
     match (outcome, exit) {
         (Ok(1000), Some(event)) if event["code"] == 0 => tally
             .exit_ms
@@ -927,7 +947,10 @@ async fn main() {
         m
     });
     let slowest = outage.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
-    let fastest = outage.iter().map(|(_, ms)| *ms).fold(f64::INFINITY, f64::min);
+    let fastest = outage
+        .iter()
+        .map(|(_, ms)| *ms)
+        .fold(f64::INFINITY, f64::min);
     println!(
         "fault 1, Redis restart (SIGKILL, {:.1} s down): connects during the outage by status {statuses:?}, answers in {fastest:.0}–{slowest:.0} ms; echo/stream bytes checked while Redis was down {checked_down}; Redis back → first connect 200 via A {:.0} ms, via B {:.0} ms; → first full forwarded terminal (connect + WebSocket on the other relay + prompt) A→B {:.0} ms, B→A {:.0} ms",
         back.duration_since(down).as_secs_f64(),
