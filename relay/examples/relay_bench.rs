@@ -8,7 +8,7 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
-//!     [--only connect,throughput,echo,memory,resume] [--think-ms 0] [--echo-writes 1]
+//!     [--only connect,throughput,echo,memory,resume] [--think-ms 0] [--echo-writes 1] [--hold-secs 0]
 //!     [--echo-csv FILE] [--parked 100]
 //! ```
 //!
@@ -548,6 +548,13 @@ async fn main() {
         after,
         (after.saturating_sub(before)) as f64 / open.len() as f64
     );
+    // `--hold-secs N` keeps the terminals open a while longer, for a heap profiler attached to
+    // the relay to take its picture (e.g. a relay run under heaptrack, killed during the hold).
+    let hold = arg("--hold-secs", 0);
+    if hold > 0 {
+        println!("holding {} terminals for {hold} s", open.len());
+        tokio::time::sleep(Duration::from_secs(hold as u64)).await;
+    }
     for term in open {
         drop(term);
     }
