@@ -8,7 +8,7 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
-//!     [--only connect,throughput,echo,memory,resume] [--think-ms 0] [--echo-writes 1]
+//!     [--only connect,throughput,echo,memory,resume] [--think-ms 0] [--echo-writes 1] [--hold-secs 0]
 //!     [--echo-csv FILE] [--parked 100]
 //! ```
 //!
@@ -28,35 +28,19 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{arg, arg_str, percentile, relay_bin, relay_env, rss_kib, start_echo_server, summary};
 use rand::RngCore;
-use russh::server::{Auth, Msg, Server as _, Session};
-use russh::{Channel, ChannelId, CryptoVec};
 use serde_json::json;
 use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn arg_str(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 const PHASES: [&str; 5] = ["connect", "throughput", "echo", "memory", "resume"];
 
@@ -73,130 +57,6 @@ fn phases() -> Vec<&'static str> {
         );
     }
     PHASES.into_iter().filter(|p| wanted.contains(p)).collect()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index]
-}
-
-/// p50, p90, p99 and max of a set of samples (sorts them).
-struct Summary {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn summary(samples: &mut [f64]) -> Summary {
-    Summary {
-        p50: percentile(samples, 0.5),
-        p90: percentile(samples, 0.9),
-        p99: percentile(samples, 0.99),
-        max: percentile(samples, 1.0),
-    }
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            self.p50, self.p90, self.p99, self.max
-        )
-    }
-}
-
-/// A minimal SSH server: any password, a PTY, a shell that prints a prompt and echoes.
-#[derive(Clone)]
-struct Echo;
-
-impl russh::server::Server for Echo {
-    type Handler = Self;
-    fn new_client(&mut self, _: Option<std::net::SocketAddr>) -> Self {
-        Echo
-    }
-}
-
-impl russh::server::Handler for Echo {
-    type Error = russh::Error;
-
-    async fn auth_password(&mut self, _: &str, _: &str) -> Result<Auth, Self::Error> {
-        Ok(Auth::Accept)
-    }
-
-    async fn channel_open_session(
-        &mut self,
-        _: Channel<Msg>,
-        _: &mut Session,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn pty_request(
-        &mut self,
-        _: ChannelId,
-        _: &str,
-        _: u32,
-        _: u32,
-        _: u32,
-        _: u32,
-        _: &[(russh::Pty, u32)],
-        _: &mut Session,
-    ) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    async fn shell_request(
-        &mut self,
-        channel: ChannelId,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        session.data(channel, CryptoVec::from_slice(b"$ "))?;
-        Ok(())
-    }
-
-    async fn data(
-        &mut self,
-        channel: ChannelId,
-        data: &[u8],
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        session.data(channel, CryptoVec::from_slice(data))?;
-        Ok(())
-    }
-}
-
-async fn start_echo_server() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let key = russh::keys::PrivateKey::random(
-        &mut russh::keys::ssh_key::rand_core::OsRng,
-        russh::keys::Algorithm::Ed25519,
-    )
-    .unwrap();
-    let config = Arc::new(russh::server::Config {
-        keys: vec![key],
-        auth_rejection_time: Duration::from_millis(0),
-        ..Default::default()
-    });
-    tokio::spawn(async move {
-        let mut server = Echo;
-        let _ = server.run_on_socket(config, &listener).await;
-    });
-    port
 }
 
 fn ssh_command(key: &std::path::Path, sshd: &testkit::ssh::SharedSshd, remote: &str) -> Command {
@@ -447,40 +307,12 @@ async fn main() {
     let think = Duration::from_millis(arg("--think-ms", 0) as u64);
     let two_writes = arg("--echo-writes", 1) == 2;
     let phases = phases();
-    let relay_bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("relay");
-    assert!(
-        relay_bin.exists(),
-        "build the relay first: {}",
-        relay_bin.display()
-    );
-    let relay_bin = relay_bin.display().to_string();
+    let relay_bin = relay_bin();
 
     let gw = RelayWorld::new().await;
-    let relay = gw.start(
-        &relay_bin,
-        &[
-            ("MAX_SESSIONS", &(sessions + 100).to_string()),
-            // One benchmark user holds every session and connects eight at a time: lift the
-            // per-user caps that protect a shared relay from one account.
-            ("MAX_SESSIONS_PER_USER", &(sessions + 100).to_string()),
-            ("MAX_CONNECTS_PER_USER", "64"),
-            ("RUST_LOG", "warn"),
-            ("IDLE_TIMEOUT_SECS", "3600"),
-            // Argon2id's ~19 MiB working buffer is freed after every unlock; a fixed mmap
-            // threshold makes glibc hand it back to the OS instead of keeping it in a per-thread
-            // arena, so RSS measures sessions rather than allocator retention. (Recommended
-            // for production relays too; see docs/relay-benchmark.md.)
-            ("MALLOC_MMAP_THRESHOLD_", "131072"),
-            ("MALLOC_ARENA_MAX", "2"),
-            ("METRICS_ADDR", "127.0.0.1:0"),
-        ],
-    );
+    let env = relay_env(sessions);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let relay = gw.start(&relay_bin, &env);
     let base = relay.base_url.clone();
     let email = gw.user("bench").await;
     let sshd = testkit::ssh::shared_sshd();
@@ -716,6 +548,13 @@ async fn main() {
         after,
         (after.saturating_sub(before)) as f64 / open.len() as f64
     );
+    // `--hold-secs N` keeps the terminals open a while longer, for a heap profiler attached to
+    // the relay to take its picture (e.g. a relay run under heaptrack, killed during the hold).
+    let hold = arg("--hold-secs", 0);
+    if hold > 0 {
+        println!("holding {} terminals for {hold} s", open.len());
+        tokio::time::sleep(Duration::from_secs(hold as u64)).await;
+    }
     for term in open {
         drop(term);
     }

@@ -134,7 +134,12 @@ impl Terminal {
             tokio_tungstenite::connect_async_with_config(request, None, nodelay),
         )
         .await
-        .expect("websocket handshake timed out")?;
+        .map_err(|_| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "websocket handshake timed out",
+            ))
+        })??;
         Ok(Self {
             ws,
             output: Vec::new(),
@@ -155,6 +160,19 @@ impl Terminal {
             .send(Message::Binary(bytes.to_vec().into()))
             .await
             .expect("send binary frame");
+    }
+
+    /// Like [`Terminal::send_bytes`], but a socket that died under the client is an error, not a
+    /// panic (for load tools, whose relays are killed on purpose).
+    pub async fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.sent.extend_from_slice(bytes);
+        self.ws.send(Message::Binary(bytes.to_vec().into())).await
+    }
+
+    /// Like [`Terminal::ack`], returning the error instead of panicking.
+    pub async fn try_ack(&mut self, offset: u64) -> Result<(), Error> {
+        let ack = serde_json::json!({"type": "ack", "offset": offset}).to_string();
+        self.ws.send(Message::Text(ack.into())).await
     }
 
     pub async fn send_text(&mut self, text: &str) {
