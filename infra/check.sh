@@ -30,7 +30,7 @@
 #   SUSHI_LAMBDA_TARGET_DIR  CARGO_TARGET_DIR of the cross build (default
 #                            ~/.cache/sushi/lambda-target, kept between runs: a cold build takes
 #                            ~11 CPU-minutes on 2 cores, a warm one seconds)
-#   SUSHI_ZIP_BUDGET_BYTES   size budget of bootstrap.zip (default 5 MB)
+#   SUSHI_ZIP_BUDGET_BYTES   size budget of bootstrap.zip (default 6 MB)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,7 +39,7 @@ state=${SUSHI_STATE_DIR:-$repo/.local}
 logs=$state/logs
 venv=$state/venv-infra
 awscli_venv=$state/venv-awscli
-zip_budget=${SUSHI_ZIP_BUDGET_BYTES:-5000000}
+zip_budget=${SUSHI_ZIP_BUDGET_BYTES:-6000000}
 lambda_target=${SUSHI_LAMBDA_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sushi/lambda-target}
 zip=$repo/target/lambda/api-fn/bootstrap.zip
 only=${SUSHI_CHECK_ONLY:-template images compose provision zip deploy web e2e}
