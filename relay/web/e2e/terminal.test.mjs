@@ -4,6 +4,7 @@
 // drop (the proxy cuts its connections) after which the tab reconnects to the same shell, and a
 // relay loss (sushi killed and restarted) after which Re-attach brings back a persistent shell,
 // and a share link opened in a second browser that shows the owner's screen and typing live.
+// And a recording: the closed terminal's session played in the Recordings view, searched for a word.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -407,5 +408,87 @@ test('a share link opened in another browser shows the screen, then the owner ty
       } finally {
         await other.close();
       }
+    });
+  });
+
+/** The time of the first output event by which the recording's output, escapes removed, holds
+ * `word`: computed here independently of src/cast.ts, as the oracle for the player's search. */
+function firstOutputTime(castText, word) {
+  const strip = (s) => s
+    .replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g, '')
+    .replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '')
+    .replace(/\x1b[ -/]*[0-~]/g, '')
+    .replace(/[\x00-\x09\x0b-\x1f\x7f]/g, '');
+  let output = '';
+  for (const line of castText.split('\n').slice(1)) {
+    if (!line) continue;
+    const [time, code, data] = JSON.parse(line);
+    if (code !== 'o') continue;
+    output += data;
+    if (strip(output).includes(word)) return time;
+  }
+  throw new Error(`${word} is not in the recording`);
+}
+
+test('a closed terminal\'s recording plays in the Recordings view, and search jumps to a word',
+  { timeout: 120_000 }, async () => {
+    await withBrowser({}, async (page) => {
+      await openTerminal(page, sushi.baseUrl);
+      await run(page, 'echo before-$((6*7))', /^before-42$/, 'output before the word');
+      await page.waitForTimeout(1500);
+      const word = `needle-${Math.random().toString(36).slice(2, 8)}`;
+      await run(page, `echo ${word}`, new RegExp(`^${word}$`), 'the word');
+      await run(page, 'seq 1 40', /^40$/, 'output after the word');
+      await page.getByRole('button', { name: 'Close terminal test-sshd' }).click();
+
+      // The final chunk is written when the relay ends the session: wait until it reads back.
+      let castText = null;
+      const deadline = Date.now() + 20_000;
+      while (castText === null && Date.now() < deadline) {
+        castText = await page.evaluate(async () => {
+          const list = await (await fetch('/api/v1/recordings')).json();
+          const id = list.data[0]?.id;
+          if (!id) return null;
+          const answer = await fetch(`/api/v1/recording/${id}`);
+          return answer.ok ? answer.text() : null;
+        });
+        if (castText === null) await page.waitForTimeout(250);
+      }
+      assert.ok(castText, 'the recording reads back after the terminal closed');
+      const expected = firstOutputTime(castText, word);
+      assert.ok(expected > 1, `the word comes after the pause (${expected} s)`);
+
+      await page.getByRole('tab', { name: 'Recordings' }).click();
+      const row = page.locator('#recording-rows tr');
+      await row.first().waitFor();
+      assert.equal(await row.count(), 1);
+      assert.match(await row.first().textContent(), /test-sshd/);
+      await page.getByRole('button', { name: /^Play test-sshd/ }).click();
+      const player = page.locator('.player');
+      await player.waitFor();
+      // Playing; paused and taken back to the start with the slider, so that the search
+      // starts before the word however far the playback got.
+      await page.getByRole('button', { name: 'Pause' }).click();
+      await player.getByLabel('Position').fill('0');
+      await page.waitForFunction(() =>
+        document.querySelector('.player-time')?.getAttribute('data-time') === '0');
+
+      await page.getByLabel('Search the recording').fill(word);
+      await page.getByRole('button', { name: 'Find' }).click();
+      await player.getByText(/^found at /).waitFor();
+      const time = Number(await player.locator('.player-time').getAttribute('data-time'));
+      assert.equal(time, expected, 'the player is at the event that completes the word');
+      assert.equal(await page.getByRole('button', { name: 'Play', exact: true }).count(), 1, 'paused');
+      const playerLines = () => player.locator('.xterm-rows > div').evaluateAll((rows) =>
+        rows.map((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').trimEnd()));
+      let lines = [];
+      for (let i = 0; i < 100 && !lines.some((l) => l.includes(`echo ${word}`)); i += 1) {
+        if (i > 0) await page.waitForTimeout(50);
+        lines = await playerLines();
+      }
+      assert.ok(lines.some((l) => l.includes(`echo ${word}`)),
+        `the player's screen shows the word:\n${lines.join('\n')}`);
+      assert.ok(!lines.some((l) => l === '40'), 'and not the output that came after it');
+      await page.screenshot({ path: join(artifacts, 'player-found.png'), fullPage: true });
     });
   });

@@ -30,6 +30,20 @@ export interface Machine {
   record_input: boolean;
 }
 
+/** One row of `GET /api/v1/recordings` (times in Unix ms). */
+export interface Recording {
+  id: string;
+  machine_id: number;
+  machine_name: string;
+  started_at: number;
+  ended_at: number | null;
+  duration_secs: number | null;
+  bytes: number;
+  exit_status: number | null;
+  gaps: number;
+  record_input: boolean;
+}
+
 export interface Providers {
   providers: { id: string; name: string }[];
   dev: boolean;
@@ -65,6 +79,26 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return envelope.data;
 }
 
+/** A recording's asciicast text: not an envelope on success, one on failure. */
+async function fetchRecording(id: string): Promise<string> {
+  let response: Response;
+  try {
+    response = await fetch(`/api/v1/recording/${encodeURIComponent(id)}`,
+      { credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, 'The server could not be reached; check your connection.');
+  }
+  if (response.ok) return response.text();
+  let envelope: Envelope<unknown> | null = null;
+  try {
+    envelope = (await response.json()) as Envelope<unknown>;
+  } catch {
+    envelope = null;
+  }
+  throw new ApiError(response.status,
+    envelope?.message || `${response.status} ${response.statusText}`, envelope?.code);
+}
+
 export const api = {
   providers: () => call<Providers>('GET', '/api/v1/auth/providers'),
   me: () => call<{ email: string }>('GET', '/api/v1/auth/me'),
@@ -78,6 +112,10 @@ export const api = {
   setMasterPassword: (password: string, current?: string) =>
     call<unknown>('PUT', '/api/v1/master-password',
       current ? { password, current_password: current } : { password }),
+  recordings: () => call<Recording[]>('GET', '/api/v1/recordings'),
+  recording: fetchRecording,
+  deleteRecording: (id: string) =>
+    call<null>('DELETE', `/api/v1/recording/${encodeURIComponent(id)}`),
   /** A ticket for a new terminal; with `reattach`, one that re-attaches that persistent (tmux)
    * shell instead of starting a new one. */
   connect: (id: number, password: string, reattach?: string) =>

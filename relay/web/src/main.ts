@@ -1,10 +1,13 @@
-// suSHi web app: sign-in, the machine list, add/delete, the master password, and terminals in
-// tabs. Plain DOM on purpose (a few screens do not need a framework): every piece of user or
-// server data reaches the page through textContent / value / attributes, never innerHTML.
+// suSHi web app: sign-in, the machine list, add/delete, the master password, terminals in
+// tabs, and the recordings list with its player (src/player.ts). Plain DOM on purpose (a few
+// screens do not need a framework): every piece of user or server data reaches the page
+// through textContent / value / attributes, never innerHTML.
 
-import { api, ApiError, Machine } from './api';
+import { api, ApiError, Machine, type Recording } from './api';
+import { formatTime, parseCast } from './cast';
 import { KeyBar } from './keybar';
 import { loadSaved, type SavedTerminal, storeSaved } from './resume';
+import { Player } from './player';
 import { parseShareFragment, SharePanel, ShareViewer } from './share';
 import { State, TerminalSession } from './terminal';
 
@@ -79,6 +82,7 @@ function show(view: 'loading' | 'signin' | 'app' | 'share'): void {
 
 async function showSignIn(message?: string): Promise<void> {
   closeAllTerminals();
+  closePlayer();
   $('whoami').hidden = true;
   $('signout').hidden = true;
   $('settings').hidden = true;
@@ -197,19 +201,91 @@ function setupMasterForm(): void {
 }
 
 function askDelete(machine: Machine, button: HTMLButtonElement): void {
-  const dialog = $<HTMLDialogElement>('delete-dialog');
-  $('delete-target').textContent =
-    `${machine.name} (${machine.username}@${machine.hostname}:${machine.port}) will be deleted with its saved credentials.`;
-  dialog.onclose = () => {
-    if (dialog.returnValue !== 'delete') return;
-    void busy(button, async () => {
+  confirmDelete('Delete machine?',
+    `${machine.name} (${machine.username}@${machine.hostname}:${machine.port}) will be deleted with its saved credentials.`,
+    button, async () => {
       await api.deleteMachine(machine.id);
       await refreshMachines();
       notify(`Machine "${machine.name}" deleted.`, 'info');
     });
+}
+
+/** The delete dialog: `work` runs (with `button` busy) only when the user confirms. */
+function confirmDelete(title: string, target: string, button: HTMLButtonElement,
+  work: () => Promise<void>): void {
+  const dialog = $<HTMLDialogElement>('delete-dialog');
+  $('delete-title').textContent = title;
+  $('delete-target').textContent = target;
+  dialog.onclose = () => {
+    if (dialog.returnValue !== 'delete') return;
+    void busy(button, work);
   };
   dialog.returnValue = '';
   dialog.showModal();
+}
+
+// ---- recordings ----------------------------------------------------------------------------
+
+let player: Player | null = null;
+/** The recording the player shows: deleting it closes the player. */
+let playing: string | null = null;
+
+function closePlayer(): void {
+  player?.dispose();
+  player = null;
+  playing = null;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function recordingLabel(recording: Recording): string {
+  return `${recording.machine_name} ${new Date(recording.started_at).toLocaleString()}`;
+}
+
+async function refreshRecordings(): Promise<void> {
+  const recordings = await api.recordings();
+  const rows = $('recording-rows');
+  rows.replaceChildren();
+  for (const recording of recordings) {
+    const row = el('tr', { 'data-recording-id': recording.id });
+    const label = recordingLabel(recording);
+    row.append(
+      el('td', {}, recording.machine_name),
+      el('td', {}, new Date(recording.started_at).toLocaleString()),
+      el('td', {}, recording.duration_secs === null ? 'in progress'
+        : formatTime(recording.duration_secs)),
+      el('td', {}, formatBytes(recording.bytes)),
+      el('td', {}, recording.exit_status === null ? '—' : String(recording.exit_status)),
+    );
+    const actions = el('td');
+    const play = el('button', { type: 'button', class: 'small', 'aria-label': `Play ${label}` },
+      'Play');
+    play.addEventListener('click', () => void busy(play, async () => {
+      const cast = parseCast(await api.recording(recording.id));
+      closePlayer();
+      player = new Player(cast, label);
+      playing = recording.id;
+      $('player-host').append(player.element);
+      player.play();
+    }));
+    const remove = el('button', { type: 'button', class: 'small secondary',
+      'aria-label': `Delete ${label}` }, 'Delete');
+    remove.addEventListener('click', () => confirmDelete('Delete recording?',
+      `The recording of ${label} will be deleted.`, remove, async () => {
+        await api.deleteRecording(recording.id);
+        if (playing === recording.id) closePlayer();
+        await refreshRecordings();
+        notify('Recording deleted.', 'info');
+      }));
+    actions.append(play, remove);
+    row.append(actions);
+    rows.append(row);
+  }
+  $('no-recordings').hidden = recordings.length > 0;
 }
 
 // ---- connect and terminal tabs ------------------------------------------------------------
@@ -413,10 +489,12 @@ function coarsePointer(): boolean {
 }
 
 function selectTab(id: string): void {
-  const machinesSelected = id === 'machines';
-  $('tab-machines').setAttribute('aria-selected', String(machinesSelected));
-  $('panel-machines').hidden = !machinesSelected;
-  $('terminal-panels').hidden = machinesSelected;
+  for (const fixed of ['machines', 'recordings']) {
+    $(`tab-${fixed}`).setAttribute('aria-selected', String(id === fixed));
+    $(`panel-${fixed}`).hidden = id !== fixed;
+  }
+  $('terminal-panels').hidden = id === 'machines' || id === 'recordings';
+  if (id !== 'recordings') player?.pause();
   for (const tab of tabs.values()) {
     const selected = tab.id === id;
     tab.button.setAttribute('aria-selected', String(selected));
@@ -460,6 +538,12 @@ function setupTabKeys(): void {
     next.click();
   });
   $('tab-machines').addEventListener('click', () => selectTab('machines'));
+  $('tab-recordings').addEventListener('click', () => {
+    selectTab('recordings');
+    void busy(null, refreshRecordings);
+  });
+  $('recordings-refresh').addEventListener('click', () =>
+    void busy($<HTMLButtonElement>('recordings-refresh'), refreshRecordings));
 }
 
 // ---- start ---------------------------------------------------------------------------------
