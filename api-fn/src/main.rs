@@ -59,23 +59,22 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Token { email, ttl_secs }) => match print_token(&config, &email, ttl_secs) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("api-fn: {err:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Some(Command::Token { email, ttl_secs }) => {
+            edge::serve::run("api-fn", print_token(config, email, ttl_secs))
+        }
         None | Some(Command::Serve) => edge::serve::run("api-fn", serve(config)),
     }
 }
 
-fn print_token(config: &Config, email: &str, ttl_secs: u64) -> anyhow::Result<()> {
+/// Mint with the secret `serve` would verify with: `JWT_SECRET_ARN` is read from Secrets
+/// Manager first, so an operator of the AWS deployment never copies the value into a shell.
+async fn print_token(config: Config, email: String, ttl_secs: u64) -> anyhow::Result<()> {
+    let config = backends::secrets::resolve(config).await?;
     let Some(secret) = config.hmac_secret()? else {
-        anyhow::bail!("JWT_SECRET is not set");
+        anyhow::bail!("JWT_SECRET (or JWT_SECRET_ARN) is not set");
     };
     let token =
-        edge::auth::mint_session(secret.expose_secret().as_bytes(), email, "token", ttl_secs)?;
+        edge::auth::mint_session(secret.expose_secret().as_bytes(), &email, "token", ttl_secs)?;
     println!("{token}");
     Ok(())
 }

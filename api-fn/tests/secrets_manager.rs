@@ -66,3 +66,29 @@ async fn a_secret_and_its_arn_together_are_refused() {
     assert!(!status.success(), "{output}");
     assert!(output.contains("JWT_SECRET_ARN or JWT_SECRET"), "{output}");
 }
+
+#[tokio::test]
+async fn the_token_command_signs_with_the_secret_named_by_arn() {
+    let value = format!("sm-{}", uuid::Uuid::new_v4().simple());
+    let arn = testkit::moto_secret(&value);
+    let (env, _dir) = env_with_secret_arn(&arn);
+    let minted = std::process::Command::new(env!("CARGO_BIN_EXE_api-fn"))
+        .args(["token", "--email", "cli@example.com"])
+        .env_clear()
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    assert!(!String::from_utf8_lossy(&minted.stderr).contains(&value));
+
+    let api = Process::start(env!("CARGO_BIN_EXE_api-fn"), &env);
+    let listed = Client::new(&api.base_url, Some(token))
+        .get("/api/v1/machines")
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+}
