@@ -310,7 +310,7 @@ test('a relay loss: the tab offers Re-attach, which brings back the same tmux sh
         // The notice sits beside the terminal (tmux clears the screen it would be written on).
         const note = page.locator('.term-panel:not([hidden]) .term-note');
         await note.waitFor({ state: 'visible', timeout: 5_000 });
-        assert.match(await note.textContent() ?? '', /redrawn by tmux/);
+        assert.match(await note.textContent() ?? '', /redrawn by its tmux \(or screen\) session/);
         // The tab starts from a clean screen; tmux redraws the pane, the old output included.
         await waitForLine(page, (l) => l === 'before-relay-loss', 'the old output, redrawn by tmux');
         await page.screenshot({ path: join(artifacts, 'reattached.png') });

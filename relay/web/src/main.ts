@@ -401,7 +401,7 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
   // Beside the terminal, not in it: tmux clears the screen when it redraws, which would wipe a
   // notice written into the terminal before its output arrives.
   const note = el('span', { class: 'term-note', role: 'status', 'aria-live': 'polite', hidden: '' },
-    'Re-attached to the persistent shell: the screen is redrawn by tmux.');
+    'Re-attached to the persistent shell: the screen is redrawn by its tmux (or screen) session.');
   const keys = el('button', { type: 'button', class: 'secondary keys-toggle',
     'aria-pressed': 'false', title: 'Show the key bar (Esc, Tab, Ctrl, arrows)' }, 'Keys');
   const shareToggle = el('button', { type: 'button', class: 'secondary share-toggle',
