@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use domain::machine::MachineView;
-use domain::requests::{MasterPasswordChange, NewMachine};
+use domain::requests::{MachinePatch, MasterPasswordChange, NewMachine};
 use domain::service::MasterPasswordOutcome;
 use edge::extract::{Caller, Client, JsonBody, MachineId};
 use edge::{ApiError, Reply};
@@ -48,6 +48,18 @@ pub async fn get_machine(
 ) -> Answer<MachineView> {
     let machine = state.machines.get(&owner, id).await?;
     Ok(Reply::ok("Machine fetched successfully", machine))
+}
+
+/// `PATCH /api/v1/machine/{id}`: change some fields (see `Machines::update`).
+pub async fn update_machine(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    Client(client): Client,
+    MachineId(id): MachineId,
+    JsonBody(patch): JsonBody<MachinePatch>,
+) -> Answer<MachineView> {
+    let machine = state.machines.update(&owner, &client, id, patch).await?;
+    Ok(Reply::ok("Machine updated successfully", machine))
 }
 
 pub async fn delete_machine(

@@ -42,7 +42,9 @@ pub fn api_routes(state: AppState) -> Router {
         .route("/api/v1/machines", get(handlers::list_machines))
         .route(
             "/api/v1/machine/{id}",
-            get(handlers::get_machine).delete(handlers::delete_machine),
+            get(handlers::get_machine)
+                .patch(handlers::update_machine)
+                .delete(handlers::delete_machine),
         )
         .route(
             "/api/v1/master-password",

@@ -152,9 +152,128 @@ impl From<Machine> for MachineView {
     }
 }
 
+/// One stored field's value, as an edit compares and writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldValue {
+    Text(String),
+    /// An optional text field; `None` is stored as absent (DynamoDB) or NULL (SQLite).
+    OptionalText(Option<String>),
+    Port(u16),
+    /// A toggle, with the value an item written before the toggle existed reads as.
+    Flag {
+        value: bool,
+        absent_reads_as: bool,
+    },
+}
+
+/// A field an edit changes: its stored name (the same attribute name in both stores), the
+/// value the edit read, and the value it writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub read: FieldValue,
+    pub written: FieldValue,
+}
+
+impl MachineSummary {
+    /// Every descriptive field as (stored name, value), in one fixed order: the single list an
+    /// edit diffs, so a field added to the summary cannot be left out of edits by accident.
+    fn fields(&self) -> [(&'static str, FieldValue); 9] {
+        use FieldValue::{Flag, OptionalText, Port, Text};
+        [
+            ("name", Text(self.name.clone())),
+            ("hostname", Text(self.hostname.clone())),
+            ("port", Port(self.port)),
+            ("username", Text(self.username.clone())),
+            ("organization", OptionalText(self.organization.clone())),
+            (
+                "host_key_fingerprint",
+                OptionalText(self.host_key_fingerprint.clone()),
+            ),
+            (
+                "persistent_shell",
+                Flag {
+                    value: self.persistent_shell,
+                    absent_reads_as: false,
+                },
+            ),
+            (
+                "recording",
+                Flag {
+                    value: self.recording,
+                    absent_reads_as: true,
+                },
+            ),
+            (
+                "record_input",
+                Flag {
+                    value: self.record_input,
+                    absent_reads_as: false,
+                },
+            ),
+        ]
+    }
+
+    /// The fields `updated` changes relative to `self` (the record as read). An edit writes
+    /// only these, each on the condition that it still holds what was read, so two edits of
+    /// different fields both land and two edits of one field cannot silently overwrite.
+    pub fn changes_to(&self, updated: &MachineSummary) -> Vec<FieldChange> {
+        self.fields()
+            .into_iter()
+            .zip(updated.fields())
+            .filter(|((_, read), (_, written))| read != written)
+            .map(|((field, read), (_, written))| FieldChange {
+                field,
+                read,
+                written,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::indexing_slicing)]
+
     use super::*;
+
+    fn summary() -> MachineSummary {
+        MachineSummary {
+            id: 7,
+            owner_id: "a@example.com".into(),
+            name: "web".into(),
+            hostname: "web.internal".into(),
+            port: 22,
+            username: "deploy".into(),
+            organization: None,
+            host_key_fingerprint: Some("SHA256:x".into()),
+            persistent_shell: false,
+            recording: true,
+            record_input: false,
+        }
+    }
+
+    #[test]
+    fn an_edit_changes_only_the_fields_that_differ() {
+        let read = summary();
+        assert!(read.changes_to(&read.clone()).is_empty());
+        let mut updated = read.clone();
+        updated.port = 2222;
+        updated.host_key_fingerprint = None;
+        updated.recording = false;
+        let changes = read.changes_to(&updated);
+        let fields: Vec<_> = changes.iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["port", "host_key_fingerprint", "recording"]);
+        assert_eq!(changes[0].read, FieldValue::Port(22));
+        assert_eq!(changes[1].written, FieldValue::OptionalText(None));
+        assert_eq!(
+            changes[2].written,
+            FieldValue::Flag {
+                value: false,
+                absent_reads_as: true
+            }
+        );
+    }
 
     #[test]
     fn fingerprints_must_be_sha256() {

@@ -106,6 +106,98 @@ impl FromJson for NewMachine {
     }
 }
 
+/// `PATCH /api/v1/machine/{id}`: the fields to change, each optional (absent means unchanged).
+/// `organization` sent as `null` or `""` clears the label. Sending `password` or `private_key`
+/// replaces the whole credential set, sealed again as a create seals it (no master password
+/// needed: nothing is read). `master_password` is asked for only when the edit moves a machine
+/// whose host key is pinned to another host or port, because that clears the pin.
+#[derive(Debug)]
+pub struct MachinePatch {
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub organization: Option<Option<String>>,
+    pub persistent_shell: Option<bool>,
+    pub recording: Option<bool>,
+    pub record_input: Option<bool>,
+    pub secrets: Option<MachineSecrets>,
+    pub master_password: Option<SecretString>,
+}
+
+/// Every field an edit may carry (the OpenAPI schema is checked against this list). The host
+/// key pin is not among them: it changes through `PUT host-key`, with its own rules.
+pub const MACHINE_PATCH_FIELDS: &[&str] = &[
+    "name",
+    "hostname",
+    "port",
+    "username",
+    "organization",
+    "persistent_shell",
+    "recording",
+    "record_input",
+    "password",
+    "private_key",
+    "passphrase",
+    "master_password",
+];
+
+impl FromJson for MachinePatch {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, MACHINE_PATCH_FIELDS)?;
+        let hostname = changed_text(fields, "hostname", limits::HOSTNAME)?
+            .map(|raw| parse_hostname(&raw))
+            .transpose()?;
+        let port = match fields.contains_key("port") {
+            true => Some(parse_port(fields.get("port"))?),
+            false => None,
+        };
+        let organization = match fields.contains_key("organization") {
+            true => Some(optional_text(fields, "organization", limits::ORGANIZATION)?),
+            false => None,
+        };
+        let replaces_secrets = ["password", "private_key", "passphrase"]
+            .iter()
+            .any(|field| !matches!(fields.get(*field), None | Some(Value::Null)));
+        let secrets = match replaces_secrets {
+            true => Some(parse_secrets(fields)?),
+            false => None,
+        };
+        let patch = Self {
+            name: changed_text(fields, "name", limits::NAME)?,
+            hostname,
+            port,
+            username: changed_text(fields, "username", limits::USERNAME)?,
+            organization,
+            persistent_shell: optional_bool(fields, "persistent_shell")?,
+            recording: optional_bool(fields, "recording")?,
+            record_input: optional_bool(fields, "record_input")?,
+            secrets,
+            master_password: optional_secret(fields, "master_password", MAX_MASTER_PASSWORD)?,
+        };
+        if patch.changes_nothing() {
+            return Err(DomainError::invalid(
+                "Nothing to change: name a field to edit",
+            ));
+        }
+        Ok(patch)
+    }
+}
+
+impl MachinePatch {
+    fn changes_nothing(&self) -> bool {
+        self.name.is_none()
+            && self.hostname.is_none()
+            && self.port.is_none()
+            && self.username.is_none()
+            && self.organization.is_none()
+            && self.persistent_shell.is_none()
+            && self.recording.is_none()
+            && self.record_input.is_none()
+            && self.secrets.is_none()
+    }
+}
+
 /// `PUT /api/v1/master-password`: `{"password": new, "current_password": old}`, the latter only
 /// when changing an existing one.
 pub struct MasterPasswordChange {
@@ -343,6 +435,20 @@ fn optional_text(
         )));
     }
     Ok(Some(value.to_owned()))
+}
+
+/// A field an edit may leave out but not blank: absent is `None`, present must be non-blank.
+fn changed_text(
+    fields: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, DomainError> {
+    if !fields.contains_key(field) {
+        return Ok(None);
+    }
+    optional_text(fields, field, max)?
+        .map(Some)
+        .ok_or_else(|| DomainError::invalid(format!("{field} must not be blank")))
 }
 
 /// An optional JSON boolean; `null` counts as absent.
@@ -610,6 +716,56 @@ mod tests {
         assert_eq!(
             message(with("name", json!("x".repeat(129)))),
             "name must be at most 128 characters"
+        );
+    }
+
+    fn patch(body: Value) -> Result<MachinePatch, String> {
+        MachinePatch::from_json(body).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn an_edit_names_only_what_changes() {
+        let edit = patch(json!({"port": 2222, "organization": null})).unwrap();
+        assert_eq!(edit.port, Some(2222));
+        assert_eq!(edit.organization, Some(None));
+        assert!(edit.name.is_none() && edit.hostname.is_none() && edit.secrets.is_none());
+        let moved = patch(json!({"hostname": "Example.COM."})).unwrap();
+        assert_eq!(moved.hostname.as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn an_edit_refuses_blanks_nothing_and_the_pin() {
+        assert_eq!(
+            patch(json!({"name": "  "})).unwrap_err(),
+            "name must not be blank"
+        );
+        assert_eq!(
+            patch(json!({})).unwrap_err(),
+            "Nothing to change: name a field to edit"
+        );
+        // A master password alone changes nothing either.
+        assert!(patch(json!({"master_password": "long enough"})).is_err());
+        assert_eq!(
+            patch(json!({"host_key_fingerprint": "SHA256:x"})).unwrap_err(),
+            "Unknown field 'host_key_fingerprint'"
+        );
+        assert_eq!(
+            patch(json!({"port": "0"})).unwrap_err(),
+            "port must be a number between 1 and 65535"
+        );
+    }
+
+    #[test]
+    fn an_edit_replaces_secrets_as_a_whole() {
+        let edit = patch(json!({"password": "new"})).unwrap();
+        assert!(edit.secrets.unwrap().password.is_some());
+        assert_eq!(
+            patch(json!({"passphrase": "only"})).unwrap_err(),
+            "Either password or private_key is required"
+        );
+        assert_eq!(
+            patch(json!({"password": 5})).unwrap_err(),
+            "password must be a string"
         );
     }
 }

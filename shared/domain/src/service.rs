@@ -35,9 +35,9 @@ use crate::identity::Identity;
 use crate::kdf::KdfGate;
 use crate::keys::KeyProvider;
 use crate::limiter::{AttemptLimiter, Reservation};
-use crate::machine::{Machine, MachineView};
+use crate::machine::{Machine, MachineSummary, MachineView};
 use crate::recording::Recordings;
-use crate::requests::{MasterPasswordChange, NewMachine};
+use crate::requests::{MachinePatch, MasterPasswordChange, NewMachine};
 use crate::secret::MachineSecrets;
 use crate::sshkey;
 use crate::store::{Store, StoreError, VaultPrecondition};
@@ -74,6 +74,36 @@ pub struct MasterPasswordOutcome {
     /// Machines whose secrets did not open with the old key (a corrupt or tampered record):
     /// reported rather than aborting the change, so one bad record cannot block it forever.
     pub unopenable: Vec<u64>,
+}
+
+/// `current` with the patch's fields applied (the pin is the caller's business).
+fn patched(current: &MachineSummary, patch: &MachinePatch) -> MachineSummary {
+    let mut updated = current.clone();
+    if let Some(name) = &patch.name {
+        updated.name.clone_from(name);
+    }
+    if let Some(hostname) = &patch.hostname {
+        updated.hostname.clone_from(hostname);
+    }
+    if let Some(port) = patch.port {
+        updated.port = port;
+    }
+    if let Some(username) = &patch.username {
+        updated.username.clone_from(username);
+    }
+    if let Some(organization) = &patch.organization {
+        updated.organization.clone_from(organization);
+    }
+    if let Some(persistent_shell) = patch.persistent_shell {
+        updated.persistent_shell = persistent_shell;
+    }
+    if let Some(recording) = patch.recording {
+        updated.recording = recording;
+    }
+    if let Some(record_input) = patch.record_input {
+        updated.record_input = record_input;
+    }
+    updated
 }
 
 fn now_secs() -> i64 {
@@ -247,6 +277,103 @@ impl Machines {
             .get_machine(&owner.0, id)
             .await?
             .ok_or(DomainError::MachineNotFound)
+    }
+
+    /// `PATCH`: change some of a machine's fields. Only the fields that differ are written,
+    /// each on the condition that it still holds what this edit read, so a concurrent edit of
+    /// another field is kept and one of the same field answers 409 instead of being lost.
+    /// Moving a machine whose host key is pinned (hostname or port) clears the pin and needs
+    /// the master password, as clearing a pin does; new secrets are sealed as a create seals
+    /// them, to the vault generation the write is conditioned on.
+    pub async fn update(
+        &self,
+        owner: &Identity,
+        context: &AuditContext,
+        id: u64,
+        patch: MachinePatch,
+    ) -> Result<MachineView, DomainError> {
+        let current = MachineSummary::from(self.load(owner, id).await?);
+        let mut updated = patched(&current, &patch);
+        let moves = updated.hostname != current.hostname || updated.port != current.port;
+        if moves && current.host_key_fingerprint.is_some() {
+            let password = patch.master_password.ok_or_else(|| {
+                DomainError::invalid(
+                    "master_password is required to move a machine with a pinned host key \
+                     to another hostname or port (the pin is cleared)",
+                )
+            })?;
+            let vault = self
+                .store
+                .get_vault(&owner.0)
+                .await?
+                .ok_or(DomainError::MasterPasswordNotSet)?;
+            self.unlock(owner, &vault, password).await?;
+            updated.host_key_fingerprint = None;
+        }
+        if let Some(secrets) = &patch.secrets {
+            self.check_private_key(secrets).await?;
+        }
+        let changes = current.changes_to(&updated);
+        for _ in 0..CREATE_ATTEMPTS {
+            let sealed = match &patch.secrets {
+                Some(secrets) => {
+                    let vault = self
+                        .store
+                        .get_vault(&owner.0)
+                        .await?
+                        .ok_or(DomainError::MasterPasswordNotSet)?;
+                    Some(vault::seal(self.keys.as_ref(), &vault, id, secrets).await?)
+                }
+                None => None,
+            };
+            let written = self
+                .store
+                .update_machine(&owner.0, id, &changes, sealed.as_ref())
+                .await;
+            match written {
+                Ok(true) => {
+                    let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
+                    tracing::info!(machine_id = id, ?fields, "machine updated");
+                    let details = json!({
+                        "machine_id": id,
+                        "fields": fields,
+                        "secrets_replaced": sealed.is_some(),
+                    });
+                    self.audit
+                        .record(owner, context, AuditKind::MachineUpdated, details)
+                        .await;
+                    // Read back: a concurrent edit of other fields is part of the answer.
+                    return self.get(owner, id).await;
+                }
+                Ok(false) => return Err(DomainError::MachineNotFound),
+                // The vault rotated while we sealed: seal again, to the new key.
+                Err(StoreError::Conflict) if self.vault_moved(owner, sealed.as_ref()).await? => {
+                    tracing::info!(machine_id = id, "vault rotated during edit; sealing again");
+                }
+                Err(StoreError::Conflict) => {
+                    return Err(DomainError::Conflict(Cow::Borrowed(
+                        "The machine was changed concurrently; reload it and retry",
+                    )));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(DomainError::Conflict(Cow::Borrowed(
+            "The master password was changed concurrently; retry",
+        )))
+    }
+
+    /// Whether the owner's vault is no longer at the generation `sealed` was sealed to.
+    async fn vault_moved(
+        &self,
+        owner: &Identity,
+        sealed: Option<&crate::machine::SealedSecrets>,
+    ) -> Result<bool, DomainError> {
+        let Some(sealed) = sealed else {
+            return Ok(false);
+        };
+        let vault = self.store.get_vault(&owner.0).await?;
+        Ok(vault.is_none_or(|vault| vault.generation != sealed.vault_gen))
     }
 
     pub async fn delete(

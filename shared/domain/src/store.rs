@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 
-use crate::machine::{Machine, MachineSummary, SealedSecrets};
+use crate::machine::{FieldChange, Machine, MachineSummary, SealedSecrets};
 use crate::vault::VaultRecord;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,18 @@ pub trait Store: Send + Sync {
     async fn list_summaries(&self, owner_id: &str) -> Result<Vec<MachineSummary>, StoreError>;
     /// How many machines the owner has (the create quota), without reading them.
     async fn count_machines(&self, owner_id: &str) -> Result<usize, StoreError>;
+    /// An edit, in one atomic step: write each of `changes` only while the field still holds
+    /// the value it was read with, and with `sealed`, replace the secrets only while the owner's
+    /// vault is at `sealed.vault_gen` (the create rule). Fields not in `changes` are not
+    /// written, so concurrent edits of different fields both land. `Ok(false)` when the owner
+    /// has no machine with that id, `Err(Conflict)` when a field or the vault moved.
+    async fn update_machine(
+        &self,
+        owner_id: &str,
+        id: u64,
+        changes: &[FieldChange],
+        sealed: Option<&SealedSecrets>,
+    ) -> Result<bool, StoreError>;
     /// `false` when the owner has no machine with that id.
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError>;
     /// Replace the sealed secrets of a machine still sealed to `expected_gen`.

@@ -36,6 +36,7 @@ use schemas::ErrorEnvelope;
         paths::create_machine,
         paths::list_machines,
         paths::get_machine,
+        paths::update_machine,
         paths::delete_machine,
         paths::set_master_password,
         paths::audit_log,
@@ -131,6 +132,7 @@ impl Modify for EdgeResponses {
                 (HttpMethod::Get, item.get.as_mut()),
                 (HttpMethod::Put, item.put.as_mut()),
                 (HttpMethod::Post, item.post.as_mut()),
+                (HttpMethod::Patch, item.patch.as_mut()),
                 (HttpMethod::Delete, item.delete.as_mut()),
             ];
             for (method, operation) in operations {
@@ -246,7 +248,8 @@ mod tests {
     use domain::machine::{MachineView, limits};
     use domain::requests::{FromJson, NewMachine};
     use domain::requests::{
-        MASTER_PASSWORD_FIELDS, MAX_MASTER_PASSWORD, MIN_MASTER_PASSWORD, NEW_MACHINE_FIELDS,
+        MACHINE_PATCH_FIELDS, MASTER_PASSWORD_FIELDS, MAX_MASTER_PASSWORD, MIN_MASTER_PASSWORD,
+        NEW_MACHINE_FIELDS,
     };
     use edge::ErrorCode;
     use serde_json::{Value, json};
@@ -276,6 +279,10 @@ mod tests {
                 .collect::<BTreeSet<_>>()
         };
         assert_eq!(properties("NewMachineRequest"), fields(NEW_MACHINE_FIELDS));
+        assert_eq!(
+            properties("MachinePatchRequest"),
+            fields(MACHINE_PATCH_FIELDS)
+        );
         assert_eq!(
             properties("MasterPasswordRequest"),
             fields(MASTER_PASSWORD_FIELDS)
@@ -418,7 +425,7 @@ mod tests {
         let links = doc["paths"]["/api/v1/machine"]["post"]["responses"]["200"]["links"]
             .as_object()
             .unwrap();
-        assert_eq!(links.len(), 4);
+        assert_eq!(links.len(), 5);
         for link in links.values() {
             assert!(link.get("operation_id").is_none(), "{link}");
             assert!(

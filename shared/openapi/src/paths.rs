@@ -14,9 +14,9 @@
 
 use crate::schemas::{
     AuditPageReply, AuditVerificationReply, ConnectRequest, DevSignInRequest, EmptyReply,
-    ErrorEnvelope, HealthReply, HostKeyPinRequest, MachineListReply, MachineReply,
-    MasterPasswordReply, MasterPasswordRequest, NewMachineRequest, RecordingListReply,
-    SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
+    ErrorEnvelope, HealthReply, HostKeyPinRequest, MachineListReply, MachinePatchRequest,
+    MachineReply, MasterPasswordReply, MasterPasswordRequest, NewMachineRequest,
+    RecordingListReply, SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(
@@ -29,6 +29,8 @@ use crate::schemas::{
         (status = 200, description = "Machine created successfully", body = MachineReply,
             links(
                 ("GetMachine" = (operation_id = "get_machine",
+                    parameters(("id" = "$response.body#/data/id")))),
+                ("UpdateMachine" = (operation_id = "update_machine",
                     parameters(("id" = "$response.body#/data/id")))),
                 ("DeleteMachine" = (operation_id = "delete_machine",
                     parameters(("id" = "$response.body#/data/id")))),
@@ -64,6 +66,27 @@ fn list_machines() {}
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn get_machine() {}
+
+#[utoipa::path(
+    patch, path = "/api/v1/machine/{id}", tag = "machines", operation_id = "update_machine",
+    summary = "Edit a machine",
+    description = "Writes only the fields sent, each on the condition that it was not changed \
+                   meanwhile: concurrent edits of different fields both land, of one field \
+                   the later answers 409. Moving a machine with a pinned host key to another \
+                   hostname or port needs `master_password` and clears the pin.",
+    params(("id" = u64, Path, minimum = 1, description = "The machine's id")),
+    request_body = MachinePatchRequest,
+    responses(
+        (status = 200, description = "Machine updated successfully", body = MachineReply),
+        (status = 400, description = "`invalid_request` (a field, nothing to change, or `master_password` missing for a move) or `master_password_not_set`", body = ErrorEnvelope),
+        (status = 401, description = "`invalid_master_password`", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found` (another user's machine answers the same)", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the machine (or the vault) was changed concurrently", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts`: the master-password guess budget is spent", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn update_machine() {}
 
 #[utoipa::path(
     delete, path = "/api/v1/machine/{id}", tag = "machines", operation_id = "delete_machine",

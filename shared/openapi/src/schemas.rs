@@ -91,6 +91,37 @@ impl PartialSchema for Port {
     }
 }
 
+/// `PATCH /api/v1/machine/{id}`: the fields to change, each optional (at least one). Text
+/// fields follow the create rules; `organization` as `null` or `""` clears it. `password` or
+/// `private_key` replaces the whole credential set (no master password needed).
+/// `master_password` is required only to move a machine whose host key is pinned to another
+/// hostname or port (the pin is cleared). The pin itself changes through `PUT host-key`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"port": "2222", "master_password": "my master password"}))]
+pub struct MachinePatchRequest {
+    #[schema(min_length = 1, max_length = 128)]
+    pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 253)]
+    pub hostname: Option<String>,
+    pub port: Option<Port>,
+    #[schema(min_length = 1, max_length = 128)]
+    pub username: Option<String>,
+    #[schema(max_length = 128)]
+    pub organization: Option<String>,
+    pub persistent_shell: Option<bool>,
+    pub recording: Option<bool>,
+    pub record_input: Option<bool>,
+    #[schema(max_length = 4096)]
+    pub password: Option<String>,
+    #[schema(max_length = 32768)]
+    pub private_key: Option<String>,
+    #[schema(max_length = 1024)]
+    pub passphrase: Option<String>,
+    #[schema(max_length = 1024)]
+    pub master_password: Option<String>,
+}
+
 /// `PUT /api/v1/master-password`: set one (`password` only) or change it (with
 /// `current_password`), which re-seals every machine.
 #[derive(ToSchema, Deserialize)]
@@ -177,8 +208,8 @@ pub struct AuditEntry {
     pub seq: u64,
     /// When, in Unix milliseconds.
     pub at: i64,
-    /// What happened: `sign_in`, `logout`, `machine_created`, `machine_deleted`,
-    /// `master_password_set`, `master_password_changed`, `host_key_pinned`, `host_key_changed`,
+    /// What happened: `sign_in`, `logout`, `machine_created`, `machine_updated`,
+    /// `machine_deleted`, `master_password_set`, `master_password_changed`, `host_key_pinned`, `host_key_changed`,
     /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
     /// `session_started`, `session_resumed`, `session_ended`, `share_created`, `share_joined`,
     /// `share_revoked`, `control_granted`, `control_revoked`, `recording_started`,

@@ -427,6 +427,10 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    pub async fn patch_json(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.http.patch(self.url(path)).json(body)).await
+    }
+
     pub async fn put_json(&self, path: &str, body: &Value) -> Answer {
         self.send(self.http.put(self.url(path)).json(body)).await
     }

@@ -20,11 +20,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, Select, TransactWriteItem,
+    AttributeValue, ConditionCheck, Put, ReturnValue, Select, TransactWriteItem, Update,
 };
 
 use crate::aws::{AwsFailure, classify};
-use domain::machine::{Machine, MachineSummary, SealedSecrets};
+use domain::machine::{FieldChange, FieldValue, Machine, MachineSummary, SealedSecrets};
 use domain::store::{Store, StoreError, VaultPrecondition};
 use domain::vault::{KdfParams, PreviousKey, VaultRecord};
 
@@ -285,6 +285,95 @@ fn machine_from_item(item: &Item) -> Result<Machine, StoreError> {
     })
 }
 
+/// A stored field's value as an attribute (`None` for an optional text that is cleared).
+fn attribute(value: &FieldValue) -> Option<AttributeValue> {
+    match value {
+        FieldValue::Text(text) | FieldValue::OptionalText(Some(text)) => Some(s(text)),
+        FieldValue::OptionalText(None) => None,
+        FieldValue::Port(port) => Some(n(port)),
+        FieldValue::Flag { value, .. } => Some(AttributeValue::Bool(*value)),
+    }
+}
+
+/// An edit's update and condition expressions: `SET` (or `REMOVE`) each changed attribute and
+/// the sealed ones, on the condition that the item exists and each changed attribute still
+/// holds what was read. A toggle read at its default may be absent (items written before it
+/// existed, or written only when not the default). Attribute names go through placeholders
+/// (`name` is a reserved word).
+#[derive(Default)]
+struct EditExpression {
+    set: Vec<String>,
+    remove: Vec<String>,
+    conditions: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl EditExpression {
+    fn new(changes: &[FieldChange], sealed: Option<&SealedSecrets>) -> Self {
+        let mut edit = Self {
+            conditions: vec!["attribute_exists(PK)".to_owned()],
+            ..Self::default()
+        };
+        for (index, change) in changes.iter().enumerate() {
+            let name = format!("#f{index}");
+            edit.names.insert(name.clone(), change.field.to_owned());
+            match attribute(&change.written) {
+                Some(value) => {
+                    edit.values.insert(format!(":w{index}"), value);
+                    edit.set.push(format!("{name} = :w{index}"));
+                }
+                None => edit.remove.push(name.clone()),
+            }
+            let condition = match (&change.read, attribute(&change.read)) {
+                (_, None) => format!("attribute_not_exists({name})"),
+                (
+                    FieldValue::Flag {
+                        value,
+                        absent_reads_as,
+                    },
+                    Some(read),
+                ) if value == absent_reads_as => {
+                    edit.values.insert(format!(":r{index}"), read);
+                    format!("(attribute_not_exists({name}) OR {name} = :r{index})")
+                }
+                (_, Some(read)) => {
+                    edit.values.insert(format!(":r{index}"), read);
+                    format!("{name} = :r{index}")
+                }
+            };
+            edit.conditions.push(condition);
+        }
+        if let Some(sealed) = sealed {
+            for (attribute, value) in [
+                ("vault_gen", n(sealed.vault_gen)),
+                ("wrapped_data_key", b(&sealed.wrapped_data_key)),
+                ("hpke_enc", b(&sealed.hpke_enc)),
+                ("ciphertext", b(&sealed.ciphertext)),
+            ] {
+                edit.values.insert(format!(":{attribute}"), value);
+                edit.set.push(format!("{attribute} = :{attribute}"));
+            }
+        }
+        edit
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
+    fn update_expression(&self) -> String {
+        let mut clauses = Vec::new();
+        if !self.set.is_empty() {
+            clauses.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            clauses.push(format!("REMOVE {}", self.remove.join(", ")));
+        }
+        clauses.join(" ")
+    }
+}
+
 fn vault_to_item(v: &VaultRecord) -> Item {
     let mut item = Item::new();
     item.insert("PK".into(), user_pk(&v.owner_id));
@@ -443,6 +532,69 @@ impl Store for DynamoStore {
             }
         }
         Ok(count)
+    }
+
+    async fn update_machine(
+        &self,
+        owner_id: &str,
+        id: u64,
+        changes: &[FieldChange],
+        sealed: Option<&SealedSecrets>,
+    ) -> Result<bool, StoreError> {
+        let edit = EditExpression::new(changes, sealed);
+        if edit.is_empty() {
+            return Ok(self.get_machine(owner_id, id).await?.is_some());
+        }
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(owner_id))
+            .key("SK", machine_sk(id))
+            .update_expression(edit.update_expression())
+            .condition_expression(edit.conditions.join(" AND "))
+            .set_expression_attribute_values(Some(edit.values));
+        if !edit.names.is_empty() {
+            update = update.set_expression_attribute_names(Some(edit.names));
+        }
+        let update = update
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // One transaction, so new secrets land only while the vault is at their generation
+        // (the create rule); without secrets the transaction is the update alone.
+        let mut transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build());
+        if let Some(sealed) = sealed {
+            let vault_unchanged = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("PK", user_pk(owner_id))
+                .key("SK", s("VAULT"))
+                .condition_expression("generation = :generation")
+                .expression_attribute_values(":generation", n(sealed.vault_gen))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            transaction = transaction.transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(vault_unchanged)
+                    .build(),
+            );
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match classify(&err) {
+                // A condition failed: the machine is gone, or a field or the vault moved.
+                AwsFailure::Service { code, .. } if code == TRANSACTION_CANCELED => {
+                    match self.get_machine(owner_id, id).await? {
+                        None => Ok(false),
+                        Some(_) => Err(StoreError::Conflict),
+                    }
+                }
+                AwsFailure::Service { code, message } => {
+                    Err(StoreError::Unavailable(format!("{code}: {message}")))
+                }
+                AwsFailure::Unavailable(detail) => Err(StoreError::Unavailable(detail)),
+            },
+        }
     }
 
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError> {

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use domain::machine::{Machine, MachineSummary, SealedSecrets};
+use domain::machine::{FieldChange, FieldValue, Machine, MachineSummary, SealedSecrets};
 use domain::store::{Store, StoreError, VaultPrecondition};
 use domain::vault::{KdfParams, PreviousKey, VaultRecord};
 
@@ -301,6 +302,69 @@ fn vault_from_row(row: &Row<'_>) -> rusqlite::Result<VaultRecord> {
     })
 }
 
+/// A stored field's value as SQLite holds it.
+fn sql_value(value: &FieldValue) -> SqlValue {
+    match value {
+        FieldValue::Text(text) | FieldValue::OptionalText(Some(text)) => {
+            SqlValue::Text(text.clone())
+        }
+        FieldValue::OptionalText(None) => SqlValue::Null,
+        FieldValue::Port(port) => SqlValue::Integer(i64::from(*port)),
+        FieldValue::Flag { value, .. } => SqlValue::Integer(i64::from(*value)),
+    }
+}
+
+/// The one `UPDATE` an edit is: `SET` each changed column (and the sealed columns), `WHERE`
+/// each changed column `IS` what was read (`IS` compares NULLs too) and, with new secrets,
+/// the owner's vault is at their generation. The column names come from the domain's fixed
+/// field list, never from a request. `None` when there is nothing to write.
+fn update_statement(
+    owner_id: &str,
+    id: u64,
+    changes: &[FieldChange],
+    sealed: Option<&SealedSecrets>,
+) -> Option<(String, Vec<SqlValue>)> {
+    if changes.is_empty() && sealed.is_none() {
+        return None;
+    }
+    let mut sets = Vec::new();
+    let mut conditions = vec!["owner_id = ?1".to_owned(), "id = ?2".to_owned()];
+    let mut values = vec![
+        SqlValue::Text(owner_id.to_owned()),
+        SqlValue::Integer(id as i64),
+    ];
+    for change in changes {
+        values.push(sql_value(&change.written));
+        sets.push(format!("{} = ?{}", change.field, values.len()));
+        values.push(sql_value(&change.read));
+        conditions.push(format!("{} IS ?{}", change.field, values.len()));
+    }
+    if let Some(sealed) = sealed {
+        for (column, value) in [
+            ("vault_gen", SqlValue::Integer(i64::from(sealed.vault_gen))),
+            (
+                "wrapped_data_key",
+                SqlValue::Blob(sealed.wrapped_data_key.clone()),
+            ),
+            ("hpke_enc", SqlValue::Blob(sealed.hpke_enc.clone())),
+            ("ciphertext", SqlValue::Blob(sealed.ciphertext.clone())),
+        ] {
+            values.push(value);
+            sets.push(format!("{column} = ?{}", values.len()));
+        }
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM vaults WHERE owner_id = ?1 AND generation = ?{})",
+            values.len() - 3
+        ));
+    }
+    let sql = format!(
+        "UPDATE machines SET {} WHERE {}",
+        sets.join(", "),
+        conditions.join(" AND ")
+    );
+    Some((sql, values))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn next_machine_id(&self) -> Result<u64, StoreError> {
@@ -417,6 +481,45 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             Ok(count as usize)
+        })
+        .await
+    }
+
+    async fn update_machine(
+        &self,
+        owner_id: &str,
+        id: u64,
+        changes: &[FieldChange],
+        sealed: Option<&SealedSecrets>,
+    ) -> Result<bool, StoreError> {
+        let owner_id = owner_id.to_owned();
+        let changes = changes.to_vec();
+        let sealed = sealed.cloned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let exists = tx
+                .query_row(
+                    "SELECT 1 FROM machines WHERE owner_id = ?1 AND id = ?2",
+                    params![owner_id, id as i64],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if exists.is_none() {
+                return Ok(false);
+            }
+            let statement = update_statement(&owner_id, id, &changes, sealed.as_ref());
+            let Some((sql, values)) = statement else {
+                return Ok(true);
+            };
+            let updated = tx
+                .execute(&sql, rusqlite::params_from_iter(values))
+                .map_err(unavailable)?;
+            if updated != 1 {
+                return Err(StoreError::Conflict);
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }
