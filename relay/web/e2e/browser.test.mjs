@@ -234,3 +234,69 @@ test('sign-in through an OpenID Connect provider', { timeout: 60_000 }, async ()
     await browser.close();
   }
 });
+
+test('filter the machine list and edit a machine; moving a pinned one asks for the master password',
+  { timeout: 90_000 }, async () => {
+    const browser = await startBrowser();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(sushi.baseUrl);
+      await page.getByLabel('Email', { exact: true }).fill('editor@example.com');
+      await page.getByRole('button', { name: 'Sign in (development)' }).click();
+      await page.getByRole('heading', { name: 'Machines' }).waitFor();
+      await page.getByLabel('New master password').fill(MASTER);
+      await page.getByRole('button', { name: 'Save master password' }).click();
+      await page.getByRole('alert').getByText('Master password set.').waitFor();
+      // Two machines through the API from the page (same origin, the session cookie), one pinned.
+      const pin = 'SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU';
+      await page.evaluate(async (pin) => {
+        for (const [name, extra] of [['alpha-db', { host_key_fingerprint: pin }], ['beta-web', {}]]) {
+          const response = await fetch('/api/v1/machine', {
+            method: 'POST', headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ name, hostname: `${name}.example.com`, port: '22',
+              username: 'ops', password: 'pw', organization: 'platform', ...extra }),
+          });
+          if (!response.ok) throw new Error(await response.text());
+        }
+      }, pin);
+      await page.reload();
+      const rows = page.locator('#machine-rows tr');
+      await rows.nth(1).waitFor();
+
+      // The filter matches every word, anywhere in name, target or organization.
+      await page.getByLabel('Filter machines').fill('platform beta');
+      await page.locator('#machine-count').getByText('1 of 2').waitFor();
+      assert.equal(await rows.count(), 1);
+      await page.getByLabel('Filter machines').fill('nothing-like-this');
+      await page.getByText('No machine matches the filter.').waitFor();
+      await page.getByLabel('Filter machines').fill('');
+      await rows.nth(1).waitFor();
+
+      // Renaming needs nothing more; the pin stays.
+      await page.getByRole('button', { name: 'Edit alpha-db' }).click();
+      const dialog = page.getByRole('dialog');
+      assert.equal(await dialog.getByLabel('Master password (to clear the pin)').isVisible(), false);
+      await dialog.getByLabel('Machine name').fill('alpha-primary');
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('alert').getByText('Machine "alpha-primary" updated.').waitFor();
+      const alpha = page.locator('#machine-rows tr', { hasText: 'alpha-primary' });
+      await alpha.getByText(pin).waitFor();
+
+      // Moving it to another port clears the pin: the dialog asks for the master password.
+      await page.getByRole('button', { name: 'Edit alpha-primary' }).click();
+      await dialog.getByLabel('SSH port').fill('2200');
+      await dialog.getByLabel('Master password (to clear the pin)').waitFor();
+      await dialog.getByLabel('Master password (to clear the pin)').fill(MASTER);
+      await dialog.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('alert').getByText('Machine "alpha-primary" updated.').waitFor();
+      await alpha.getByText('ops@alpha-db.example.com:2200').waitFor();
+      await alpha.getByText('not pinned yet').waitFor();
+      await page.screenshot({ path: join(artifacts, 'machine-edit.png'), fullPage: true });
+    } catch (err) {
+      const [page] = browser.context.pages();
+      await page?.screenshot({ path: join(artifacts, 'edit-failure.png'), fullPage: true }).catch(() => {});
+      throw err;
+    } finally {
+      await browser.close();
+    }
+  });

@@ -108,6 +108,9 @@ export const api = {
   logout: () => call<null>('POST', '/api/v1/auth/logout'),
   machines: () => call<Machine[]>('GET', '/api/v1/machines'),
   addMachine: (m: Record<string, string | boolean>) => call<Machine>('POST', '/api/v1/machine', m),
+  /** Change only the fields in `changes` (see the edit dialog). */
+  updateMachine: (id: number, changes: Record<string, string | boolean | null>) =>
+    call<Machine>('PATCH', `/api/v1/machine/${id}`, changes),
   deleteMachine: (id: number) => call<null>('DELETE', `/api/v1/machine/${id}`),
   setMasterPassword: (password: string, current?: string) =>
     call<unknown>('PUT', '/api/v1/master-password',

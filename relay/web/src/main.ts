@@ -5,6 +5,7 @@
 
 import { api, ApiError, Machine, type Recording } from './api';
 import { formatTime, parseCast } from './cast';
+import { machineMatches } from './filter';
 import { KeyBar } from './keybar';
 import { loadSaved, type SavedTerminal, storeSaved } from './resume';
 import { Player } from './player';
@@ -127,9 +128,16 @@ let machines: Machine[] = [];
 
 async function refreshMachines(): Promise<void> {
   machines = await api.machines();
+  renderMachines();
+}
+
+/** The machine table, as filtered: people with hundreds of machines search, not scroll. */
+function renderMachines(): void {
+  const filter = $<HTMLInputElement>('machine-filter').value.trim();
+  const shown = filter ? machines.filter((m) => machineMatches(m, filter)) : machines;
   const rows = $('machine-rows');
   rows.replaceChildren();
-  for (const machine of machines) {
+  for (const machine of shown) {
     const row = el('tr', { 'data-machine-id': String(machine.id) });
     row.append(
       el('td', {}, machine.name),
@@ -144,11 +152,79 @@ async function refreshMachines(): Promise<void> {
     const remove = el('button', { type: 'button', class: 'small secondary',
       'aria-label': `Delete ${machine.name}` }, 'Delete');
     remove.addEventListener('click', () => askDelete(machine, remove));
-    actions.append(connect, remove);
+    const edit = el('button', { type: 'button', class: 'small secondary',
+      'aria-label': `Edit ${machine.name}` }, 'Edit');
+    edit.addEventListener('click', () => askEdit(machine, edit));
+    actions.append(connect, edit, remove);
     row.append(actions);
     rows.append(row);
   }
   $('no-machines').hidden = machines.length > 0;
+  $('no-matches').hidden = machines.length === 0 || shown.length > 0;
+  $('machine-count').textContent = filter ? `${shown.length} of ${machines.length}` : '';
+}
+
+function setupMachineFilter(): void {
+  $<HTMLInputElement>('machine-filter').addEventListener('input', renderMachines);
+}
+
+/** The edit dialog, filled with `machine`; on Save only the fields that differ are sent, so an
+ * edit made meanwhile in another tab to another field is kept (the API writes field by field). */
+function askEdit(machine: Machine, button: HTMLButtonElement): void {
+  const dialog = $<HTMLDialogElement>('edit-dialog');
+  const form = $<HTMLFormElement>('edit-form');
+  form.reset();
+  const text: Record<string, string> = {
+    name: machine.name, hostname: machine.hostname, port: String(machine.port),
+    username: machine.username, organization: machine.organization ?? '',
+  };
+  for (const [field, value] of Object.entries(text)) {
+    (form.elements.namedItem(field) as HTMLInputElement).value = value;
+  }
+  const flags: Record<string, boolean> = {
+    persistent_shell: machine.persistent_shell, recording: machine.recording,
+    record_input: machine.record_input,
+  };
+  for (const [field, value] of Object.entries(flags)) {
+    (form.elements.namedItem(field) as HTMLInputElement).checked = value;
+  }
+  const masterRow = $('e-master-row');
+  const moves = (): boolean => machine.host_key_fingerprint !== null
+    && ($<HTMLInputElement>('e-hostname').value.trim() !== machine.hostname
+      || $<HTMLInputElement>('e-port').value.trim() !== String(machine.port));
+  const updateMaster = (): void => {
+    masterRow.hidden = !moves();
+    $<HTMLInputElement>('e-master').required = moves();
+  };
+  form.oninput = updateMaster;
+  updateMaster();
+  dialog.onclose = () => {
+    const data = new FormData(form);
+    form.reset();
+    if (dialog.returnValue !== 'save') return;
+    const changes: Record<string, string | boolean | null> = {};
+    for (const [field, value] of Object.entries(text)) {
+      const now = String(data.get(field) ?? '').trim();
+      if (now !== value) changes[field] = field === 'organization' && now === '' ? null : now;
+    }
+    for (const [field, value] of Object.entries(flags)) {
+      const now = data.get(field) !== null;
+      if (now !== value) changes[field] = now;
+    }
+    for (const field of ['password', 'private_key', 'passphrase', 'master_password']) {
+      const value = String(data.get(field) ?? '');
+      if (value !== '') changes[field] = value;
+    }
+    const { master_password: _, ...edits } = changes;
+    if (Object.keys(edits).length === 0) return;
+    void busy(button, async () => {
+      const updated = await api.updateMachine(machine.id, changes);
+      await refreshMachines();
+      notify(`Machine "${updated.name}" updated.`, 'info');
+    });
+  };
+  dialog.returnValue = '';
+  dialog.showModal();
 }
 
 function readFile(input: HTMLInputElement): Promise<string | null> {
@@ -583,6 +659,7 @@ async function start(): Promise<void> {
   }
   setupSignIn();
   setupAddForm();
+  setupMachineFilter();
   setupMasterForm();
   setupTabKeys();
   setupSettings();
