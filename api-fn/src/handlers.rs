@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::AppState;
 
-type Answer<T> = Result<Reply<T>, ApiError>;
+pub(crate) type Answer<T> = Result<Reply<T>, ApiError>;
 
 /// A typical machine in JSON is 170-250 bytes; sizing the list body from it saves the
 /// buffer's doubling copies on the API's largest answer.

@@ -7,13 +7,14 @@
 
 mod audit;
 mod handlers;
+mod orgs;
 mod recordings;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use domain::Machines;
 use edge::auth::Authenticator;
 use edge::extract::ClientAddr;
@@ -50,6 +51,19 @@ pub fn api_routes(state: AppState) -> Router {
             "/api/v1/master-password",
             put(handlers::set_master_password),
         )
+        .route("/api/v1/orgs", post(orgs::create).get(orgs::list))
+        .route("/api/v1/orgs/{slug}", get(orgs::get))
+        .route("/api/v1/orgs/{slug}/invitations", post(orgs::invite))
+        .route(
+            "/api/v1/orgs/{slug}/invitations/{email}",
+            delete(orgs::withdraw),
+        )
+        .route(
+            "/api/v1/orgs/{slug}/members/{member}",
+            put(orgs::set_role).delete(orgs::remove),
+        )
+        .route("/api/v1/invitations", get(orgs::my_invitations))
+        .route("/api/v1/invitations/{slug}/accept", post(orgs::accept))
         .route("/api/v1/recordings", get(recordings::list))
         .route(
             "/api/v1/recording/{id}",

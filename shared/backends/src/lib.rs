@@ -35,6 +35,10 @@ pub mod keys;
 pub mod limiter_dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod limiter_sqlite;
+#[cfg(feature = "dynamodb")]
+pub mod orgs_dynamodb;
+#[cfg(feature = "sqlite")]
+pub mod orgs_sqlite;
 pub mod recordings;
 pub mod secrets;
 pub mod store;
@@ -47,11 +51,12 @@ use domain::config::{Backend, Config, ConfigError};
 use domain::kdf::KdfGate;
 use domain::keys::KeyProvider;
 use domain::limiter::AttemptLimiter;
+use domain::orgs::OrgStore;
 use domain::store::Store;
 
 /// The domain service over the configured backends.
 pub async fn wire(config: &Config) -> Result<Arc<Machines>, ConfigError> {
-    let (store, keys, limiter, audit) = match &config.backend {
+    let (store, keys, limiter, audit, orgs) = match &config.backend {
         Backend::Embedded { data_dir } => embedded(data_dir.clone()).await?,
         Backend::Aws { table, kms_key_id } => {
             cloud(table, kms_key_id, config.audit_table.as_deref()).await?
@@ -82,7 +87,8 @@ pub async fn wire(config: &Config) -> Result<Arc<Machines>, ConfigError> {
             Arc::new(audit),
             config.max_machines_per_user,
         )
-        .with_recordings(recordings),
+        .with_recordings(recordings)
+        .with_orgs(orgs),
     ))
 }
 
@@ -91,6 +97,7 @@ type Ports = (
     Arc<dyn KeyProvider>,
     Arc<dyn AttemptLimiter>,
     Option<Arc<dyn AuditLog>>,
+    Arc<dyn OrgStore>,
 );
 
 #[cfg(all(feature = "sqlite", feature = "keyfile"))]
@@ -106,7 +113,13 @@ async fn embedded(dir: std::path::PathBuf) -> Result<Ports, ConfigError> {
     .await
     .map_err(|e| ConfigError(e.to_string()))??;
     let store = Arc::new(store);
-    Ok((store.clone(), Arc::new(keys), store.clone(), Some(store)))
+    Ok((
+        store.clone(),
+        Arc::new(keys),
+        store.clone(),
+        Some(store.clone()),
+        store,
+    ))
 }
 
 #[cfg(not(all(feature = "sqlite", feature = "keyfile")))]
@@ -134,6 +147,7 @@ async fn cloud(
         Arc::new(keys::KmsKeys::new(&sdk, kms_key_id.to_owned())),
         Arc::new(limiter_dynamodb::DynamoLimiter::new(&sdk, table.to_owned())),
         audit,
+        Arc::new(orgs_dynamodb::DynamoOrgs::new(&sdk, table.to_owned())),
     ))
 }
 

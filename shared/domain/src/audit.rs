@@ -83,6 +83,12 @@ pub enum AuditKind {
     ControlRevoked,
     RecordingStarted,
     RecordingFailed,
+    OrgCreated,
+    OrgInvited,
+    OrgInvitationWithdrawn,
+    OrgJoined,
+    OrgRoleChanged,
+    OrgMemberRemoved,
 }
 
 impl AuditKind {
@@ -110,6 +116,12 @@ impl AuditKind {
         Self::ControlRevoked,
         Self::RecordingStarted,
         Self::RecordingFailed,
+        Self::OrgCreated,
+        Self::OrgInvited,
+        Self::OrgInvitationWithdrawn,
+        Self::OrgJoined,
+        Self::OrgRoleChanged,
+        Self::OrgMemberRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +149,12 @@ impl AuditKind {
             Self::ControlRevoked => "control_revoked",
             Self::RecordingStarted => "recording_started",
             Self::RecordingFailed => "recording_failed",
+            Self::OrgCreated => "org_created",
+            Self::OrgInvited => "org_invited",
+            Self::OrgInvitationWithdrawn => "org_invitation_withdrawn",
+            Self::OrgJoined => "org_joined",
+            Self::OrgRoleChanged => "org_role_changed",
+            Self::OrgMemberRemoved => "org_member_removed",
         }
     }
 

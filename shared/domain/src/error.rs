@@ -64,6 +64,27 @@ pub enum DomainError {
     /// The recording is larger than one answer may carry.
     #[error("Recording is larger than {limit} bytes, the most one answer carries")]
     RecordingTooLarge { limit: usize },
+    /// Not a member, or no such organization: the same answer for both.
+    #[error("Organization not found")]
+    OrgNotFound,
+    /// No such member in an organization the caller belongs to.
+    #[error("Member not found")]
+    MemberNotFound,
+    /// No pending (unexpired) invitation matches.
+    #[error("Invitation not found")]
+    InvitationNotFound,
+    /// The slug belongs to another organization.
+    #[error("That organization slug is taken")]
+    OrgSlugTaken,
+    /// The change would leave the organization without an owner.
+    #[error("An organization needs an owner: make someone else owner first")]
+    LastOwner,
+    /// An organization's (or a user's) bound on members, invitations or organizations.
+    #[error("Limit reached: {0}")]
+    OrgLimit(&'static str),
+    /// A member whose role does not allow the action (they know the organization exists).
+    #[error("{0}")]
+    Forbidden(Cow<'static, str>),
     /// A blocking task died (a bug, not an input).
     #[error("internal: {0}")]
     Internal(&'static str),

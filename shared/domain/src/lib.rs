@@ -19,6 +19,7 @@ pub mod kdf;
 pub mod keys;
 pub mod limiter;
 pub mod machine;
+pub mod orgs;
 pub mod recording;
 pub mod requests;
 pub mod secret;

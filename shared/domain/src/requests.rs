@@ -13,7 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use crate::error::DomainError;
+use crate::identity::Identity;
 use crate::machine::{is_valid_fingerprint, limits};
+use crate::orgs::{Role, Slug};
 use crate::secret::MachineSecrets;
 
 /// Shortest and longest master password accepted.
@@ -196,6 +198,70 @@ impl MachinePatch {
             && self.record_input.is_none()
             && self.secrets.is_none()
     }
+}
+
+/// `POST /api/v1/orgs`: `{"slug": "platform-team", "name": "Platform team"}`.
+#[derive(Debug)]
+pub struct NewOrg {
+    pub slug: Slug,
+    pub name: String,
+}
+
+/// Every field an organization create may carry.
+pub const NEW_ORG_FIELDS: &[&str] = &["slug", "name"];
+
+impl FromJson for NewOrg {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, NEW_ORG_FIELDS)?;
+        let slug = Slug::parse(&required_text(fields, "slug", 40)?)?;
+        let name = required_text(fields, "name", crate::orgs::model::MAX_NAME)?;
+        Ok(Self { slug, name })
+    }
+}
+
+/// `POST /api/v1/orgs/{slug}/invitations`: `{"email": "...", "role": "member"}`. The email is
+/// kept lower-case: the invitee accepts by signing in with it, in whatever case.
+#[derive(Debug)]
+pub struct OrgInvite {
+    pub email: String,
+    pub role: Role,
+}
+
+/// Every field an invitation may carry.
+pub const ORG_INVITE_FIELDS: &[&str] = &["email", "role"];
+
+impl FromJson for OrgInvite {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, ORG_INVITE_FIELDS)?;
+        let raw = required_text(fields, "email", 254)?;
+        let email = Identity::email(&raw)
+            .ok_or_else(|| DomainError::invalid("email must be an email address"))?
+            .0
+            .to_ascii_lowercase();
+        let role = parse_role(fields)?;
+        Ok(Self { email, role })
+    }
+}
+
+/// `PUT /api/v1/orgs/{slug}/members/{member}`: `{"role": "admin"}`.
+#[derive(Debug)]
+pub struct RoleUpdate {
+    pub role: Role,
+}
+
+impl FromJson for RoleUpdate {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, &["role"])?;
+        Ok(Self {
+            role: parse_role(fields)?,
+        })
+    }
+}
+
+fn parse_role(fields: &Map<String, Value>) -> Result<Role, DomainError> {
+    let raw = required_text(fields, "role", 16)?;
+    Role::parse(&raw)
+        .ok_or_else(|| DomainError::invalid("role must be owner, admin, member or auditor"))
 }
 
 /// `PUT /api/v1/master-password`: `{"password": new, "current_password": old}`, the latter only

@@ -36,6 +36,7 @@ use crate::kdf::KdfGate;
 use crate::keys::KeyProvider;
 use crate::limiter::{AttemptLimiter, Reservation};
 use crate::machine::{Machine, MachineSummary, MachineView};
+use crate::orgs::{OrgStore, Organizations};
 use crate::recording::Recordings;
 use crate::requests::{MachinePatch, MasterPasswordChange, NewMachine};
 use crate::secret::MachineSecrets;
@@ -52,6 +53,8 @@ pub struct Machines {
     max_per_user: usize,
     /// Session recordings (see `recording`), when the deployment wired them.
     recordings: Option<Arc<Recordings>>,
+    /// Organizations (see `orgs`), when the deployment wired them.
+    orgs: Option<Arc<Organizations>>,
 }
 
 /// How many times create seals again when the vault rotated under it before giving up (409).
@@ -130,6 +133,7 @@ impl Machines {
             audit,
             max_per_user,
             recordings: None,
+            orgs: None,
         }
     }
 
@@ -140,6 +144,16 @@ impl Machines {
     }
 
     /// Session recordings: the relay writes them, the API lists, fetches and deletes them.
+    /// Organizations on `store`, writing to this service's audit log.
+    pub fn with_orgs(mut self, store: Arc<dyn OrgStore>) -> Self {
+        self.orgs = Some(Arc::new(Organizations::new(store, Arc::clone(&self.audit))));
+        self
+    }
+
+    pub fn orgs(&self) -> Option<&Arc<Organizations>> {
+        self.orgs.as_ref()
+    }
+
     pub fn recordings(&self) -> Option<&Arc<Recordings>> {
         self.recordings.as_ref()
     }

@@ -62,6 +62,9 @@ error_codes! {
     EmailUnverified = ("email_unverified", 403, "The identity provider did not vouch for the email address."),
     NotFound = ("not_found", 404, "No such route, or the feature is not enabled on this server."),
     MachineNotFound = ("machine_not_found", 404, "No such machine for this user (another user's machine answers the same)."),
+    OrgNotFound = ("org_not_found", 404, "No such organization among the caller's (one they do not belong to answers the same)."),
+    MemberNotFound = ("member_not_found", 404, "No such member in this organization."),
+    InvitationNotFound = ("invitation_not_found", 404, "No pending, unexpired invitation matches."),
     RecordingNotFound = ("recording_not_found", 404, "No such recording for this user (another user's recording answers the same)."),
     MethodNotAllowed = ("method_not_allowed", 405, "The route exists but not with this method."),
     MasterPasswordRequired = ("master_password_required", 409, "Set a master password before saving machines."),
@@ -69,6 +72,9 @@ error_codes! {
     MachineLimitReached = ("machine_limit_reached", 409, "The per-user machine quota is used up."),
     HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
+    OrgSlugTaken = ("org_slug_taken", 409, "Another organization has this slug."),
+    LastOwner = ("last_owner", 409, "The change would leave the organization without an owner."),
+    OrgLimitReached = ("org_limit_reached", 409, "A bound on members, pending invitations or organizations per user is reached."),
     PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
     RecordingTooLarge = ("recording_too_large", 413, "The recording is larger than one answer may carry."),
     UnsupportedMediaType = ("unsupported_media_type", 415, "A JSON body needs `Content-Type: application/json`, and a write with the session cookie may carry no other type (what a cross-site form sends)."),
@@ -249,6 +255,15 @@ impl From<DomainError> for ApiError {
             DomainError::RecordingTooLarge { .. } => {
                 Self::new(ErrorCode::RecordingTooLarge, err.to_string())
             }
+            DomainError::OrgNotFound => Self::new(ErrorCode::OrgNotFound, err.to_string()),
+            DomainError::MemberNotFound => Self::new(ErrorCode::MemberNotFound, err.to_string()),
+            DomainError::InvitationNotFound => {
+                Self::new(ErrorCode::InvitationNotFound, err.to_string())
+            }
+            DomainError::OrgSlugTaken => Self::new(ErrorCode::OrgSlugTaken, err.to_string()),
+            DomainError::LastOwner => Self::new(ErrorCode::LastOwner, err.to_string()),
+            DomainError::OrgLimit(_) => Self::new(ErrorCode::OrgLimitReached, err.to_string()),
+            DomainError::Forbidden(message) => Self::new(ErrorCode::Forbidden, message),
             DomainError::Store(store) => store.into(),
             DomainError::Keys(keys) => keys.into(),
             DomainError::Vault(vault) => {

@@ -107,6 +107,45 @@ impl<S: Send + Sync> FromRequestParts<S> for MachineId {
     }
 }
 
+/// `/api/v1/orgs/{slug}[/…/{member}]`: the organization's slug and, on member and invitation
+/// routes, the person the route names (`{member}` or `{email}`). A slug that cannot be one
+/// answers the 404 of an organization the caller does not belong to; the person is bounded to
+/// an email's length and refused with 400 when it carries control characters.
+pub struct OrgPath {
+    pub slug: domain::orgs::Slug,
+    pub person: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OrgPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let not_found = || ApiError::from(domain::DomainError::OrgNotFound);
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        let mut slug = None;
+        let mut person = None;
+        for (name, value) in params {
+            match name.as_str() {
+                "slug" => slug = Some(domain::orgs::Slug::parse(&value).map_err(|_| not_found())?),
+                "member" | "email" => {
+                    if value.is_empty() || value.len() > 254 || value.chars().any(char::is_control)
+                    {
+                        return Err(ApiError::bad_request(
+                            "The member must be an identity of at most 254 bytes",
+                        ));
+                    }
+                    person = Some(value);
+                }
+                _ => {}
+            }
+        }
+        let slug = slug.ok_or_else(not_found)?;
+        Ok(OrgPath { slug, person })
+    }
+}
+
 /// The request id the edge's layer chose (incoming `x-request-id`, API Gateway's, or fresh).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);

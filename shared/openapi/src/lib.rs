@@ -39,6 +39,15 @@ use schemas::ErrorEnvelope;
         paths::update_machine,
         paths::delete_machine,
         paths::set_master_password,
+        paths::create_org,
+        paths::list_orgs,
+        paths::get_org,
+        paths::invite,
+        paths::withdraw_invitation,
+        paths::set_member_role,
+        paths::remove_member,
+        paths::my_invitations,
+        paths::accept_invitation,
         paths::audit_log,
         paths::audit_export,
         paths::audit_verify,
@@ -65,6 +74,7 @@ use schemas::ErrorEnvelope;
         (name = "machines", description = "Saved SSH machines (api-fn)"),
         (name = "account", description = "The caller's master password (api-fn)"),
         (name = "recordings", description = "The caller's session recordings (api-fn)"),
+        (name = "organizations", description = "Organizations, members and invitations (api-fn)"),
         (name = "terminal", description = "Connect and the terminal WebSocket (relay)"),
         (name = "sign-in", description = "Browser sign-in and sessions"),
         (name = "health", description = "Health and this document"),
@@ -391,6 +401,50 @@ mod tests {
         let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, properties("Recording"));
         serde_json::from_value::<crate::schemas::Recording>(wire).unwrap();
+    }
+
+    #[test]
+    fn organizations_as_the_domain_answers_fit_the_schemas() {
+        use domain::orgs::{InvitationView, MemberView, OrgDetails, Role, Slug};
+        let slug = Slug::parse("platform-team").unwrap();
+        let invitation = InvitationView {
+            slug: slug.clone(),
+            org_name: "Platform".into(),
+            email: "dev@example.com".into(),
+            role: Role::Auditor,
+            invited_by: "owner@example.com".into(),
+            expires_at: 9,
+        };
+        let details = OrgDetails {
+            slug,
+            name: "Platform".into(),
+            role: Role::Owner,
+            created_at: 1,
+            members: vec![MemberView {
+                member: "owner@example.com".into(),
+                role: Role::Owner,
+                since: 1,
+            }],
+            invitations: Some(vec![invitation]),
+        };
+        let wire = serde_json::to_value(&details).unwrap();
+        let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, properties("OrgDetails"));
+        serde_json::from_value::<crate::schemas::OrgDetails>(wire).unwrap();
+        assert_eq!(
+            properties("NewOrgRequest"),
+            domain::requests::NEW_ORG_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect()
+        );
+        assert_eq!(
+            properties("OrgInviteRequest"),
+            domain::requests::ORG_INVITE_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect()
+        );
     }
 
     #[test]

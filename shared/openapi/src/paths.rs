@@ -14,9 +14,11 @@
 
 use crate::schemas::{
     AuditPageReply, AuditVerificationReply, ConnectRequest, DevSignInRequest, EmptyReply,
-    ErrorEnvelope, HealthReply, HostKeyPinRequest, MachineListReply, MachinePatchRequest,
-    MachineReply, MasterPasswordReply, MasterPasswordRequest, NewMachineRequest,
-    RecordingListReply, SessionOwnerReply, SignInOptionsReply, SignInUrlReply, TicketReply,
+    ErrorEnvelope, HealthReply, HostKeyPinRequest, InvitationListReply, InvitationReply,
+    MachineListReply, MachinePatchRequest, MachineReply, MasterPasswordReply,
+    MasterPasswordRequest, NewMachineRequest, NewOrgRequest, OrgDetailsReply, OrgInviteRequest,
+    OrgListReply, OrgReply, RecordingListReply, RoleUpdateRequest, SessionOwnerReply,
+    SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(
@@ -367,3 +369,126 @@ fn get_recording() {}
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn delete_recording() {}
+
+const ORG_SLUG: &str = "The organization's slug";
+
+#[utoipa::path(
+    post, path = "/api/v1/orgs", tag = "organizations", operation_id = "create_org",
+    summary = "Create an organization",
+    description = "The caller becomes its first owner.",
+    request_body = NewOrgRequest,
+    responses(
+        (status = 200, description = "Organization created successfully", body = OrgReply,
+            links(("GetOrg" = (operation_id = "get_org",
+                parameters(("slug" = "$response.body#/data/slug")))))),
+        (status = 409, description = "`org_slug_taken` or `org_limit_reached`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn create_org() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/orgs", tag = "organizations", operation_id = "list_orgs",
+    summary = "The caller's organizations, with their role in each",
+    responses((status = 200, description = "Organizations fetched successfully", body = OrgListReply)),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn list_orgs() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{slug}", tag = "organizations", operation_id = "get_org",
+    summary = "One organization with its members",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    responses(
+        (status = 200, description = "Organization fetched successfully", body = OrgDetailsReply),
+        (status = 404, description = "`org_not_found` (one the caller does not belong to answers the same)", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn get_org() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{slug}/invitations", tag = "organizations", operation_id = "invite",
+    summary = "Invite someone by email (owners and admins)",
+    description = "Replaces an earlier invitation of the same email. Admins cannot invite owners.",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    request_body = OrgInviteRequest,
+    responses(
+        (status = 200, description = "Invitation created successfully", body = InvitationReply),
+        (status = 403, description = "`forbidden`: the caller's role may not invite with this role", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`conflict` (already a member) or `org_limit_reached`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn invite() {}
+
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{slug}/invitations/{email}", tag = "organizations",
+    operation_id = "withdraw_invitation",
+    summary = "Withdraw a pending invitation (owners and admins)",
+    params(("slug" = String, Path, description = ORG_SLUG),
+        ("email" = String, Path, description = "The invited email")),
+    responses(
+        (status = 200, description = "Invitation withdrawn successfully", body = EmptyReply),
+        (status = 403, description = "`forbidden`", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found` or `invitation_not_found`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn withdraw_invitation() {}
+
+#[utoipa::path(
+    put, path = "/api/v1/orgs/{slug}/members/{member}", tag = "organizations",
+    operation_id = "set_member_role",
+    summary = "Change a member's role (owners; admins for non-owners, never to owner)",
+    params(("slug" = String, Path, description = ORG_SLUG),
+        ("member" = String, Path, description = "The member's identity")),
+    request_body = RoleUpdateRequest,
+    responses(
+        (status = 200, description = "Role changed successfully", body = EmptyReply),
+        (status = 403, description = "`forbidden`", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found` or `member_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`last_owner` or `conflict`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn set_member_role() {}
+
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{slug}/members/{member}", tag = "organizations",
+    operation_id = "remove_member",
+    summary = "Remove a member, or leave (the member is the caller)",
+    params(("slug" = String, Path, description = ORG_SLUG),
+        ("member" = String, Path, description = "The member's identity")),
+    responses(
+        (status = 200, description = "Member removed successfully", body = EmptyReply),
+        (status = 403, description = "`forbidden`", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found` or `member_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`last_owner` or `conflict`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn remove_member() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/invitations", tag = "organizations", operation_id = "my_invitations",
+    summary = "Invitations waiting for the caller's email",
+    responses((status = 200, description = "Invitations fetched successfully", body = InvitationListReply)),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn my_invitations() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/invitations/{slug}/accept", tag = "organizations",
+    operation_id = "accept_invitation",
+    summary = "Accept the caller's invitation and join with its role",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    responses(
+        (status = 200, description = "Invitation accepted successfully", body = OrgReply),
+        (status = 404, description = "`invitation_not_found` (none for the caller's email, or expired) or `org_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`conflict` (already a member) or `org_limit_reached`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn accept_invitation() {}

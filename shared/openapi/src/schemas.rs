@@ -398,6 +398,100 @@ impl ToSchema for ErrorCodeSchema {
     }
 }
 
+/// `POST /api/v1/orgs`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"slug": "platform-team", "name": "Platform team"}))]
+pub struct NewOrgRequest {
+    /// 3 to 40 lower-case letters, digits and inner hyphens; unique and immutable.
+    #[schema(
+        pattern = "^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$",
+        min_length = 3,
+        max_length = 40
+    )]
+    pub slug: String,
+    #[schema(min_length = 1, max_length = 128)]
+    pub name: String,
+}
+
+/// A role in an organization.
+#[derive(ToSchema, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRole {
+    Owner,
+    Admin,
+    Member,
+    Auditor,
+}
+
+/// `POST /api/v1/orgs/{slug}/invitations`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "dev@example.com", "role": "member"}))]
+pub struct OrgInviteRequest {
+    /// The invitee accepts by signing in with this (verified) email, in any case.
+    #[schema(min_length = 3, max_length = 254)]
+    pub email: String,
+    pub role: OrgRole,
+}
+
+/// `PUT /api/v1/orgs/{slug}/members/{member}`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleUpdateRequest {
+    pub role: OrgRole,
+}
+
+/// One of the caller's organizations.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSummary {
+    pub slug: String,
+    pub name: String,
+    /// The caller's role.
+    pub role: OrgRole,
+    /// When the caller joined (Unix seconds).
+    pub since: i64,
+}
+
+/// A member as other members see them.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgMember {
+    /// The member's identity (verified email).
+    pub member: String,
+    pub role: OrgRole,
+    pub since: i64,
+}
+
+/// A pending invitation.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgInvitation {
+    pub slug: String,
+    pub org_name: String,
+    pub email: String,
+    pub role: OrgRole,
+    pub invited_by: String,
+    /// Unix seconds; an expired invitation cannot be accepted.
+    pub expires_at: i64,
+}
+
+/// One organization as a member sees it.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgDetails {
+    pub slug: String,
+    pub name: String,
+    /// The caller's role.
+    pub role: OrgRole,
+    pub created_at: i64,
+    pub members: Vec<OrgMember>,
+    /// Pending invitations: shown to owners and admins, `null` for others.
+    #[schema(required = true)]
+    pub invitations: Option<Vec<OrgInvitation>>,
+}
+
 /// Every error: the reason phrase, a message a person can act on, `data` (`null`, or details
 /// such as both fingerprints of a changed host key or `retry_after_secs`), and `code`.
 #[derive(ToSchema)]
@@ -437,4 +531,9 @@ replies! {
     AuditPageReply => AuditPage, "A page of the caller's audit log.";
     AuditVerificationReply => AuditVerification, "The caller's audit chain, verified.";
     RecordingListReply => Vec<Recording>, "The caller's session recordings, newest first.";
+    OrgReply => OrgSummary, "One of the caller's organizations.";
+    OrgListReply => Vec<OrgSummary>, "The caller's organizations.";
+    OrgDetailsReply => OrgDetails, "An organization with its members.";
+    InvitationReply => OrgInvitation, "An invitation.";
+    InvitationListReply => Vec<OrgInvitation>, "Invitations waiting for the caller.";
 }

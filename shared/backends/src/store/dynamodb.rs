@@ -28,13 +28,13 @@ use domain::machine::{FieldChange, FieldValue, Machine, MachineSummary, SealedSe
 use domain::store::{Store, StoreError, VaultPrecondition};
 use domain::vault::{KdfParams, PreviousKey, VaultRecord};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
 /// A transaction one of whose conditions failed (DynamoDB cancels every write in it).
-const TRANSACTION_CANCELED: &str = "TransactionCanceledException";
+pub(crate) const TRANSACTION_CANCELED: &str = "TransactionCanceledException";
 /// A user's machine list is bounded by the create quota; this caps pages read per list.
-const MAX_QUERY_PAGES: usize = 50;
+pub(crate) const MAX_QUERY_PAGES: usize = 50;
 
 pub struct DynamoStore {
     client: Client,
@@ -106,11 +106,11 @@ fn machine_sk(id: u64) -> AttributeValue {
     AttributeValue::S(format!("MACHINE#{id:020}"))
 }
 
-fn s(value: &str) -> AttributeValue {
+pub(crate) fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -119,7 +119,7 @@ fn b(value: &[u8]) -> AttributeValue {
 }
 
 /// Maps an SDK failure; a failed condition becomes `Conflict`.
-fn store_error<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+pub(crate) fn store_error<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -133,14 +133,14 @@ where
     }
 }
 
-struct Fields<'a>(&'a Item);
+pub(crate) struct Fields<'a>(pub(crate) &'a Item);
 
 impl Fields<'_> {
     fn missing(name: &str) -> StoreError {
         StoreError::Corrupt(format!("attribute {name} missing or mistyped"))
     }
 
-    fn s(&self, name: &str) -> Result<String, StoreError> {
+    pub(crate) fn s(&self, name: &str) -> Result<String, StoreError> {
         self.opt_s(name)?.ok_or_else(|| Self::missing(name))
     }
 
@@ -152,7 +152,7 @@ impl Fields<'_> {
         }
     }
 
-    fn n<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+    pub(crate) fn n<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
         self.opt_n(name)?.ok_or_else(|| Self::missing(name))
     }
 
@@ -550,8 +550,10 @@ impl Store for DynamoStore {
             .key("PK", user_pk(owner_id))
             .key("SK", machine_sk(id))
             .update_expression(edit.update_expression())
-            .condition_expression(edit.conditions.join(" AND "))
-            .set_expression_attribute_values(Some(edit.values));
+            .condition_expression(edit.conditions.join(" AND "));
+        if !edit.values.is_empty() {
+            update = update.set_expression_attribute_values(Some(edit.values));
+        }
         if !edit.names.is_empty() {
             update = update.set_expression_attribute_names(Some(edit.names));
         }

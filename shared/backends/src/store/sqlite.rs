@@ -98,6 +98,32 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- Organizations (orgs_sqlite.rs): the organization, its members (one owner at least, checked in
+-- the transaction that would remove the last) and its pending invitations.
+CREATE TABLE IF NOT EXISTS orgs (
+    slug TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS org_members (
+    slug TEXT NOT NULL,
+    member TEXT NOT NULL,
+    role TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (slug, member)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS org_members_by_member ON org_members (member, slug);
+CREATE TABLE IF NOT EXISTS org_invitations (
+    slug TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    invited_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (slug, email)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS org_invitations_by_email ON org_invitations (email, slug);
 ";
 
 /// Files written before `persistent_shell` existed get the column (old rows read as 0, a
