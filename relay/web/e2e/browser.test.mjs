@@ -300,3 +300,63 @@ test('filter the machine list and edit a machine; moving a pinned one asks for t
       await browser.close();
     }
   });
+
+test('organizations: create, invite a second user who accepts in their own browser, change a role',
+  { timeout: 90_000 }, async () => {
+    const owner = await startBrowser();
+    const invitee = await startBrowser();
+    /** Sign `page` in as `email` (development sign-in) and open the Organizations tab. */
+    const signIn = async (page, email) => {
+      await page.goto(sushi.baseUrl);
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByRole('button', { name: 'Sign in (development)' }).click();
+      await page.getByRole('heading', { name: 'Machines' }).waitFor();
+      await page.getByRole('tab', { name: 'Organizations' }).click();
+      await page.getByRole('heading', { name: 'Organizations' }).waitFor();
+    };
+    try {
+      const alice = await owner.context.newPage();
+      await signIn(alice, 'org-owner@example.com');
+      await alice.getByText('You belong to no organization yet.').waitFor();
+      await alice.getByLabel('Slug (3 to 40 of a-z, 0-9 and -)').fill('e2e-platform');
+      await alice.getByLabel('Display name').fill('E2E Platform');
+      await alice.getByRole('button', { name: 'Create organization' }).click();
+      await alice.getByRole('alert').getByText('Organization "E2E Platform" created.').waitFor();
+      await alice.getByRole('heading', { name: 'E2E Platform' }).waitFor();
+      await alice.getByLabel('Email to invite').fill('Org-Member@example.com');
+      await alice.getByRole('button', { name: 'Invite', exact: true }).click();
+      await alice.getByRole('alert').getByText('Invitation sent to org-member@example.com').waitFor();
+      await alice.locator('.org-invitations li', { hasText: 'org-member@example.com as member' })
+        .waitFor();
+
+      // The invitee, in another browser, sees the invitation and accepts it.
+      const bob = await invitee.context.newPage();
+      await signIn(bob, 'org-member@example.com');
+      await bob.getByRole('button', { name: 'Accept the invitation to E2E Platform' }).click();
+      await bob.getByRole('alert').getByText('You joined "E2E Platform" as member.').waitFor();
+      const members = bob.getByRole('table', { name: 'Members' });
+      await members.getByText('org-owner@example.com').waitFor();
+      assert.equal(await bob.getByLabel('Email to invite').count(), 0, 'members invite no one');
+
+      // The owner sees the new member and makes them an admin.
+      await alice.getByRole('button', { name: 'Open E2E Platform' }).click();
+      const aliceMembers = alice.getByRole('table', { name: 'Members' });
+      await aliceMembers.getByText('org-member@example.com').waitFor();
+      await alice.getByLabel('Role of org-member@example.com').selectOption('admin');
+      await alice.getByRole('alert').getByText('org-member@example.com is now admin.').waitFor();
+      await bob.getByRole('button', { name: 'Open E2E Platform' }).click();
+      await bob.getByText('your role: admin').waitFor();
+      await bob.getByLabel('Email to invite').waitFor();
+      await alice.screenshot({ path: join(artifacts, 'organizations.png'), fullPage: true });
+    } catch (err) {
+      for (const browser of [owner, invitee]) {
+        const [page] = browser.context.pages();
+        await page?.screenshot({ path: join(artifacts, `orgs-failure-${browser === owner ? 'owner' : 'invitee'}.png`),
+          fullPage: true }).catch(() => {});
+      }
+      throw err;
+    } finally {
+      await owner.close();
+      await invitee.close();
+    }
+  });

@@ -30,6 +30,35 @@ export interface Machine {
   record_input: boolean;
 }
 
+export type OrgRole = 'owner' | 'admin' | 'member' | 'auditor';
+
+/** One of the caller's organizations. */
+export interface OrgSummary {
+  slug: string;
+  name: string;
+  role: OrgRole;
+  since: number;
+}
+
+export interface OrgInvitation {
+  slug: string;
+  org_name: string;
+  email: string;
+  role: OrgRole;
+  invited_by: string;
+  expires_at: number;
+}
+
+/** An organization as a member sees it (`invitations` only for owners and admins). */
+export interface OrgDetails {
+  slug: string;
+  name: string;
+  role: OrgRole;
+  created_at: number;
+  members: { member: string; role: OrgRole; since: number }[];
+  invitations: OrgInvitation[] | null;
+}
+
 /** One row of `GET /api/v1/recordings` (times in Unix ms). */
 export interface Recording {
   id: string;
@@ -115,6 +144,25 @@ export const api = {
   setMasterPassword: (password: string, current?: string) =>
     call<unknown>('PUT', '/api/v1/master-password',
       current ? { password, current_password: current } : { password }),
+  orgs: () => call<OrgSummary[]>('GET', '/api/v1/orgs'),
+  createOrg: (slug: string, name: string) =>
+    call<OrgSummary>('POST', '/api/v1/orgs', { slug, name }),
+  org: (slug: string) => call<OrgDetails>('GET', `/api/v1/orgs/${encodeURIComponent(slug)}`),
+  invite: (slug: string, email: string, role: OrgRole) =>
+    call<OrgInvitation>('POST', `/api/v1/orgs/${encodeURIComponent(slug)}/invitations`,
+      { email, role }),
+  withdrawInvitation: (slug: string, email: string) =>
+    call<null>('DELETE',
+      `/api/v1/orgs/${encodeURIComponent(slug)}/invitations/${encodeURIComponent(email)}`),
+  setRole: (slug: string, member: string, role: OrgRole) =>
+    call<null>('PUT',
+      `/api/v1/orgs/${encodeURIComponent(slug)}/members/${encodeURIComponent(member)}`, { role }),
+  removeMember: (slug: string, member: string) =>
+    call<null>('DELETE',
+      `/api/v1/orgs/${encodeURIComponent(slug)}/members/${encodeURIComponent(member)}`),
+  myInvitations: () => call<OrgInvitation[]>('GET', '/api/v1/invitations'),
+  acceptInvitation: (slug: string) =>
+    call<OrgSummary>('POST', `/api/v1/invitations/${encodeURIComponent(slug)}/accept`),
   recordings: () => call<Recording[]>('GET', '/api/v1/recordings'),
   recording: fetchRecording,
   deleteRecording: (id: string) =>

@@ -7,6 +7,7 @@ import { api, ApiError, Machine, type Recording } from './api';
 import { formatTime, parseCast } from './cast';
 import { machineMatches } from './filter';
 import { KeyBar } from './keybar';
+import { OrgsView } from './orgs';
 import { loadSaved, type SavedTerminal, storeSaved } from './resume';
 import { Player } from './player';
 import { parseShareFragment, SharePanel, ShareViewer } from './share';
@@ -565,11 +566,11 @@ function coarsePointer(): boolean {
 }
 
 function selectTab(id: string): void {
-  for (const fixed of ['machines', 'recordings']) {
+  for (const fixed of ['machines', 'recordings', 'orgs']) {
     $(`tab-${fixed}`).setAttribute('aria-selected', String(id === fixed));
     $(`panel-${fixed}`).hidden = id !== fixed;
   }
-  $('terminal-panels').hidden = id === 'machines' || id === 'recordings';
+  $('terminal-panels').hidden = id === 'machines' || id === 'recordings' || id === 'orgs';
   if (id !== 'recordings') player?.pause();
   for (const tab of tabs.values()) {
     const selected = tab.id === id;
@@ -617,6 +618,12 @@ function setupTabKeys(): void {
   $('tab-recordings').addEventListener('click', () => {
     selectTab('recordings');
     void busy(null, refreshRecordings);
+  });
+  const orgs = new OrgsView($('panel-orgs'), busy, notify, () => $('whoami').textContent);
+  orgs.mount();
+  $('tab-orgs').addEventListener('click', () => {
+    selectTab('orgs');
+    void busy(null, () => orgs.refresh());
   });
   $('recordings-refresh').addEventListener('click', () =>
     void busy($<HTMLButtonElement>('recordings-refresh'), refreshRecordings));
