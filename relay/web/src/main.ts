@@ -5,6 +5,7 @@
 
 import { api, ApiError, Machine, type Recording } from './api';
 import { formatTime, parseCast } from './cast';
+import { el } from './dom';
 import { machineMatches } from './filter';
 import { KeyBar } from './keybar';
 import { OrgsView } from './orgs';
@@ -18,19 +19,6 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   if (!el) throw new Error(`missing #${id}`);
   return el as T;
 };
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<Record<string, string>> = {},
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value !== undefined) node.setAttribute(key, value);
-  }
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 // ---- notices -------------------------------------------------------------------------------
 

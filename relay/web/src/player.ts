@@ -12,19 +12,7 @@ import { Terminal } from '@xterm/xterm';
 import {
   buildIndex, type Cast, eventsUntil, formatTime, markers, search, steps, type TextIndex,
 } from './cast';
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<Record<string, string>> = {},
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value !== undefined) node.setAttribute(key, value);
-  }
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { el } from './dom';
 
 const SPEEDS = ['0.5', '1', '2', '4'];
 

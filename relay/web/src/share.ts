@@ -10,22 +10,10 @@
 import { Terminal } from '@xterm/xterm';
 import { CLOSE_REASONS, type ServerEvent } from './protocol';
 import type { ShareEvent, TerminalSession } from './terminal';
+import { el } from './dom';
 
 type Mode = 'view' | 'control';
 type ViewerList = Extract<ServerEvent, { type: 'viewers' }>['viewers'];
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<Record<string, string>> = {},
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value !== undefined) node.setAttribute(key, value);
-  }
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** The link that opens share `id` with its `secret`, on this page's origin. */
 export function shareLink(id: string, secret: string): string {

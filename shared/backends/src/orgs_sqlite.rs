@@ -83,14 +83,21 @@ fn role_in(tx: &Transaction<'_>, slug: &str, member: &str) -> Result<Option<Role
     role.as_deref().map(role_from).transpose()
 }
 
-/// Whether taking `expected` away from one member would leave no owner.
-fn would_leave_no_owner(
+/// Why a change of `member` (decided on their having `expected`) must not happen inside `tx`:
+/// they no longer have that role, or it takes away (`takes_role`) the organization's last
+/// owner. `None` when it may go ahead.
+fn refusal(
     tx: &Transaction<'_>,
     slug: &str,
+    member: &str,
     expected: Role,
-) -> Result<bool, StoreError> {
-    if expected != Role::Owner {
-        return Ok(false);
+    takes_role: bool,
+) -> Result<Option<MemberChange>, StoreError> {
+    if role_in(tx, slug, member)? != Some(expected) {
+        return Ok(Some(MemberChange::Missing));
+    }
+    if !takes_role || expected != Role::Owner {
+        return Ok(None);
     }
     let owners: i64 = tx
         .query_row(
@@ -99,7 +106,7 @@ fn would_leave_no_owner(
             |row| row.get(0),
         )
         .map_err(unavailable)?;
-    Ok(owners <= 1)
+    Ok((owners <= 1).then_some(MemberChange::LastOwner))
 }
 
 impl SqliteStore {
@@ -289,11 +296,8 @@ impl OrgStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            if role_in(&tx, &slug, &member)? != Some(expected) {
-                return Ok(MemberChange::Missing);
-            }
-            if new != Role::Owner && would_leave_no_owner(&tx, &slug, expected)? {
-                return Ok(MemberChange::LastOwner);
+            if let Some(refused) = refusal(&tx, &slug, &member, expected, new != Role::Owner)? {
+                return Ok(refused);
             }
             tx.execute(
                 "UPDATE org_members SET role = ?1 WHERE slug = ?2 AND member = ?3",
@@ -317,11 +321,8 @@ impl OrgStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            if role_in(&tx, &slug, &member)? != Some(expected) {
-                return Ok(MemberChange::Missing);
-            }
-            if would_leave_no_owner(&tx, &slug, expected)? {
-                return Ok(MemberChange::LastOwner);
+            if let Some(refused) = refusal(&tx, &slug, &member, expected, true)? {
+                return Ok(refused);
             }
             tx.execute(
                 "DELETE FROM org_members WHERE slug = ?1 AND member = ?2",
