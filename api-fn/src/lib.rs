@@ -108,7 +108,10 @@ pub fn router_for_site(state: AppState, sign_in: Arc<SignIn>, site: SitePolicy) 
 fn with_source_ip(routes: Router) -> Router {
     routes.layer(axum::middleware::from_fn(
         |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
-            if let Some(ip) = source_ip(&request) {
+            // Trusted proxies' report (the edge, `TRUSTED_PROXY_HOPS`) outranks API Gateway's
+            // peer, which behind CloudFront is CloudFront.
+            let reported = request.extensions().get::<ClientAddr>().is_some();
+            if let (false, Some(ip)) = (reported, source_ip(&request)) {
                 request.extensions_mut().insert(ClientAddr(ip));
             }
             next.run(request).await

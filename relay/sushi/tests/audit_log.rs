@@ -225,3 +225,43 @@ async fn a_terminals_start_resume_and_end_are_recorded() {
     let verified = client.get("/api/v1/audit/verify").await;
     assert_eq!(verified.data()["ok"], true, "{:?}", verified.body);
 }
+
+/// The address of a request carrying `X-Forwarded-For: <forged>, <appended>` as the audit log
+/// records it, on a `sushi` told to trust `hops` proxies (none when `None`).
+async fn recorded_address(hops: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = HashMap::from([
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+    ]);
+    if let Some(hops) = hops {
+        env.insert("TRUSTED_PROXY_HOPS".to_owned(), hops.to_owned());
+    }
+    let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+    let client = Client::new(&sushi.base_url, None).as_user(USER);
+    let set = client
+        .send(
+            client
+                .http
+                .put(client.url("/api/v1/master-password"))
+                .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+                .json(&json!({ "password": MASTER })),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let log = client.get("/api/v1/audit?limit=5").await;
+    let entry = &log.data()["entries"][0];
+    assert_eq!(entry["kind"], "master_password_set");
+    entry["ip"].as_str().unwrap().to_owned()
+}
+
+/// Behind N trusted proxies the client is the entry the outermost appended; with none declared
+/// the header is not read at all, so a client cannot write a made-up address into its log.
+#[tokio::test]
+async fn forwarded_addresses_are_read_only_as_far_as_proxies_are_trusted() {
+    assert_eq!(recorded_address(None).await, "127.0.0.1");
+    assert_eq!(recorded_address(Some("1")).await, "203.0.113.9");
+    assert_eq!(recorded_address(Some("2")).await, "6.6.6.6");
+    // An invalid setting trusts nothing.
+    assert_eq!(recorded_address(Some("lots")).await, "127.0.0.1");
+}

@@ -151,7 +151,8 @@ impl<S: Send + Sync> FromRequestParts<S> for OrgPath {
 pub struct RequestId(pub String);
 
 /// The client's address as a binary's front door saw it, when that is not the TCP peer: api-fn
-/// in Lambda inserts API Gateway's `sourceIp` here. It wins over the connection address.
+/// in Lambda inserts API Gateway's `sourceIp` here, and the edge the address trusted proxies
+/// report (which then wins). It wins over the connection address.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub IpAddr);
 
@@ -159,8 +160,9 @@ pub struct ClientAddr(pub IpAddr);
 /// TCP peer), the `User-Agent` and the request id, each bounded by [`AuditContext::new`].
 /// Never rejects: a field that is not known is absent.
 ///
-/// `X-Forwarded-For` is not read: any client can send it, so it would let anyone write any
-/// address into their own log. Behind a load balancer the address is the balancer's.
+/// `X-Forwarded-For` is read only as far as the deployment says proxies it trusts append to it
+/// (`TRUSTED_PROXY_HOPS`, [`crate::forwarded`]); with none declared (the default) any client
+/// could write any address into their own log, so it is not read at all.
 pub struct Client(pub AuditContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {

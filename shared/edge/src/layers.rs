@@ -10,6 +10,8 @@
 //! * the cross-site guard: writes riding on the session cookie must be same-site JSON
 //!   ([`crate::site`]);
 //! * security headers on every answer (pages add their own CSP);
+//! * the client's address from `X-Forwarded-For` when the deployment declares trusted proxies
+//!   in front (`TRUSTED_PROXY_HOPS`, see [`crate::forwarded`]), for the audit log;
 //! * [`with_deadline`], a whole-request deadline answering 503, applied per group of routes
 //!   because the right bound differs: 25 s for the API, longer for connect (which dials SSH
 //!   under its own timeouts). It bounds the time to produce a *response*: a WebSocket upgrade
@@ -53,7 +55,11 @@ pub fn wrap(routes: Router) -> Router {
 /// (in-process tests).
 pub fn wrap_with(routes: Router, site: SitePolicy) -> Router {
     let policy = Arc::new(site);
+    let hops = crate::forwarded::hops_from_env();
     routes
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            forwarded_client(hops, request, next)
+        }))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -83,6 +89,16 @@ async fn bounded(deadline: Duration, request: Request, next: Next) -> Response {
             ApiError::unavailable("Request timed out; try again").into_response()
         }
     }
+}
+
+/// Put the client address trusted proxies report where [`crate::extract::Client`] reads it.
+async fn forwarded_client(hops: usize, mut request: Request, next: Next) -> Response {
+    if let Some(ip) = crate::forwarded::client_address(request.headers(), hops) {
+        request
+            .extensions_mut()
+            .insert(crate::extract::ClientAddr(ip));
+    }
+    next.run(request).await
 }
 
 fn on_panic(_: Box<dyn Any + Send + 'static>) -> Response {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod layers;
 pub mod metrics;
 #[cfg(feature = "otlp")]
