@@ -235,7 +235,10 @@ impl Session {
                                     );
 
                                     self.sender
-                                        .send(Reply::SignRequest { key, data: buf })
+                                        .send(Reply::SignRequest {
+                                            key: Box::new(key),
+                                            data: buf,
+                                        })
                                         .map_err(|_| crate::Error::SendError)?;
                                     self.common.buffer = loop {
                                         match self.receiver.recv().await {
@@ -822,9 +825,18 @@ impl Session {
         id: ChannelId,
         msg: &OpenChannelMessage,
     ) -> Channel<Msg> {
+        let sender = match &self.inbound_channel_sender {
+            Some(sender) => sender.clone(),
+            None => {
+                let (sender, receiver) = tokio::sync::mpsc::channel(10);
+                self.inbound_channel_sender = Some(sender.clone());
+                self.inbound_channel_receiver = Some(receiver);
+                sender
+            }
+        };
         let (channel, channel_ref) = Channel::new(
             id,
-            self.inbound_channel_sender.clone(),
+            sender,
             msg.recipient_maximum_packet_size,
             msg.recipient_window_size,
             self.common.config.channel_buffer_size,

@@ -94,8 +94,10 @@ pub struct Session {
     target_window_size: u32,
     pending_reads: Vec<CryptoVec>,
     pending_len: u32,
-    inbound_channel_sender: Sender<Msg>,
-    inbound_channel_receiver: Receiver<Msg>,
+    // Created on the first channel the server opens (patch): most clients never see one, and
+    // an mpsc channel allocates its first block (32 `Msg`) when it is created.
+    inbound_channel_sender: Option<Sender<Msg>>,
+    inbound_channel_receiver: Option<Receiver<Msg>>,
     open_global_requests: VecDeque<GlobalRequestResponse>,
     server_sig_algs: Option<Vec<Algorithm>>,
 }
@@ -116,7 +118,9 @@ enum Reply {
     },
     ChannelOpenFailure,
     SignRequest {
-        key: ssh_key::PublicKey,
+        // Boxed (patch): an inline `PublicKey` (~160 bytes) sized every `Reply`, and so the
+        // first block of the session -> handle channel (32 `Reply`).
+        key: Box<ssh_key::PublicKey>,
         data: CryptoVec,
     },
     AuthInfoRequest {
@@ -130,7 +134,9 @@ enum Reply {
 pub enum Msg {
     Authenticate {
         user: String,
-        method: auth::Method,
+        // Boxed (patch): `auth::Method` holds an inline `Certificate` (~550 bytes), which made
+        // every `Msg` ~590 bytes and every mpsc block of 32 `Msg` ~18 KiB.
+        method: Box<auth::Method>,
     },
     AuthInfoResponse {
         responses: Vec<String>,
@@ -280,7 +286,7 @@ impl<H: Handler> Handle<H> {
         self.sender
             .send(Msg::Authenticate {
                 user,
-                method: auth::Method::None,
+                method: Box::new(auth::Method::None),
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
@@ -297,9 +303,9 @@ impl<H: Handler> Handle<H> {
         self.sender
             .send(Msg::Authenticate {
                 user,
-                method: auth::Method::Password {
+                method: Box::new(auth::Method::Password {
                     password: password.into(),
-                },
+                }),
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
@@ -320,9 +326,9 @@ impl<H: Handler> Handle<H> {
         self.sender
             .send(Msg::Authenticate {
                 user: user.into(),
-                method: auth::Method::KeyboardInteractive {
+                method: Box::new(auth::Method::KeyboardInteractive {
                     submethods: submethods.into().unwrap_or_else(|| "".to_owned()),
-                },
+                }),
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
@@ -418,7 +424,7 @@ impl<H: Handler> Handle<H> {
         self.sender
             .send(Msg::Authenticate {
                 user,
-                method: auth::Method::PublicKey { key },
+                method: Box::new(auth::Method::PublicKey { key }),
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
@@ -436,7 +442,7 @@ impl<H: Handler> Handle<H> {
         self.sender
             .send(Msg::Authenticate {
                 user,
-                method: auth::Method::OpenSshCertificate { key, cert },
+                method: Box::new(auth::Method::OpenSshCertificate { key, cert }),
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
@@ -458,7 +464,7 @@ impl<H: Handler> Handle<H> {
             .sender
             .send(Msg::Authenticate {
                 user,
-                method: auth::Method::FuturePublicKey { key, hash_alg },
+                method: Box::new(auth::Method::FuturePublicKey { key, hash_alg }),
             })
             .await
             .is_err()
@@ -976,6 +982,14 @@ where
     })
 }
 
+/// The next message from the server-initiated channels, or never while there are none (patch).
+async fn recv_inbound(receiver: &mut Option<Receiver<Msg>>) -> Option<Msg> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn start_reading<R: AsyncRead + Unpin>(
     mut stream_read: R,
     mut buffer: SSHBuffer,
@@ -1013,15 +1027,14 @@ impl Session {
         receiver: Receiver<Msg>,
         sender: UnboundedSender<Reply>,
     ) -> Self {
-        let (inbound_channel_sender, inbound_channel_receiver) = channel(10);
         Self {
             common,
             receiver,
             sender,
             kex: SessionKexState::Idle,
             target_window_size,
-            inbound_channel_sender,
-            inbound_channel_receiver,
+            inbound_channel_sender: None,
+            inbound_channel_receiver: None,
             channels: HashMap::new(),
             pending_reads: Vec::new(),
             pending_len: 0,
@@ -1047,7 +1060,9 @@ impl Session {
             .await;
         trace!("disconnected");
         self.receiver.close();
-        self.inbound_channel_receiver.close();
+        if let Some(receiver) = self.inbound_channel_receiver.as_mut() {
+            receiver.close();
+        }
         map_err!(stream_write.shutdown().await)?;
         match result {
             Ok(v) => {
@@ -1166,7 +1181,7 @@ impl Session {
                         }
                     }
                 }
-                msg = self.inbound_channel_receiver.recv(), if !self.kex.active() => {
+                msg = recv_inbound(&mut self.inbound_channel_receiver), if !self.kex.active() => {
                     match msg {
                         Some(msg) => self.handle_msg(msg)?,
                         None => (),
@@ -1174,9 +1189,9 @@ impl Session {
 
                     // eagerly take all outgoing messages so writes are batched
                     while !self.kex.active() {
-                        match self.inbound_channel_receiver.try_recv() {
-                            Ok(next) => self.handle_msg(next)?,
-                            Err(_) => break
+                        match self.inbound_channel_receiver.as_mut().map(Receiver::try_recv) {
+                            Some(Ok(next)) => self.handle_msg(next)?,
+                            _ => break
                         }
                     }
                 }
@@ -1244,7 +1259,7 @@ impl Session {
     fn handle_msg(&mut self, msg: Msg) -> Result<(), crate::Error> {
         match msg {
             Msg::Authenticate { user, method } => {
-                self.write_auth_request_if_needed(&user, method)?;
+                self.write_auth_request_if_needed(&user, *method)?;
             }
             Msg::Signed { .. } => {}
             Msg::AuthInfoResponse { .. } => {}
