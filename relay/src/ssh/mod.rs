@@ -20,7 +20,7 @@ pub use auth::Credentials;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use domain::DomainError;
@@ -153,7 +153,14 @@ const CIPHERS: &[russh::cipher::Name] = &[
     russh::cipher::AES_128_CTR,
 ];
 
+/// One configuration for every session: russh keeps its `Arc` for the session's life, so a
+/// config built per connect would cost each terminal its own copy (~0.3 KiB).
 fn ssh_config() -> Arc<client::Config> {
+    static CONFIG: OnceLock<Arc<client::Config>> = OnceLock::new();
+    Arc::clone(CONFIG.get_or_init(build_ssh_config))
+}
+
+fn build_ssh_config() -> Arc<client::Config> {
     Arc::new(client::Config {
         preferred: russh::Preferred {
             cipher: Cow::Borrowed(CIPHERS),
