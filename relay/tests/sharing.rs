@@ -478,6 +478,8 @@ async fn the_owner_revokes_over_http_on_the_other_replica_while_the_terminal_is_
     assert_eq!(row["session"], owner.session().0.as_str(), "{row}");
     assert_eq!(row["emails"], json!([]), "{row}");
     assert!(row["expires_at"].as_u64().unwrap() > 0, "{row}");
+    // Exactly the documented shape (the schema refuses unknown and missing fields).
+    serde_json::from_value::<openapi::schemas::Share>(row.clone()).unwrap();
 
     // The owner's tab goes away: the terminal parks, its shares and viewers stay.
     owner.cut();

@@ -379,6 +379,25 @@ pub struct ErrorEnvelope {
     pub code: String,
 }
 
+/// One of the caller's live shares (`GET /api/v1/shares`).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    /// The share's id (a UUID), for `DELETE /api/v1/share/{id}`.
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The shared terminal's session id.
+    #[schema(format = "uuid")]
+    pub session: String,
+    /// `view`, or `control` (viewers may type once the owner grants it).
+    #[schema(pattern = "^(view|control)$")]
+    pub mode: String,
+    /// The users it is for; empty for a link share (anyone with the link).
+    pub emails: Vec<String>,
+    /// When it expires, in Unix seconds.
+    pub expires_at: u64,
+}
+
 /// A success envelope per data type: `{"status": "OK", "message", "data"}`.
 macro_rules! replies {
     ($($name:ident => $data:ty, $doc:literal;)*) => {$(
@@ -406,4 +425,5 @@ replies! {
     AuditPageReply => AuditPage, "A page of the caller's audit log.";
     AuditVerificationReply => AuditVerification, "The caller's audit chain, verified.";
     RecordingListReply => Vec<Recording>, "The caller's session recordings, newest first.";
+    ShareListReply => Vec<Share>, "The caller's live shares.";
 }
