@@ -45,7 +45,14 @@ use serde_json::json;
 use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
 
-const PHASES: [&str; 6] = ["connect", "throughput", "echo", "memory", "resume", "fanout"];
+const PHASES: [&str; 6] = [
+    "connect",
+    "throughput",
+    "echo",
+    "memory",
+    "resume",
+    "fanout",
+];
 
 /// The phases to run: all, or those named by `--only a,b`.
 fn phases() -> Vec<&'static str> {
@@ -428,7 +435,8 @@ async fn fanout_phase(gw: &RelayWorld, email: &str, id: u64, samples: usize, vie
         for (name, term) in [("0 viewers", &mut alone), ("with viewers", &mut shared)] {
             term.output.clear();
             let t0 = Instant::now();
-            term.run(&format!("seq 1 {lines}; printf '%s%s' DO NE")).await;
+            term.run(&format!("seq 1 {lines}; printf '%s%s' DO NE"))
+                .await;
             let mut total = 0u64;
             loop {
                 if find(&term.output, b"DONE").is_some() {

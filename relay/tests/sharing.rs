@@ -440,11 +440,7 @@ async fn the_owner_revokes_over_http_on_the_other_replica_while_the_terminal_is_
     let user = User::new(&gw, "share-http").await;
     let mallory = gw.user("share-http-mallory").await;
     let mut owner = user.open(&a.base_url).await;
-    let (id, secret) = share(
-        &mut owner,
-        json!({"mode": "view", "expires_in_secs": 600}),
-    )
-    .await;
+    let (id, secret) = share(&mut owner, json!({"mode": "view", "expires_in_secs": 600})).await;
     let (kept_id, kept_secret) = share(&mut owner, json!({"mode": "view"})).await;
     let (mut here, _) = join(&a.base_url, &id, &secret, &[]).await;
     let (mut there, _) = join(&b.base_url, &id, &secret, &[]).await;
@@ -527,7 +523,10 @@ async fn the_owner_revokes_over_http_on_the_other_replica_while_the_terminal_is_
     // Gone everywhere: the link, the listing, a second revoke.
     for base in [&a.base_url, &b.base_url] {
         assert_eq!(refused(base, &id, &secret, &[]).await, 4014);
-        assert_eq!(listed_shares(base, &user.email).await, vec![kept_id.clone()]);
+        assert_eq!(
+            listed_shares(base, &user.email).await,
+            vec![kept_id.clone()]
+        );
         let again = testkit::Client::new(base, None)
             .as_user(&user.email)
             .delete(&format!("/api/v1/share/{id}"))

@@ -314,7 +314,10 @@ impl TicketTable for RedisTickets {
         let listed: Vec<(Uuid, ShareListing)> = listed
             .into_iter()
             .filter_map(|(id, value)| {
-                Some((Uuid::parse_str(&id).ok()?, serde_json::from_str(&value).ok()?))
+                Some((
+                    Uuid::parse_str(&id).ok()?,
+                    serde_json::from_str(&value).ok()?,
+                ))
             })
             .take(MAX_LISTED_SHARES)
             .collect();
@@ -323,7 +326,9 @@ impl TicketTable for RedisTickets {
         }
         let mut routes = redis::pipe();
         for (id, _) in &listed {
-            routes.get(share_key(*id, now)).get(share_key(*id, now.previous()));
+            routes
+                .get(share_key(*id, now))
+                .get(share_key(*id, now.previous()));
         }
         let found: Vec<Option<String>> = bounded(routes.query_async(&mut conn)).await?;
         let mut live = Vec::with_capacity(listed.len());

@@ -357,7 +357,10 @@ async fn a_shared_terminals_recording_marks_who_typed() {
             // Each marker comes right before its typist's keystrokes.
             assert!(at("i", "echo OWNER-$((1+1))") < bob_marker);
             let bob_typed = at("i", "echo BOB");
-            assert!(bob_marker < bob_typed && bob_typed < owner_marker, "{events:?}");
+            assert!(
+                bob_marker < bob_typed && bob_typed < owner_marker,
+                "{events:?}"
+            );
             assert!(owner_marker < at("i", "AGAIN"), "{events:?}");
         } else {
             assert!(
