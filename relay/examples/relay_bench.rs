@@ -422,7 +422,7 @@ async fn fanout_phase(gw: &RelayWorld, email: &str, id: u64, samples: usize, vie
         for term in [&mut alone, &mut shared] {
             term.send_bytes(&[3]).await; // ^C ends `cat`
             term.run("stty raw -echo; printf '%s%s' RE ADY").await;
-            read_until(term, 0, b"READY", Duration::from_secs(10)).await;
+            read_until(term, 0, b"READY", Duration::from_secs(30)).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             while term.next(Duration::from_millis(100)).await.is_some() {}
             term.output.clear();
