@@ -302,6 +302,32 @@ async fn echo_terminal(base: &str, email: &str, id: u64) -> Terminal {
     term
 }
 
+/// End the echo terminal's `cat` (^C) and put its shell's PTY in raw mode without echo. Keys
+/// typed while `cat` is still dying are eaten by it or flushed with the signal, so the command
+/// is sent only after a pause, and again if it was lost.
+async fn raw_shell(term: &mut Terminal) {
+    for _ in 0..5 {
+        term.output.clear();
+        term.send_bytes(&[3]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        term.run("stty raw -echo; printf '%s%s' RE ADY").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while find(&term.output, b"READY").is_none() && Instant::now() < deadline {
+            match term.next(Duration::from_millis(200)).await {
+                Some(Frame::Closed(code, reason)) => panic!("terminal closed: {code} {reason}"),
+                Some(_) | None => {}
+            }
+        }
+        if find(&term.output, b"READY").is_some() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while term.next(Duration::from_millis(100)).await.is_some() {}
+            term.output.clear();
+            return;
+        }
+    }
+    panic!("the shell did not take `stty raw`");
+}
+
 /// One keystroke to `term`, until its echo: milliseconds.
 async fn keystroke(term: &mut Terminal) -> f64 {
     let t0 = Instant::now();
@@ -420,12 +446,7 @@ async fn fanout_phase(gw: &RelayWorld, email: &str, id: u64, samples: usize, vie
         // Raw mode, no echo: the owner reads only the command's output, up to an end marker.
         let mut rate = Vec::new();
         for term in [&mut alone, &mut shared] {
-            term.send_bytes(&[3]).await; // ^C ends `cat`
-            term.run("stty raw -echo; printf '%s%s' RE ADY").await;
-            read_until(term, 0, b"READY", Duration::from_secs(30)).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            while term.next(Duration::from_millis(100)).await.is_some() {}
-            term.output.clear();
+            raw_shell(term).await;
         }
         let before: Vec<u64> = watched
             .iter()
