@@ -36,7 +36,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{arg, arg_str, percentile, relay_bin, relay_env, rss_kib, start_echo_server, summary};
@@ -228,6 +228,10 @@ async fn echo_phase(
     (relay_rtt, direct_rtt)
 }
 
+/// Whether viewers count keystroke echoes (the echo part); off for bulk output, where
+/// scanning every byte would take the client CPU the relay needs.
+static COUNT_ECHOES: AtomicBool = AtomicBool::new(true);
+
 /// What one share viewer has received, counted by its reader task.
 #[derive(Default)]
 struct Watched {
@@ -247,8 +251,10 @@ fn watch_share(mut viewer: Terminal) -> Arc<Watched> {
         loop {
             match viewer.next(Duration::from_secs(3600)).await {
                 Some(Frame::Output(bytes)) => {
-                    let echoes = bytes.iter().filter(|b| **b == b'k').count();
-                    counts.echoes.fetch_add(echoes as u64, Ordering::Relaxed);
+                    if COUNT_ECHOES.load(Ordering::Relaxed) {
+                        let echoes = bytes.iter().filter(|b| **b == b'k').count();
+                        counts.echoes.fetch_add(echoes as u64, Ordering::Relaxed);
+                    }
                     counts
                         .bytes
                         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -445,6 +451,7 @@ async fn fanout_phase(gw: &RelayWorld, email: &str, id: u64, samples: usize, vie
     if lines > 0 {
         // Raw mode, no echo: the owner reads only the command's output, up to an end marker.
         let mut rate = Vec::new();
+        COUNT_ECHOES.store(false, Ordering::Relaxed);
         for term in [&mut alone, &mut shared] {
             raw_shell(term).await;
         }
