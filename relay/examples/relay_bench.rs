@@ -319,9 +319,8 @@ async fn raw_shell(term: &mut Terminal) {
         term.run("stty raw -echo; printf '%s%s' RE ADY").await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while find(&term.output, b"READY").is_none() && Instant::now() < deadline {
-            match term.next(Duration::from_millis(200)).await {
-                Some(Frame::Closed(code, reason)) => panic!("terminal closed: {code} {reason}"),
-                Some(_) | None => {}
+            if let Some(Frame::Closed(code, reason)) = term.next(Duration::from_millis(200)).await {
+                panic!("terminal closed: {code} {reason}");
             }
         }
         if find(&term.output, b"READY").is_some() {
