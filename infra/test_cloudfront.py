@@ -193,7 +193,8 @@ class CloudFrontRouting(unittest.TestCase):
         listed = {(e["pattern"], e["component"]) for e in browser_paths()}
         for required in [("/", "web"), ("/assets/*", "web"), ("/api/v1/*", "api"),
                          ("/api/v1/auth/*", "api"), ("/api/v1/machine/*/connect", "relay"),
-                         ("/api/v1/machine/*/host-key", "relay"), ("/ssh", "relay")]:
+                         ("/api/v1/machine/*/host-key", "relay"), ("/api/v1/share*", "relay"),
+                         ("/ssh", "relay")]:
             self.assertIn(required, listed)
 
     def test_the_root_serves_the_page(self) -> None:

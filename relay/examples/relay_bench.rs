@@ -1,6 +1,8 @@
 //! Relay benchmark: throughput and keystroke echo through relay+WebSocket versus
 //! `ssh` directly, relay memory per idle terminal at N concurrent sessions, connect latency
-//! and time to the first prompt byte, resume latency and memory per parked terminal. Not a test: it prints figures for `docs/relay-benchmark.md`.
+//! and time to the first prompt byte, resume latency and memory per parked terminal, and what
+//! 20 viewers of a shared terminal cost its owner (`fanout`). Not a test: it prints figures for
+//! `docs/relay-benchmark.md`.
 //!
 //! Needs the test services (`localstack/services.sh start`, then
 //! `eval "$(localstack/services.sh env)"`), and the release relay binary next to this example:
@@ -8,8 +10,8 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
-//!     [--only connect,throughput,echo,memory,resume] [--think-ms 0] [--echo-writes 1] [--hold-secs 0]
-//!     [--echo-csv FILE] [--parked 100]
+//!     [--only connect,throughput,echo,memory,resume,fanout] [--think-ms 0] [--echo-writes 1]
+//!     [--hold-secs 0] [--echo-csv FILE] [--parked 100] [--viewers 20] [--fanout-lines 1000000]
 //! ```
 //!
 //! `--only` runs the named phases alone (for instance `--only echo`, a minute instead of the
@@ -34,6 +36,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{arg, arg_str, percentile, relay_bin, relay_env, rss_kib, start_echo_server, summary};
@@ -42,7 +45,14 @@ use serde_json::json;
 use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
 
-const PHASES: [&str; 5] = ["connect", "throughput", "echo", "memory", "resume"];
+const PHASES: [&str; 6] = [
+    "connect",
+    "throughput",
+    "echo",
+    "memory",
+    "resume",
+    "fanout",
+];
 
 /// The phases to run: all, or those named by `--only a,b`.
 fn phases() -> Vec<&'static str> {
@@ -216,6 +226,284 @@ async fn echo_phase(
     drop(stdin);
     let _ = child.kill().await;
     (relay_rtt, direct_rtt)
+}
+
+/// Whether viewers count keystroke echoes (the echo part); off for bulk output, where
+/// scanning every byte would take the client CPU the relay needs.
+static COUNT_ECHOES: AtomicBool = AtomicBool::new(true);
+
+/// What one share viewer has received, counted by its reader task.
+#[derive(Default)]
+struct Watched {
+    /// Keystroke echoes (`k`) received after the joining screen.
+    echoes: AtomicU64,
+    /// Output bytes received after the joining screen.
+    bytes: AtomicU64,
+    /// The close code, once closed (0 while open).
+    closed: AtomicU64,
+}
+
+/// A viewer that reads everything, as fast as it comes, counting and discarding it.
+fn watch_share(mut viewer: Terminal) -> Arc<Watched> {
+    let watched = Arc::new(Watched::default());
+    let counts = Arc::clone(&watched);
+    tokio::spawn(async move {
+        loop {
+            match viewer.next(Duration::from_secs(3600)).await {
+                Some(Frame::Output(bytes)) => {
+                    if COUNT_ECHOES.load(Ordering::Relaxed) {
+                        let echoes = bytes.iter().filter(|b| **b == b'k').count();
+                        counts.echoes.fetch_add(echoes as u64, Ordering::Relaxed);
+                    }
+                    counts
+                        .bytes
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    viewer.output.clear();
+                }
+                Some(Frame::Event(_)) => {}
+                Some(Frame::Closed(code, _)) => {
+                    counts.closed.store(u64::from(code), Ordering::Relaxed);
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    watched
+}
+
+/// Wait (bounded) until every viewer has `done`, or closed; how many got there.
+async fn viewers_caught_up(
+    viewers: &[Arc<Watched>],
+    done: impl Fn(usize, &Watched) -> bool,
+    limit: Duration,
+) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        let caught_up = viewers
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| done(*i, v))
+            .count();
+        let closed = viewers
+            .iter()
+            .filter(|v| v.closed.load(Ordering::Relaxed) != 0)
+            .count();
+        if caught_up + closed >= viewers.len() || Instant::now() > deadline {
+            return caught_up;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Open a terminal on `base` and put `cat` on a non-canonical PTY behind it (the echo setup).
+async fn echo_terminal(base: &str, email: &str, id: u64) -> Terminal {
+    let ticket = relay_world::ticket(base, email, id).await;
+    let mut term = Terminal::open_with_nodelay(base, &ticket, &[], false)
+        .await
+        .unwrap();
+    term.run("stty -icanon; printf '%s%s' RE ADY; cat >/dev/null")
+        .await;
+    read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
+    term
+}
+
+/// End the echo terminal's `cat` (^C) and put its shell's PTY in raw mode without echo. Keys
+/// typed while `cat` is still dying are eaten by it or flushed with the signal, so the command
+/// is sent only after a pause, and again if it was lost.
+async fn raw_shell(term: &mut Terminal) {
+    for _ in 0..5 {
+        term.output.clear();
+        term.send_bytes(&[3]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        term.run("stty raw -echo; printf '%s%s' RE ADY").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while find(&term.output, b"READY").is_none() && Instant::now() < deadline {
+            if let Some(Frame::Closed(code, reason)) = term.next(Duration::from_millis(200)).await {
+                panic!("terminal closed: {code} {reason}");
+            }
+        }
+        if find(&term.output, b"READY").is_some() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while term.next(Duration::from_millis(100)).await.is_some() {}
+            term.output.clear();
+            return;
+        }
+    }
+    panic!("the shell did not take `stty raw`");
+}
+
+/// One keystroke to `term`, until its echo: milliseconds.
+async fn keystroke(term: &mut Terminal) -> f64 {
+    let t0 = Instant::now();
+    let mark = term.output.len();
+    term.send_bytes(b"k").await;
+    read_until(term, mark, b"k", Duration::from_secs(5)).await;
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    term.output.clear();
+    ms
+}
+
+/// Fan-out: what `viewers` view-only viewers of a shared terminal, spread over two relays,
+/// cost its owner. Two terminals of the same user on relay A, both with `cat` echoing on a
+/// non-canonical PTY; one is shared and watched by the viewers (half joined on A, half on B
+/// and forwarded to A), the other is not. Keystroke echo samples alternate between the two
+/// terminals one by one (the side that goes first swapping every sample), so whatever else the
+/// machine does falls on both; every viewer must receive every echo. Then, if `lines` > 0, the
+/// owner's throughput: `seq 1 <lines>` on each terminal in turn, and how many viewers received
+/// all of it (a viewer that falls [`VIEWER_QUEUE`] frames behind is dropped by design, 4017).
+///
+/// [`VIEWER_QUEUE`]: relay::ws::share::VIEWER_QUEUE
+async fn fanout_phase(gw: &RelayWorld, email: &str, id: u64, samples: usize, viewers: usize) {
+    const WARM_UP: usize = 20;
+    let redis = testkit::service_env("SUSHI_TEST_REDIS_URL");
+    let env = relay_env(viewers + 16);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("REDIS_URL", &redis));
+    let relay_bin = relay_bin();
+    let a = gw.start(&relay_bin, &env);
+    let b = gw.start(&relay_bin, &env);
+
+    let mut shared = echo_terminal(&a.base_url, email, id).await;
+    let mut alone = echo_terminal(&a.base_url, email, id).await;
+    shared
+        .send_json(json!({"type": "share_create", "mode": "view"}))
+        .await;
+    let created = loop {
+        match shared.next(Duration::from_secs(10)).await {
+            Some(Frame::Event(event)) if event["type"] == "share_created" => break event,
+            Some(Frame::Event(_) | Frame::Output(_)) => {}
+            other => panic!("no share_created: {other:?}"),
+        }
+    };
+    let (share, secret) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
+    let mut watched = Vec::with_capacity(viewers);
+    for n in 0..viewers {
+        let base = if n % 2 == 0 { &a.base_url } else { &b.base_url };
+        let mut viewer = Terminal::join(base, &share, &secret, &[]).await.unwrap();
+        viewer.expect_event("joined", Duration::from_secs(10)).await;
+        // The joining screen (it shows READY) is not counted.
+        viewer.expect_output("READY", Duration::from_secs(10)).await;
+        viewer.output.clear();
+        watched.push(watch_share(viewer));
+    }
+    let mut seen = shared.events.len();
+    loop {
+        let listed = shared.events[seen..].iter().any(|e| {
+            e["type"] == "viewers" && e["viewers"].as_array().is_some_and(|v| v.len() == viewers)
+        });
+        if listed {
+            break;
+        }
+        seen = shared.events.len();
+        shared.next(Duration::from_secs(10)).await.unwrap();
+    }
+    shared.output.clear();
+
+    let (mut with_viewers, mut without) = (Vec::new(), Vec::new());
+    for i in 0..WARM_UP + samples {
+        for side in [i % 2, 1 - i % 2] {
+            if side == 0 {
+                let ms = keystroke(&mut shared).await;
+                if i >= WARM_UP {
+                    with_viewers.push(ms);
+                }
+            } else {
+                let ms = keystroke(&mut alone).await;
+                if i >= WARM_UP {
+                    without.push(ms);
+                }
+            }
+        }
+    }
+    let sent = (WARM_UP + samples) as u64;
+    let complete = viewers_caught_up(
+        &watched,
+        |_, v| v.echoes.load(Ordering::Relaxed) >= sent,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        complete, viewers,
+        "every viewer must receive every echo ({sent} keystrokes)"
+    );
+    let (with_viewers, without) = (summary(&mut with_viewers), summary(&mut without));
+    println!(
+        "fan-out: owner's keystroke echo ({samples} samples per side, interleaved, relay A; {viewers} view-only viewers, {} on A and {} on B, each received all {sent} echoes):",
+        viewers.div_ceil(2),
+        viewers / 2
+    );
+    println!("  0 viewers:  {without}");
+    println!("  {viewers} viewers: {with_viewers}");
+    println!(
+        "  ratio {viewers}/0 viewers: p50 {:.2}, p99 {:.2} (added p50 {:+.3} ms, p99 {:+.3} ms)",
+        with_viewers.p50 / without.p50,
+        with_viewers.p99 / without.p99,
+        with_viewers.p50 - without.p50,
+        with_viewers.p99 - without.p99
+    );
+
+    let lines = arg("--fanout-lines", 1_000_000);
+    if lines > 0 {
+        // Raw mode, no echo: the owner reads only the command's output, up to an end marker.
+        let mut rate = Vec::new();
+        COUNT_ECHOES.store(false, Ordering::Relaxed);
+        for term in [&mut alone, &mut shared] {
+            raw_shell(term).await;
+        }
+        let before: Vec<u64> = watched
+            .iter()
+            .map(|v| v.bytes.load(Ordering::Relaxed))
+            .collect();
+        let mut owner_bytes = 0u64;
+        for (name, term) in [("0 viewers", &mut alone), ("with viewers", &mut shared)] {
+            term.output.clear();
+            let t0 = Instant::now();
+            term.run(&format!("seq 1 {lines}; printf '%s%s' DO NE"))
+                .await;
+            let mut total = 0u64;
+            loop {
+                if find(&term.output, b"DONE").is_some() {
+                    break;
+                }
+                let keep = term.output.len().saturating_sub(4);
+                term.output.drain(..keep);
+                match term.next(Duration::from_secs(600)).await {
+                    Some(Frame::Output(bytes)) => total += bytes.len() as u64,
+                    Some(Frame::Event(_)) => {}
+                    other => panic!("terminal ended: {other:?}"),
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            rate.push(total as f64 / secs / (1024.0 * 1024.0));
+            println!(
+                "  throughput, {name}: {:.1} MiB in {secs:.2} s, {:.1} MiB/s",
+                total as f64 / (1024.0 * 1024.0),
+                total as f64 / secs / (1024.0 * 1024.0)
+            );
+            owner_bytes = total;
+        }
+        let got_all = viewers_caught_up(
+            &watched,
+            |i, v| v.bytes.load(Ordering::Relaxed) - before[i] >= owner_bytes,
+            Duration::from_secs(30),
+        )
+        .await;
+        let dropped = watched
+            .iter()
+            .filter(|v| v.closed.load(Ordering::Relaxed) == 4017)
+            .count();
+        println!(
+            "  throughput ratio {viewers}/0 viewers: {:.2}; viewers that received all {owner_bytes} bytes: {got_all}, dropped for falling behind (4017): {dropped}",
+            rate[1] / rate[0]
+        );
+    }
+    drop(watched);
+    shared.close().await;
+    alone.close().await;
 }
 
 /// Cut a terminal's connection with output it has not read, resume it, and time the new
@@ -467,6 +755,11 @@ async fn main() {
         );
     }
 
+    // 4. Fan-out: 20 viewers of a shared terminal, on two relays.
+    if phases.contains(&"fanout") {
+        fanout_phase(&gw, &email, id, samples, arg("--viewers", 20)).await;
+    }
+
     let echo_port = start_echo_server().await;
     let echo_id = gw
         .machine(
@@ -476,14 +769,14 @@ async fn main() {
         )
         .await;
 
-    // 4. Resume: WebSocket open to the first replayed byte (real sshd), and relay memory per
+    // 5. Resume: WebSocket open to the first replayed byte (real sshd), and relay memory per
     // parked terminal whose ring is full (in-process SSH server).
     if phases.contains(&"resume") {
         resume_latency(&base, &email, id, samples.min(200)).await;
         parked_memory(&relay, &base, &email, echo_id, arg("--parked", 100)).await;
     }
 
-    // 5. Memory per idle open terminal, against the lightweight russh server.
+    // 6. Memory per idle open terminal, against the lightweight russh server.
     if !phases.contains(&"memory") {
         return;
     }

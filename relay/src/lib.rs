@@ -1,13 +1,15 @@
 //! relay: the long-lived half of the product. It serves
-//! `POST /api/v1/machine/{id}/connect`, `PUT /api/v1/machine/{id}/host-key` and the terminal
-//! WebSocket `GET /ssh?uuid=…` (and its resume, `GET /ssh?session=…`), holds live SSH sessions in memory, and routes tickets through
+//! `POST /api/v1/machine/{id}/connect`, `PUT /api/v1/machine/{id}/host-key`, the terminal
+//! WebSocket `GET /ssh?uuid=…` (and its resume, `GET /ssh?session=…`, and a share's viewers,
+//! `GET /ssh?share=…`) and the owner's live shares (`GET /api/v1/shares`,
+//! `DELETE /api/v1/share/{id}`), holds live SSH sessions in memory, and routes tickets through
 //! a [`TicketTable`] (Redis across replicas, in-process for one).
 //!
 //! The crate is a library so that the all-in-one local binary (`sushi`, in `relay/sushi/`) can
 //! mount [`routes`] next to api-fn's, while `main.rs` stays a thin production entry point that
 //! does not contain the API. Module map: `config` (the relay's settings), `connect` (HTTP
 //! handlers), `ssh/` (russh client, target policy), `tickets/` (the ticket table), `ws/` (the
-//! terminal: protocol, liveness, pump, forwarding), `sessions` (pending sessions and capacity),
+//! terminal: protocol, liveness, pump, forwarding, sharing), `share_api` (live shares over HTTP), `sessions` (pending sessions and capacity),
 //! `drain` (SIGTERM), `metrics` (the relay's Prometheus metrics), `redis` (the Redis connection behind the ticket table), `web` (the
 //! embedded web app). HTTP plumbing (envelope, auth, layers, serve)
 //! comes from the `edge` crate, the machine/vault logic from `domain`.
@@ -19,6 +21,7 @@ pub mod metrics;
 pub mod recording;
 pub mod redis;
 pub mod sessions;
+pub mod share_api;
 pub mod ssh;
 pub mod tickets;
 pub mod web;
@@ -29,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use domain::Machines;
 use domain::config::{Config, ConfigError};
 use edge::auth::Authenticator;
@@ -59,6 +62,9 @@ pub struct Relay {
     pub resume_budget: Arc<ws::ring::Budget>,
     /// Live shares of this relay's terminals, which a viewer's socket can join.
     pub shares: Arc<ws::share::Shares>,
+    /// Relay-to-relay HTTP (a share revoke forwarded to the relay holding it): no redirects,
+    /// bounded connect and request times.
+    pub http: reqwest::Client,
 }
 
 #[derive(Clone)]
@@ -146,6 +152,7 @@ impl Relay {
             clock: TicketClock::new(config.ticket_bucket_secs),
             terminals: ws::resume::Terminals::new(),
             shares: ws::share::Shares::new(),
+            http: relay_client(),
             resume_budget,
             config,
             advertise,
@@ -176,6 +183,18 @@ impl Relay {
     }
 }
 
+fn relay_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(share_api::FORWARD_TIMEOUT)
+        .build()
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "relay HTTP client could not be configured; using defaults");
+            reqwest::Client::new()
+        })
+}
+
 /// Resolves once a shutdown signal arrived and the relay has drained: what `serve` waits for.
 pub async fn shutdown(relay: Arc<Relay>) {
     edge::serve::terminated().await;
@@ -197,6 +216,8 @@ pub fn routes(relay: Arc<Relay>) -> Router {
         .route("/api/v1/machine/{id}/connect", post(connect::connect))
         .route("/api/v1/machine/{id}/host-key", put(connect::set_host_key))
         .route("/ssh", get(ws::terminal))
+        .route("/api/v1/shares", get(share_api::list))
+        .route("/api/v1/share/{id}", delete(share_api::revoke))
         .route("/relay/health", get(connect::health))
         .with_state(RelayState(relay));
     layers::with_deadline(routes, deadline)

@@ -9,7 +9,8 @@
 //!   unrecorded and the failure is in the audit log. The [`Recorder`] travels in the pending
 //!   `Session` to the pump.
 //! * The pump holds [`Tap`]s (cheap clones) in its output and input tasks and calls
-//!   [`Tap::output`], [`Tap::input`], [`Tap::resize`]: a timestamp and a `try_send`. A full
+//!   [`Tap::output`], [`Tap::input`], [`Tap::resize`] (and [`Tap::marker`] when the typist of
+//!   a shared terminal changes): a timestamp and a `try_send`. A full
 //!   queue (or more than [`QUEUE_BYTES`] waiting) drops the event and counts it; the recorder
 //!   writes a gap marker where the drops happened.
 //! * The recorder task owns the domain's `Writer`. It appends events to the writer's buffer and
@@ -50,6 +51,7 @@ enum Event {
     Output(Instant, Bytes),
     Input(Instant, Bytes),
     Resize(Instant, u32, u32),
+    Marker(Instant, String),
     Finish(Ending, oneshot::Sender<()>),
 }
 
@@ -98,6 +100,13 @@ impl Tap {
 
     pub fn resize(&self, cols: u32, rows: u32) {
         self.offer(Event::Resize(Instant::now(), cols, rows), 0);
+    }
+
+    /// A labelled moment (an asciicast `m` event), recorded whether or not input is: who
+    /// types from here on in a shared terminal.
+    pub fn marker(&self, label: String) {
+        let size = label.len();
+        self.offer(Event::Marker(Instant::now(), label), size);
     }
 }
 
@@ -297,7 +306,10 @@ impl Task {
 
     fn take(&mut self, event: Event) {
         let at = match &event {
-            Event::Output(at, _) | Event::Input(at, _) | Event::Resize(at, _, _) => *at,
+            Event::Output(at, _)
+            | Event::Input(at, _)
+            | Event::Resize(at, _, _)
+            | Event::Marker(at, _) => *at,
             Event::Finish(..) => Instant::now(),
         };
         self.mark_drops(at);
@@ -311,6 +323,10 @@ impl Task {
                 self.writer.input(at, &bytes);
             }
             Event::Resize(at, cols, rows) => self.writer.resize(at, cols, rows),
+            Event::Marker(at, label) => {
+                self.queue.bytes.fetch_sub(label.len(), Ordering::Relaxed);
+                self.writer.marker(at, &label);
+            }
             Event::Finish(..) => {}
         }
     }

@@ -415,3 +415,147 @@ async fn twenty_viewers_across_two_replicas_receive_the_same_bytes_as_the_owner(
         assert_eq!(got, expected);
     }
 }
+
+/// `GET /api/v1/shares` on `base` as `email`: the listed share ids.
+async fn listed_shares(base: &str, email: &str) -> Vec<String> {
+    let answer = testkit::Client::new(base, None)
+        .as_user(email)
+        .get("/api/v1/shares")
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    answer
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|share| share["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_owner_revokes_over_http_on_the_other_replica_while_the_terminal_is_parked() {
+    let gw = RelayWorld::new().await;
+    let a = gw.start(RELAY, &[("REDIS_URL", &redis())]);
+    let b = gw.start(RELAY, &[("REDIS_URL", &redis())]);
+    let user = User::new(&gw, "share-http").await;
+    let mallory = gw.user("share-http-mallory").await;
+    let mut owner = user.open(&a.base_url).await;
+    let (id, secret) = share(&mut owner, json!({"mode": "view", "expires_in_secs": 600})).await;
+    let (kept_id, kept_secret) = share(&mut owner, json!({"mode": "view"})).await;
+    let (mut here, _) = join(&a.base_url, &id, &secret, &[]).await;
+    let (mut there, _) = join(&b.base_url, &id, &secret, &[]).await;
+    let (mut kept, _) = join(&b.base_url, &kept_id, &kept_secret, &[]).await;
+    next_event(&mut owner, "viewers", 0, |e| {
+        e["viewers"].as_array().is_some_and(|v| v.len() == 3)
+    })
+    .await;
+
+    // Listed from either replica, with what the owner chose.
+    for base in [&a.base_url, &b.base_url] {
+        let mut listed = listed_shares(base, &user.email).await;
+        listed.sort();
+        let mut expected = vec![id.clone(), kept_id.clone()];
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+    let answer = testkit::Client::new(&b.base_url, None)
+        .as_user(&user.email)
+        .get("/api/v1/shares")
+        .await;
+    let row = answer
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|share| share["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["mode"], "view", "{row}");
+    assert_eq!(row["session"], owner.session().0.as_str(), "{row}");
+    assert_eq!(row["emails"], json!([]), "{row}");
+    assert!(row["expires_at"].as_u64().unwrap() > 0, "{row}");
+    // Exactly the documented shape (the schema refuses unknown and missing fields).
+    serde_json::from_value::<openapi::schemas::Share>(row.clone()).unwrap();
+
+    // The owner's tab goes away: the terminal parks, its shares and viewers stay.
+    owner.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another user: the same 404 as an unknown share, on both replicas, and nothing ends.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for base in [&a.base_url, &b.base_url] {
+        let as_mallory = testkit::Client::new(base, None).as_user(&mallory);
+        for target in [&id, &unknown] {
+            let answer = as_mallory.delete(&format!("/api/v1/share/{target}")).await;
+            assert_eq!(answer.status, 404, "{:?}", answer.body);
+            assert_eq!(answer.body["code"], "share_not_found", "{:?}", answer.body);
+        }
+        assert!(listed_shares(base, &mallory).await.is_empty());
+    }
+    // A forged hop header is refused outright.
+    let forged = reqwest::Client::new()
+        .delete(format!("{}/api/v1/share/{id}", b.base_url))
+        .header("x-sushi-hop", "r:forged.b3duZXI.9999999999.AAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    // Without a token: 401.
+    let anonymous = testkit::Client::new(&b.base_url, None)
+        .delete(&format!("/api/v1/share/{id}"))
+        .await;
+    assert_eq!(anonymous.status, 401, "{:?}", anonymous.body);
+
+    // The owner, on the replica that does not hold the terminal.
+    let started = Instant::now();
+    let answer = testkit::Client::new(&b.base_url, None)
+        .as_user(&user.email)
+        .delete(&format!("/api/v1/share/{id}"))
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.message(), "Share revoked");
+    let (code_here, _) = here.expect_close(STEP).await;
+    let (code_there, _) = there.expect_close(STEP).await;
+    let took = started.elapsed();
+    assert_eq!((code_here, code_there), (4016, 4016));
+    assert!(took < Duration::from_secs(1), "revoke took {took:?}");
+
+    // Gone everywhere: the link, the listing, a second revoke.
+    for base in [&a.base_url, &b.base_url] {
+        assert_eq!(refused(base, &id, &secret, &[]).await, 4014);
+        assert_eq!(
+            listed_shares(base, &user.email).await,
+            vec![kept_id.clone()]
+        );
+        let again = testkit::Client::new(base, None)
+            .as_user(&user.email)
+            .delete(&format!("/api/v1/share/{id}"))
+            .await;
+        assert_eq!(again.status, 404, "{:?}", again.body);
+    }
+    // The other share's viewer is still connected, and the revoke is in the owner's audit log.
+    while let Some(frame) = kept.next(Duration::from_millis(300)).await {
+        assert!(!matches!(frame, Frame::Closed(..)), "the other share ended");
+    }
+    let log = gw
+        .machines
+        .audit()
+        .page(&domain::Identity(user.email.clone()), None, 100)
+        .await
+        .unwrap();
+    let revoked: Vec<_> = log
+        .iter()
+        .filter(|entry| entry.kind.as_str() == "share_revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1, "{log:?}");
+    let details: Value = serde_json::from_str(&revoked[0].details).unwrap();
+    assert_eq!(details["share"], id.as_str());
+    assert_eq!(details["reason"], "revoked");
+    assert_eq!(details["viewers"], 2);
+    // Mallory's attempts ended nothing and wrote nothing in the owner's log.
+    assert!(
+        log.iter()
+            .all(|entry| !entry.details.contains(mallory.as_str())),
+        "{log:?}"
+    );
+}

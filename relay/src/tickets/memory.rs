@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use rand::RngCore;
 use uuid::Uuid;
 
-use super::{Bucket, HopKey, Opening, Route, TicketError, TicketTable};
+use super::{
+    Bucket, HopKey, MAX_LISTED_SHARES, Opening, Route, ShareListing, TicketError, TicketTable,
+};
 
 const MAX_ENTRIES: usize = 100_000;
 
@@ -30,6 +32,8 @@ pub struct InProcessTickets {
     sessions: Mutex<HashMap<Uuid, (Route, u64)>>,
     /// Share routes, the same way.
     shares: Mutex<HashMap<Uuid, (Route, u64)>>,
+    /// What the owners' listings show, per share (removed with the route).
+    listings: Mutex<HashMap<Uuid, ShareListing>>,
     hop_key: HopKey,
 }
 
@@ -70,6 +74,7 @@ impl Default for InProcessTickets {
             entries: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
+            listings: Mutex::new(HashMap::new()),
             hop_key,
         }
     }
@@ -168,18 +173,45 @@ impl TicketTable for InProcessTickets {
         &self,
         id: Uuid,
         route: &Route,
+        listing: &ShareListing,
         bucket: Bucket,
     ) -> Result<(), TicketError> {
-        publish_route(&self.shares, id, route, bucket)
+        publish_route(&self.shares, id, route, bucket)?;
+        let mut listings = self.listings.lock().map_err(|_| poisoned())?;
+        if listings.len() >= MAX_ENTRIES && !listings.contains_key(&id) {
+            let shares = self.shares.lock().map_err(|_| poisoned())?;
+            listings.retain(|id, _| shares.contains_key(id));
+        }
+        listings.insert(id, listing.clone());
+        Ok(())
     }
 
     async fn find_share(&self, id: Uuid, _now: Bucket) -> Result<Option<Route>, TicketError> {
         find_route(&self.shares, id)
     }
 
-    async fn forget_share(&self, id: Uuid, _now: Bucket) -> Result<(), TicketError> {
+    async fn forget_share(&self, id: Uuid, _owner: &str, _now: Bucket) -> Result<(), TicketError> {
         self.shares.lock().map_err(|_| poisoned())?.remove(&id);
+        self.listings.lock().map_err(|_| poisoned())?.remove(&id);
         Ok(())
+    }
+
+    async fn list_shares(
+        &self,
+        owner: &str,
+        _now: Bucket,
+    ) -> Result<Vec<ShareListing>, TicketError> {
+        let listings = self.listings.lock().map_err(|_| poisoned())?;
+        let mut mine = Vec::new();
+        for (id, listing) in listings.iter() {
+            if mine.len() >= MAX_LISTED_SHARES {
+                break;
+            }
+            if find_route(&self.shares, *id)?.is_some_and(|route| route.owner == owner) {
+                mine.push(listing.clone());
+            }
+        }
+        Ok(mine)
     }
 
     async fn hop_key(&self) -> Result<HopKey, TicketError> {

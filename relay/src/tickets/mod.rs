@@ -20,6 +20,10 @@
 //! published while the share lives), so a viewer's socket reaches the relay holding the
 //! terminal from any replica. The share's secret and audience never leave that relay.
 //!
+//! Each live share is also listed under its owner with what `GET /api/v1/shares` shows
+//! ([`ShareListing`]), published and forgotten with its route, so the listing answers from any
+//! replica without asking the relays; an entry whose route lapsed (its relay died) is left out.
+//!
 //! Two implementations behind one small trait, chosen by configuration like the store and the
 //! key provider: Redis (`REDIS_URL`, any number of relays) and an in-process map (the embedded,
 //! single-replica default).
@@ -44,6 +48,23 @@ pub struct Route {
     /// The identity (`owner_id`) the ticket was issued to.
     pub owner: String,
 }
+
+/// What a listing of the caller's live shares says about one (`GET /api/v1/shares`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareListing {
+    pub id: String,
+    /// The shared terminal's session id.
+    pub session: String,
+    /// `view` or `control`.
+    pub mode: String,
+    /// The users it is for (empty: anyone with the link).
+    pub emails: Vec<String>,
+    /// When it expires, in Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The most shares one listing returns.
+pub const MAX_LISTED_SHARES: usize = 256;
 
 /// The outcome of [`TicketTable::open`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,17 +148,23 @@ pub trait TicketTable: Send + Sync {
     /// The session ended: forget its route at once.
     async fn forget_session(&self, id: Uuid, now: Bucket) -> Result<(), TicketError>;
     /// Say that relay `route.relay` holds the terminal share `id` belongs to, until the end of
-    /// the bucket after `bucket`; refreshed each bucket while the share lives.
+    /// the bucket after `bucket`, and list it under `route.owner`; refreshed each bucket while
+    /// the share lives.
     async fn publish_share(
         &self,
         id: Uuid,
         route: &Route,
+        listing: &ShareListing,
         bucket: Bucket,
     ) -> Result<(), TicketError>;
     /// Where share `id`'s terminal lives, if any relay still says it holds it.
     async fn find_share(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError>;
-    /// The share ended: forget its route at once.
-    async fn forget_share(&self, id: Uuid, now: Bucket) -> Result<(), TicketError>;
+    /// The share ended: forget its route and its listing under `owner` at once.
+    async fn forget_share(&self, id: Uuid, owner: &str, now: Bucket) -> Result<(), TicketError>;
+    /// `owner`'s live shares on every relay (at most [`MAX_LISTED_SHARES`]), those whose route
+    /// still stands.
+    async fn list_shares(&self, owner: &str, now: Bucket)
+    -> Result<Vec<ShareListing>, TicketError>;
     /// The key every relay sharing this table signs forwarded hops with.
     async fn hop_key(&self) -> Result<HopKey, TicketError>;
     /// One line for the start-up log.

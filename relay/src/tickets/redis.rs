@@ -22,7 +22,9 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{Bucket, HopKey, Opening, Route, TicketError, TicketTable};
+use super::{
+    Bucket, HopKey, MAX_LISTED_SHARES, Opening, Route, ShareListing, TicketError, TicketTable,
+};
 use crate::redis::{Unavailable, bounded};
 
 const OPEN: char = 'O';
@@ -76,6 +78,15 @@ fn session_key(id: Uuid, bucket: Bucket) -> String {
 
 fn share_key(id: Uuid, bucket: Bucket) -> String {
     format!("sushi:share:{{{id}}}:{}", bucket.index)
+}
+
+/// The hash of `owner`'s share listings (field: share id). The owner is hashed: an identity
+/// may hold any character, braces (a cluster hash tag) included.
+fn owner_shares_key(owner: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(owner.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sushi:owner-shares:{{{hex}}}")
 }
 
 fn decode(value: Option<String>, here: &str, caller: Option<&str>) -> Result<Opening, TicketError> {
@@ -241,14 +252,33 @@ impl TicketTable for RedisTickets {
             .await
     }
 
+    /// The route (`SET … EXAT`), then the listing in the owner's hash, whose expiry every
+    /// refresh of any of the owner's shares pushes to the same end of the next bucket.
     async fn publish_share(
         &self,
         id: Uuid,
         route: &Route,
+        listing: &ShareListing,
         bucket: Bucket,
     ) -> Result<(), TicketError> {
         self.publish_route(share_key(id, bucket), route, bucket)
-            .await
+            .await?;
+        let value =
+            serde_json::to_string(listing).map_err(|e| TicketError::Unavailable(e.to_string()))?;
+        let owner = owner_shares_key(&route.owner);
+        let mut conn = self.conn.clone();
+        bounded(
+            redis::pipe()
+                .hset(&owner, id.to_string(), value)
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&owner)
+                .arg(bucket.expires_at_secs())
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn find_share(&self, id: Uuid, now: Bucket) -> Result<Option<Route>, TicketError> {
@@ -256,9 +286,74 @@ impl TicketTable for RedisTickets {
             .await
     }
 
-    async fn forget_share(&self, id: Uuid, now: Bucket) -> Result<(), TicketError> {
+    async fn forget_share(&self, id: Uuid, owner: &str, now: Bucket) -> Result<(), TicketError> {
         self.delete([share_key(id, now), share_key(id, now.previous())])
-            .await
+            .await?;
+        let mut conn = self.conn.clone();
+        bounded(
+            redis::cmd("HDEL")
+                .arg(owner_shares_key(owner))
+                .arg(id.to_string())
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The owner's hash, then every listed share's route in one pipeline: a listing whose
+    /// route lapsed (its relay died without forgetting it) is left out and removed.
+    async fn list_shares(
+        &self,
+        owner: &str,
+        now: Bucket,
+    ) -> Result<Vec<ShareListing>, TicketError> {
+        let key = owner_shares_key(owner);
+        let mut conn = self.conn.clone();
+        let listed: Vec<(String, String)> =
+            bounded(redis::cmd("HGETALL").arg(&key).query_async(&mut conn)).await?;
+        let listed: Vec<(Uuid, ShareListing)> = listed
+            .into_iter()
+            .filter_map(|(id, value)| {
+                Some((
+                    Uuid::parse_str(&id).ok()?,
+                    serde_json::from_str(&value).ok()?,
+                ))
+            })
+            .take(MAX_LISTED_SHARES)
+            .collect();
+        if listed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut routes = redis::pipe();
+        for (id, _) in &listed {
+            routes
+                .get(share_key(*id, now))
+                .get(share_key(*id, now.previous()));
+        }
+        let found: Vec<Option<String>> = bounded(routes.query_async(&mut conn)).await?;
+        let mut live = Vec::with_capacity(listed.len());
+        let mut lapsed = Vec::new();
+        for ((id, listing), pair) in listed.into_iter().zip(found.chunks(2)) {
+            let route = pair
+                .iter()
+                .flatten()
+                .next()
+                .and_then(|value| serde_json::from_str::<Route>(value).ok());
+            match route {
+                Some(route) if route.owner == owner => live.push(listing),
+                _ => lapsed.push(id.to_string()),
+            }
+        }
+        if !lapsed.is_empty() {
+            let _ = bounded(
+                redis::cmd("HDEL")
+                    .arg(&key)
+                    .arg(&lapsed)
+                    .query_async::<()>(&mut conn),
+            )
+            .await;
+        }
+        Ok(live)
     }
 
     async fn hop_key(&self) -> Result<HopKey, TicketError> {

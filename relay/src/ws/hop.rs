@@ -48,6 +48,9 @@ pub enum Hop {
     Session(Uuid),
     /// A viewer joining a share; the proof names the viewer (empty: not signed in).
     Share(Uuid),
+    /// An owner's HTTP revoke of a share (`DELETE /api/v1/share/{id}`), forwarded to the relay
+    /// holding its terminal; the proof names the owner.
+    Revoke(Uuid),
 }
 
 impl Hop {
@@ -56,6 +59,7 @@ impl Hop {
             Hop::Ticket(id) => format!("t:{id}"),
             Hop::Session(id) => format!("s:{id}"),
             Hop::Share(id) => format!("v:{id}"),
+            Hop::Revoke(id) => format!("r:{id}"),
         }
     }
 }
@@ -129,6 +133,13 @@ mod tests {
         );
         assert_eq!(verify(&key(1), &share, Hop::Session(id)), None);
         assert_eq!(verify(&key(1), &proof, Hop::Share(id)), None);
+        let revoke = sign(&key(1), Hop::Revoke(id), "alice@example.com").unwrap();
+        assert_eq!(
+            verify(&key(1), &revoke, Hop::Revoke(id)).as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(verify(&key(1), &revoke, Hop::Share(id)), None);
+        assert_eq!(verify(&key(1), &share, Hop::Revoke(id)), None);
         let anonymous = sign(&key(1), Hop::Share(id), "").unwrap();
         assert_eq!(
             verify(&key(1), &anonymous, Hop::Share(id)).as_deref(),

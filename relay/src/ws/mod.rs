@@ -205,7 +205,9 @@ async fn open(
             };
             return resume(&relay, socket, id, caller, forwarded, &client).await;
         }
-        None => return refuse(socket, Close::TicketInvalid, "invalid ticket").await,
+        Some(Hop::Revoke(_)) | None => {
+            return refuse(socket, Close::TicketInvalid, "invalid ticket").await;
+        }
     };
     let Some((caller, forwarded)) = identify(&relay, opener).await else {
         return refuse(

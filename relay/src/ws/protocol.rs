@@ -47,6 +47,15 @@ pub enum ShareMode {
     Control,
 }
 
+impl ShareMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Control => "control",
+        }
+    }
+}
+
 /// Client → relay text frames (binary frames are keystrokes).
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -35,7 +35,8 @@
 //! disconnects SSH within a few seconds, so nothing outlives it.
 //!
 //! Recording (`crate::recording`) is fed by three hook calls (`tap.output`, `tap.input`,
-//! `tap.resize`), each a `try_send` that never waits; under `RECORDING=required` a failed
+//! `tap.resize`), plus `tap.marker` when a shared terminal's typist changes, each a `try_send`
+//! that never waits; under `RECORDING=required` a failed
 //! recording ends the terminal like any other reason (4020).
 //!
 //! Bytes each way and the open terminal are counted on the relay's pre-made metric handles
@@ -121,7 +122,10 @@ impl SessionAudit {
 
 /// Keystrokes and resizes on their way to the SSH channel.
 pub enum Input {
+    /// The owner's keystrokes.
     Data(Bytes),
+    /// A control viewer's keystrokes, named so that the recording says who typed.
+    Viewer(Arc<str>, Bytes),
     Resize(u32, u32),
 }
 
@@ -215,7 +219,12 @@ pub async fn run(
         Arc::clone(&liveness),
         recorder.tap(),
     ));
-    let input = tokio::spawn(write_to_ssh(in_rx, ssh_write, recorder.tap()));
+    let input = tokio::spawn(write_to_ssh(
+        in_rx,
+        ssh_write,
+        recorder.tap(),
+        Arc::from(audit.owner.0.as_str()),
+    ));
     let keeper = route.clone();
     tokio::spawn(async move { keeper.publish().await });
     let started_audit = Arc::clone(&audit);
@@ -485,6 +494,7 @@ impl Terminal {
                         self.liveness.active();
                     }
                     Input::Resize(cols, rows) => self.sharing.resize(*cols, *rows, &self.outlet),
+                    Input::Viewer(..) => {}
                 }
                 if self.input.send(item).await.is_err() {
                     return Next::End(Close::SshClosed, "ssh connection closed");
@@ -783,14 +793,34 @@ fn coalesce(ssh_read: &mut ChannelReadHalf, first: &[u8]) -> (Bytes, Option<Chan
 
 /// The input task: owns the SSH write half, so a remote that stops reading its input cannot
 /// stall the output side.
+///
+/// It also knows who typed last: when the typist changes (a control viewer types, then the
+/// owner again), the recording gets a marker naming the new typist (`input: <who>`) before
+/// their keystrokes, whether or not the keystrokes themselves are recorded. The owner is the
+/// implicit typist until a viewer types, so an unshared terminal's recording has no markers.
 async fn write_to_ssh(
     mut queue: mpsc::Receiver<Input>,
     ssh_write: ChannelWriteHalf<Msg>,
     tap: Tap,
+    owner: Arc<str>,
 ) {
+    // The viewer who typed last; `None` while it is the owner.
+    let mut typist: Option<Arc<str>> = None;
     while let Some(input) = queue.recv().await {
         let sent = match input {
             Input::Data(bytes) => {
+                if typist.take().is_some() {
+                    tap.marker(typist_marker(&owner));
+                }
+                crate::metrics::get().bytes_in.inc_by(bytes.len() as u64);
+                tap.input(&bytes);
+                ssh_write.data(&bytes[..]).await
+            }
+            Input::Viewer(who, bytes) => {
+                if typist.as_deref() != Some(&*who) {
+                    tap.marker(typist_marker(&who));
+                    typist = Some(who);
+                }
                 crate::metrics::get().bytes_in.inc_by(bytes.len() as u64);
                 tap.input(&bytes);
                 ssh_write.data(&bytes[..]).await
@@ -805,6 +835,14 @@ async fn write_to_ssh(
         }
     }
 }
+
+/// The recording's marker naming who types from here on.
+pub fn typist_marker(who: &str) -> String {
+    format!("{TYPIST_MARKER_PREFIX}{who}")
+}
+
+/// How a typist marker's label begins (`input: bob@example.com`).
+pub const TYPIST_MARKER_PREFIX: &str = "input: ";
 
 /// What one client frame asks for.
 enum Parsed {

@@ -3,12 +3,15 @@
 //!
 //! Everything about a share lives with the terminal, on the relay holding it, and dies with it:
 //! the owner creates, revokes and grants through events on the terminal's own WebSocket (which
-//! always ends at that relay, forwarded or not), so no request ever needs routing to the owner
-//! relay, and a revoke takes effect where the viewers' sockets are. Only the route
-//! `share id → {relay, owner}` is published in the ticket table (Redis: minute buckets,
-//! refreshed while the share lives), so a viewer's socket, `GET /ssh?share=<id>`, is forwarded
-//! from any replica to that relay with a share hop proof naming the viewer the forwarding relay
-//! verified (or nobody).
+//! always ends at that relay, forwarded or not), and a revoke takes effect where the viewers'
+//! sockets are. Only the route `share id → {relay, owner}` and the owner's listing of it are
+//! published in the ticket table (Redis: minute buckets, refreshed while the share lives), so a
+//! viewer's socket, `GET /ssh?share=<id>`, is forwarded from any replica to that relay with a
+//! share hop proof naming the viewer the forwarding relay verified (or nobody). An owner whose
+//! terminal is parked, or who is on another device, revokes over HTTP
+//! (`DELETE /api/v1/share/{id}`, `crate::share_api`): that request reaches this relay the same
+//! way and arrives here as [`Shares::revoke`], which the terminal's supervisor acts on even
+//! while no client is attached.
 //!
 //! The secret: 256 random bits, sent once to the owner (`share_created`), kept here only as its
 //! SHA-256 and compared in constant time. The link carries it in its fragment, which browsers
@@ -49,7 +52,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -64,6 +67,7 @@ use super::protocol::{
 use super::pump::{Input, SessionAudit, Shared};
 use super::resume::RouteKeeper;
 use crate::Relay;
+use crate::tickets::ShareListing;
 use domain::Identity;
 use domain::audit::{AuditContext, AuditKind};
 
@@ -138,7 +142,29 @@ struct Entry {
     audience: Audience,
     expires: Instant,
     join: mpsc::Sender<Join>,
+    revoke: mpsc::Sender<Revoke>,
 }
+
+/// An owner's revoke that did not come from the terminal's own socket (HTTP): the terminal's
+/// supervisor ends the share and answers whether it was still there.
+pub struct Revoke {
+    id: Uuid,
+    done: oneshot::Sender<bool>,
+}
+
+/// What [`Shares::revoke`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The share ended; its viewers are being closed.
+    Done,
+    /// No such share of the caller's on this relay.
+    NotHere,
+    /// The terminal did not answer in time.
+    Busy,
+}
+
+/// How long an HTTP revoke waits for the terminal's supervisor.
+const REVOKE_WAIT: Duration = Duration::from_secs(3);
 
 /// This relay's live shares that a viewer's socket can reach.
 #[derive(Default)]
@@ -175,6 +201,33 @@ impl Shares {
     fn remove(&self, id: Uuid) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&id);
+        }
+    }
+
+    /// End share `id` if it is `caller`'s and its terminal is on this relay, whether or not
+    /// the owner's client is attached.
+    pub async fn revoke(&self, id: Uuid, caller: &str) -> Revoked {
+        let terminal = self.entries.lock().ok().and_then(|entries| {
+            entries
+                .get(&id)
+                .filter(|entry| entry.owner == caller)
+                .map(|entry| entry.revoke.clone())
+        });
+        let Some(terminal) = terminal else {
+            return Revoked::NotHere;
+        };
+        let (done, answer) = oneshot::channel();
+        let asked = tokio::time::timeout(REVOKE_WAIT, terminal.send(Revoke { id, done })).await;
+        match asked {
+            Ok(Ok(())) => {}
+            // The terminal is ending: its shares go with it.
+            Ok(Err(_)) => return Revoked::NotHere,
+            Err(_) => return Revoked::Busy,
+        }
+        match tokio::time::timeout(REVOKE_WAIT, answer).await {
+            Ok(Ok(true)) => Revoked::Done,
+            Ok(Ok(false) | Err(_)) => Revoked::NotHere,
+            Err(_) => Revoked::Busy,
         }
     }
 
@@ -391,6 +444,8 @@ impl Mirror {
 struct MyShare {
     mode: ShareMode,
     expires: Instant,
+    /// What its owner's listing shows, republished with its route.
+    listing: ShareListing,
 }
 
 /// One viewer, as the supervisor sees it.
@@ -409,6 +464,7 @@ pub enum ShareEvent {
     Join(Join),
     Left(u64),
     Expired,
+    Revoke(Revoke),
 }
 
 /// An owner's request, parsed from its socket.
@@ -490,6 +546,8 @@ pub struct Sharing {
     keepalive: Duration,
     joins_tx: mpsc::Sender<Join>,
     joins: mpsc::Receiver<Join>,
+    revokes_tx: mpsc::Sender<Revoke>,
+    revokes: mpsc::Receiver<Revoke>,
     left_tx: mpsc::Sender<u64>,
     left: mpsc::Receiver<u64>,
     mine: HashMap<Uuid, MyShare>,
@@ -527,6 +585,7 @@ impl Sharing {
         keepalive: Duration,
     ) -> Self {
         let (joins_tx, joins) = mpsc::channel(4);
+        let (revokes_tx, revokes) = mpsc::channel(4);
         let (left_tx, left) = mpsc::channel(MAX_VIEWERS);
         Self {
             shares,
@@ -536,6 +595,8 @@ impl Sharing {
             keepalive,
             joins_tx,
             joins,
+            revokes_tx,
+            revokes,
             left_tx,
             left,
             mine: HashMap::new(),
@@ -550,6 +611,7 @@ impl Sharing {
         let deadline = self.mine.values().map(|share| share.expires).min();
         tokio::select! {
             Some(join) = self.joins.recv() => ShareEvent::Join(join),
+            Some(revoke) = self.revokes.recv() => ShareEvent::Revoke(revoke),
             Some(id) = self.left.recv() => ShareEvent::Left(id),
             () = sleep_until(deadline) => ShareEvent::Expired,
         }
@@ -579,6 +641,14 @@ impl Sharing {
                 for id in expired {
                     self.end_share(id, "expired", owner, outlet).await;
                 }
+            }
+            ShareEvent::Revoke(Revoke { id, done }) => {
+                let mine = self.mine.contains_key(&id);
+                if mine {
+                    tracing::info!(share = %id, "share revoked over HTTP");
+                    self.end_share(id, "revoked", owner, outlet).await;
+                }
+                let _ = done.send(mine);
             }
         }
     }
@@ -649,11 +719,26 @@ impl Sharing {
                 audience,
                 expires,
                 join: self.joins_tx.clone(),
+                revoke: self.revokes_tx.clone(),
             },
         );
-        self.mine.insert(id, MyShare { mode, expires });
+        let listing = ShareListing {
+            id: id.to_string(),
+            session: self.route.id.to_string(),
+            mode: mode.as_str().to_owned(),
+            emails: emails.clone(),
+            expires_at: unix_secs().saturating_add(expiry.as_secs()),
+        };
+        self.mine.insert(
+            id,
+            MyShare {
+                mode,
+                expires,
+                listing: listing.clone(),
+            },
+        );
         let route = self.route.clone();
-        tokio::spawn(async move { publish(&route, id).await });
+        tokio::spawn(async move { publish(&route, id, &listing).await });
         tracing::info!(share = %id, ?mode, named = emails.len(), "terminal shared");
         tell_surely(
             owner,
@@ -820,6 +905,7 @@ impl Sharing {
             *socket,
             Watcher {
                 id,
+                who: Arc::from(who.as_deref().unwrap_or("anonymous")),
                 mode,
                 control: Arc::clone(&control),
                 input: self.input.clone(),
@@ -882,9 +968,9 @@ impl Sharing {
 
     /// Refresh the routes of the live shares (every bucket, with the session's).
     pub fn refresh(&self) {
-        for id in self.mine.keys().copied() {
-            let route = self.route.clone();
-            tokio::spawn(async move { publish(&route, id).await });
+        for (id, share) in &self.mine {
+            let (id, route, listing) = (*id, self.route.clone(), share.listing.clone());
+            tokio::spawn(async move { publish(&route, id, &listing).await });
         }
     }
 
@@ -957,10 +1043,10 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn publish(route: &RouteKeeper, id: Uuid) {
+async fn publish(route: &RouteKeeper, id: Uuid, listing: &ShareListing) {
     if let Err(err) = route
         .tickets
-        .publish_share(id, &route.route, route.clock.now())
+        .publish_share(id, &route.route, listing, route.clock.now())
         .await
     {
         tracing::warn!(error = %err, "could not publish the share route");
@@ -968,14 +1054,27 @@ async fn publish(route: &RouteKeeper, id: Uuid) {
 }
 
 async fn forget(route: &RouteKeeper, id: Uuid) {
-    if let Err(err) = route.tickets.forget_share(id, route.clock.now()).await {
+    if let Err(err) = route
+        .tickets
+        .forget_share(id, &route.route.owner, route.clock.now())
+        .await
+    {
         tracing::warn!(error = %err, "could not delete the share route");
     }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// What a viewer's task needs besides its socket.
 struct Watcher {
     id: u64,
+    /// Who the viewer is, as the recording names them when they type.
+    who: Arc<str>,
     mode: ShareMode,
     control: Arc<AtomicBool>,
     input: mpsc::Sender<Input>,
@@ -1126,7 +1225,9 @@ async fn viewer_frame(message: Message, watcher: &Watcher) -> Reply {
     }
     let sent = tokio::time::timeout(
         Duration::from_secs(5),
-        watcher.input.send(Input::Data(keystrokes)),
+        watcher
+            .input
+            .send(Input::Viewer(Arc::clone(&watcher.who), keystrokes)),
     )
     .await;
     match sent {

@@ -266,6 +266,114 @@ async fn keystrokes_are_recorded_only_when_the_machine_says_so() {
     assert!(text.contains("\"r\",\"100x30\"]"), "{text}");
 }
 
+/// Read until an event of `kind` satisfying `test` arrives.
+async fn wait_event(term: &mut Terminal, kind: &str, test: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        if let Some(event) = term.events.iter().find(|e| e["type"] == kind && test(e)) {
+            return event.clone();
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            term.next(left).await.is_some(),
+            "no {kind} event: {:?}",
+            term.events
+        );
+    }
+}
+
+/// The recording's events after the header, as `(code, data)`.
+fn cast_events(cast: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8(cast.to_vec())
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (_, code, data): (f64, String, String) = serde_json::from_str(line).unwrap();
+            (code, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_shared_terminals_recording_marks_who_typed() {
+    let local = start(&[]);
+    let base = local.sushi.base_url.clone();
+    for record_input in [true, false] {
+        let email = user("typist-owner");
+        let bob = user("typist-bob");
+        let (client, id) = machine(&base, &email, json!({"record_input": record_input})).await;
+        let mut owner = open(&base, &client, &email, id).await;
+        owner.run("echo OWNER-$((1+1))").await;
+        owner.expect_output("OWNER-2\r\n", STEP).await;
+
+        owner
+            .send_json(json!({"type": "share_create", "mode": "control", "emails": [bob]}))
+            .await;
+        let created = wait_event(&mut owner, "share_created", |_| true).await;
+        let bob_cookie = format!("jwt={}", testkit::token(&bob));
+        let mut viewer = Terminal::join(
+            &base,
+            created["id"].as_str().unwrap(),
+            created["secret"].as_str().unwrap(),
+            &[("cookie", bob_cookie.as_str())],
+        )
+        .await
+        .unwrap();
+        let joined = viewer.expect_event("joined", STEP).await;
+        owner
+            .send_json(json!({"type": "control_grant", "viewer": joined["viewer"]}))
+            .await;
+        wait_event(&mut viewer, "control", |e| e["granted"] == true).await;
+        viewer.run("echo BOB-$((2*3))").await;
+        owner.expect_output("BOB-6\r\n", STEP).await;
+        owner.run("echo OWNER-$((3+3))-AGAIN").await;
+        owner.expect_output("OWNER-6-AGAIN\r\n", STEP).await;
+        owner.run("exit").await;
+        owner.expect_close(STEP).await;
+
+        let recordings = ended_recordings(&client).await;
+        let cast = fetch(&client, &email, recordings[0]["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        let events = cast_events(&cast);
+        let markers: Vec<&str> = events
+            .iter()
+            .filter(|(code, data)| code == "m" && data.starts_with("input: "))
+            .map(|(_, data)| data.as_str())
+            .collect();
+        // The owner typing first is not marked; the viewer, then the owner again, are.
+        let expected = [format!("input: {bob}"), format!("input: {email}")];
+        assert_eq!(markers, expected, "record_input {record_input}: {events:?}");
+        let at = |code: &str, data: &str| {
+            events
+                .iter()
+                .position(|(c, d)| c == code && d.contains(data))
+                .unwrap_or_else(|| panic!("no {code} {data:?} in {events:?}"))
+        };
+        let (bob_marker, owner_marker) = (at("m", &expected[0]), at("m", &expected[1]));
+        assert!(bob_marker < owner_marker);
+        if record_input {
+            // Each marker comes right before its typist's keystrokes.
+            assert!(at("i", "echo OWNER-$((1+1))") < bob_marker);
+            let bob_typed = at("i", "echo BOB");
+            assert!(
+                bob_marker < bob_typed && bob_typed < owner_marker,
+                "{events:?}"
+            );
+            assert!(owner_marker < at("i", "AGAIN"), "{events:?}");
+        } else {
+            assert!(
+                events.iter().all(|(code, _)| code != "i"),
+                "input recorded: {events:?}"
+            );
+            // The viewer's output came between the markers.
+            let bob_output = at("o", "BOB-6");
+            assert!(bob_marker < bob_output && bob_output < owner_marker);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_machine_with_recording_off_is_not_recorded_unless_required() {
     let local = start(&[]);

@@ -15,7 +15,8 @@ export interface CastHeader {
   timestamp?: number;
 }
 
-/** `o` output, `r` resize (`COLSxROWS`), `i` input (not drawn), `m` marker (a gap). */
+/** `o` output, `r` resize (`COLSxROWS`), `i` input (not drawn), `m` marker (a gap, or who types
+ *  from there). */
 export interface CastEvent {
   time: number;
   code: string;
@@ -122,9 +123,23 @@ export function steps(cast: Cast, from: number, to: number): Step[] {
   return out;
 }
 
-/** The gap markers, for the timeline. */
+/** The markers (gaps, and who types from there in a shared terminal), for the timeline. */
 export function markers(cast: Cast): CastEvent[] {
   return cast.events.filter((e) => e.code === 'm');
+}
+
+/** What a marker is, for its label: a gap (`gap: why`), a change of typist in a shared
+ *  terminal (`input: who`, written by the relay when someone else starts typing), or another
+ *  marker (asciinema's own, for instance), shown as it is. */
+export type MarkerLabel =
+  | { kind: 'gap'; text: string }
+  | { kind: 'typist'; who: string }
+  | { kind: 'other'; text: string };
+
+export function markerLabel(marker: CastEvent): MarkerLabel {
+  if (marker.data.startsWith('input: ')) return { kind: 'typist', who: marker.data.slice(7) };
+  if (marker.data.startsWith('gap: ')) return { kind: 'gap', text: marker.data.slice(5) };
+  return { kind: 'other', text: marker.data };
 }
 
 /** The searchable text of a recording's output. */

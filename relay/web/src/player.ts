@@ -1,7 +1,7 @@
 // The recording player (docs/recording.md, Player): a fetched asciicast drawn on the same
-// xterm.js renderer as live terminals, with play/pause, speed, a seek slider with the gap
-// markers on it, the time, and search. The recording's logic (parse, seek steps, search) lives
-// in cast.ts; this is only the DOM and the clock around it.
+// xterm.js renderer as live terminals, with play/pause, speed, a seek slider with the markers
+// (gaps, who types from there) on it, the time, and search. The recording's logic (parse, seek
+// steps, search) lives in cast.ts; this is only the DOM and the clock around it.
 //
 // A seek resets the terminal and writes everything up to the new time in one go (output runs
 // joined into a single write; resets and resizes go through xterm's write queue, so they
@@ -10,7 +10,7 @@
 
 import { Terminal } from '@xterm/xterm';
 import {
-  buildIndex, type Cast, eventsUntil, formatTime, markers, search, steps, type TextIndex,
+  buildIndex, type Cast, eventsUntil, formatTime, markerLabel, markers, search, steps, type TextIndex,
 } from './cast';
 import { el } from './dom';
 
@@ -50,16 +50,20 @@ export class Player {
     this.slider = el('input', { type: 'range', min: '0', max: String(cast.duration), step: 'any',
       value: '0', 'aria-label': 'Position', list: timeline });
     this.slider.addEventListener('input', () => this.requestSeek(Number(this.slider.value)));
-    // Gaps as ticks on the slider (a datalist) and as a list that seeks to them.
+    // Markers (gaps, who types from there) as ticks on the slider (a datalist) and as a list
+    // that seeks to them.
     const ticks = el('datalist', { id: timeline });
-    const gaps = el('ul', { class: 'player-gaps', 'aria-label': 'Gaps in the recording' });
+    const gaps = el('ul', { class: 'player-gaps', 'aria-label': 'Markers in the recording' });
     for (const marker of markers(cast)) {
-      ticks.append(el('option', { value: String(marker.time) }));
-      const item = el('li');
+      const label = markerLabel(marker);
+      const at = formatTime(marker.time);
+      ticks.append(el('option', { value: String(marker.time), label: label.kind === 'typist'
+        ? label.who : label.kind }));
+      const item = el('li', { 'data-marker': label.kind });
       const go = el('button', { type: 'button', class: 'small secondary', title: marker.data },
-        `gap at ${formatTime(marker.time)}`);
+        label.kind === 'gap' ? `gap at ${at}` : label.kind === 'typist' ? `typing at ${at}` : at);
       go.addEventListener('click', () => this.seek(marker.time));
-      item.append(go, ` ${marker.data}`);
+      item.append(go, ` ${label.kind === 'typist' ? `${label.who} types` : label.text}`);
       gaps.append(item);
     }
     this.time = el('output', { class: 'player-time', 'aria-label': 'Time', 'data-time': '0' });

@@ -94,6 +94,7 @@ export type ErrorCode =
   | 'member_not_found'
   | 'invitation_not_found'
   | 'recording_not_found'
+  | 'share_not_found'
   | 'method_not_allowed'
   | 'master_password_required'
   | 'master_password_not_set'

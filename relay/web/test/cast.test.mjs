@@ -2,7 +2,9 @@
 // search over output split across events and wrapped in escape sequences.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildIndex, CastError, eventsUntil, formatTime, markers, parseCast, search, steps } from '../src/cast.ts';
+import {
+  buildIndex, CastError, eventsUntil, formatTime, markerLabel, markers, parseCast, search, steps,
+} from '../src/cast.ts';
 
 const cast = (events, header = { version: 2, width: 80, height: 24, timestamp: 1764650000 }) =>
   [JSON.stringify(header), ...events.map((e) => JSON.stringify(e))].join('\n') + '\n';
@@ -65,4 +67,21 @@ test('an escape sequence split across events is still stripped', () => {
 
 test('time display', () => {
   assert.deepEqual([0, 3.56, 61.04, 600].map(formatTime), ['0:00.0', '0:03.5', '1:01.0', '10:00.0']);
+});
+
+test('markers are labelled: a gap, who types from there, or anything else as it is', () => {
+  const shared = parseCast(cast([
+    [1, 'o', '$ '],
+    [2, 'm', 'input: bob@example.com'],
+    [2, 'i', 'uptime\r'],
+    [5, 'm', 'gap: 3 events (12 bytes) not recorded'],
+    [7, 'm', 'input: alice@example.com'],
+    [8, 'm', 'chapter 2'],
+  ]));
+  assert.deepEqual(markers(shared).map(markerLabel), [
+    { kind: 'typist', who: 'bob@example.com' },
+    { kind: 'gap', text: '3 events (12 bytes) not recorded' },
+    { kind: 'typist', who: 'alice@example.com' },
+    { kind: 'other', text: 'chapter 2' },
+  ]);
 });

@@ -66,6 +66,7 @@ error_codes! {
     MemberNotFound = ("member_not_found", 404, "No such member in this organization."),
     InvitationNotFound = ("invitation_not_found", 404, "No pending, unexpired invitation matches."),
     RecordingNotFound = ("recording_not_found", 404, "No such recording for this user (another user's recording answers the same)."),
+    ShareNotFound = ("share_not_found", 404, "No such live share for this user (another user's share, or one that ended, answers the same)."),
     MethodNotAllowed = ("method_not_allowed", 405, "The route exists but not with this method."),
     MasterPasswordRequired = ("master_password_required", 409, "Set a master password before saving machines."),
     MasterPasswordNotSet = ("master_password_not_set", 409, "The user has no master password yet, so nothing can be opened."),

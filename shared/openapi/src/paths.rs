@@ -18,7 +18,7 @@ use crate::schemas::{
     MachineListReply, MachinePatchRequest, MachineReply, MasterPasswordReply,
     MasterPasswordRequest, NewMachineRequest, NewOrgRequest, OrgDetailsReply, OrgInviteRequest,
     OrgListReply, OrgReply, RecordingListReply, RoleUpdateRequest, SessionOwnerReply,
-    SignInOptionsReply, SignInUrlReply, TicketReply,
+    ShareListReply, SignInOptionsReply, SignInUrlReply, TicketReply,
 };
 
 #[utoipa::path(
@@ -163,6 +163,37 @@ fn connect() {}
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn set_host_key() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/shares", tag = "terminal", operation_id = "list_shares",
+    summary = "The caller's live shares of their terminals, on every relay",
+    description = "Shares created on a terminal's WebSocket (`share_create`) that have not \
+                   ended. Served by the relay; answers from any replica.",
+    responses(
+        (status = 200, description = "Shares retrieved", body = ShareListReply),
+        (status = 503, description = "`unavailable`: session routing (Redis) is unavailable", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn list_shares() {}
+
+#[utoipa::path(
+    delete, path = "/api/v1/share/{id}", tag = "terminal", operation_id = "revoke_share",
+    summary = "Revoke one of the caller's live shares",
+    description = "Ends the share at once, as `share_revoke` on the terminal's WebSocket does, \
+                   also while the terminal is parked or from another device: its viewers are \
+                   closed with 4016, its link stops working. Any replica forwards it to the \
+                   relay holding the terminal.",
+    params(("id" = String, Path, format = "uuid", description = "The share's id")),
+    responses(
+        (status = 200, description = "Share revoked", body = EmptyReply),
+        (status = 403, description = "`forbidden` (an invalid relay hop header) or `cross_site_request`", body = ErrorEnvelope),
+        (status = 404, description = "`share_not_found` (also another user's share, an ended one, and an id that is not a UUID)", body = ErrorEnvelope),
+        (status = 503, description = "`unavailable`: routing, or the relay holding the share, is unavailable", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn revoke_share() {}
 
 #[utoipa::path(
     get, path = "/ssh", tag = "terminal", operation_id = "terminal",

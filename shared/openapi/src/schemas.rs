@@ -504,6 +504,25 @@ pub struct ErrorEnvelope {
     pub code: String,
 }
 
+/// One of the caller's live shares (`GET /api/v1/shares`).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    /// The share's id (a UUID), for `DELETE /api/v1/share/{id}`.
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The shared terminal's session id.
+    #[schema(format = "uuid")]
+    pub session: String,
+    /// `view`, or `control` (viewers may type once the owner grants it).
+    #[schema(pattern = "^(view|control)$")]
+    pub mode: String,
+    /// The users it is for; empty for a link share (anyone with the link).
+    pub emails: Vec<String>,
+    /// When it expires, in Unix seconds.
+    pub expires_at: u64,
+}
+
 /// A success envelope per data type: `{"status": "OK", "message", "data"}`.
 macro_rules! replies {
     ($($name:ident => $data:ty, $doc:literal;)*) => {$(
@@ -536,4 +555,5 @@ replies! {
     OrgDetailsReply => OrgDetails, "An organization with its members.";
     InvitationReply => OrgInvitation, "An invitation.";
     InvitationListReply => Vec<OrgInvitation>, "Invitations waiting for the caller.";
+    ShareListReply => Vec<Share>, "The caller's live shares.";
 }
