@@ -109,8 +109,9 @@ pub trait RecordingStore: Send + Sync {
 /// Most chunks one recording may have (one a second is about 1.1 days at the cap; a writer
 /// past it stops recording and marks it).
 pub const MAX_CHUNKS: u64 = 100_000;
-/// Largest plaintext one chunk carries; the writer flushes earlier when output is heavy.
-pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Plaintext past which the recorder seals a chunk before its once-a-second tick (a chunk is
+/// at most this plus what arrived while the previous chunk was being written).
+pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Most plaintext one fetch returns (a Lambda answer is capped at 6 MB; see docs/recording.md).
 pub const MAX_FETCH_BYTES: usize = 5 * 1024 * 1024;
 /// Most recordings a listing reads.
@@ -322,7 +323,9 @@ impl Recordings {
             meta,
             next_index: 0,
             pending: header,
+            sealed: None,
             started: Instant::now(),
+            open_output: None,
             output: Utf8Carry::default(),
             input: Utf8Carry::default(),
             finished: false,
@@ -480,10 +483,54 @@ pub struct Ending {
     pub exit_status: Option<u32>,
 }
 
-/// One recording being written. Events are appended to a plaintext buffer; [`Writer::flush`]
-/// seals the buffer as the next chunk and stores it. A failed write keeps the buffer (the
-/// chunk index does not advance, so the indices stay gapless); the caller decides when a
-/// buffer has grown too big to keep ([`Writer::abandon_pending`], which marks the gap).
+/// A chunk sealed and not yet stored: [`Writer::seal_chunk`] makes it, the caller stores it
+/// with [`Chunk::store`] (possibly while more events are buffered) and reports the outcome
+/// with [`Writer::stored`] or [`Writer::not_stored`].
+pub struct Chunk {
+    index: u64,
+    name: String,
+    blob: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Sealed size.
+    pub fn len(&self) -> usize {
+        self.blob.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blob.is_empty()
+    }
+
+    /// A future that writes the chunk (bounded by [`CALL_TIMEOUT`]) and owns what it needs,
+    /// so the caller can keep buffering events while it runs.
+    pub fn store(
+        &self,
+        store: Arc<dyn RecordingStore>,
+    ) -> impl std::future::Future<Output = Result<usize, StorageError>> + Send + 'static {
+        let (name, blob) = (self.name.clone(), self.blob.clone());
+        let size = blob.len();
+        async move {
+            bounded("put", store.put(&name, blob)).await?;
+            Ok(size)
+        }
+    }
+}
+
+/// One recording being written. Events are appended to a plaintext buffer; consecutive output
+/// frames within [`cast::COALESCE`] of each other are written as one event (the event is
+/// left open at the end of the buffer and closed by the next other event or the next seal).
+///
+/// Sealing and storing are separate steps so that the relay's recorder can buffer events
+/// while a chunk is being written: [`Writer::seal_chunk`] seals the buffer as the next chunk,
+/// [`Writer::stored`] advances the index once it is written, [`Writer::not_stored`] keeps it
+/// to be written again (so the indices stay gapless). [`Writer::flush`] does both in one go.
+/// The caller decides when a buffer has grown too big to keep ([`Writer::abandon_pending`],
+/// which marks the gap).
 pub struct Writer {
     store: Arc<dyn RecordingStore>,
     sealer: ChunkSealer,
@@ -492,7 +539,11 @@ pub struct Writer {
     meta: RecordingMeta,
     next_index: u64,
     pending: Vec<u8>,
+    /// A sealed chunk not yet stored (being written, or its write failed).
+    sealed: Option<Chunk>,
     started: Instant,
+    /// When the output event open at the end of `pending` began.
+    open_output: Option<Instant>,
     output: Utf8Carry,
     input: Utf8Carry,
     finished: bool,
@@ -507,7 +558,7 @@ impl Writer {
         self.meta.record_input
     }
 
-    /// Plaintext waiting for the next flush.
+    /// Plaintext waiting to be sealed.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
     }
@@ -516,16 +567,51 @@ impl Writer {
         self.meta.gaps
     }
 
+    /// The storage, for [`Chunk::store`].
+    pub fn store(&self) -> Arc<dyn RecordingStore> {
+        Arc::clone(&self.store)
+    }
+
     fn seconds(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.started).as_secs_f64()
     }
 
+    fn close_output(&mut self) {
+        if self.open_output.take().is_some() {
+            cast::close_event(&mut self.pending);
+        }
+    }
+
+    fn event(&mut self, at: Instant, code: Code, data: &str) {
+        self.close_output();
+        let seconds = self.seconds(at);
+        cast::open_event(&mut self.pending, seconds, code);
+        cast::escape_into(data.as_bytes(), &mut self.pending);
+        cast::close_event(&mut self.pending);
+    }
+
+    /// Output as the client received it. Written into the open output event if that began
+    /// less than [`cast::COALESCE`] before `at`, else as a new event.
     pub fn output(&mut self, at: Instant, bytes: &[u8]) {
         self.meta.bytes += bytes.len() as u64;
-        let text = self.output.decode(bytes);
-        if !text.is_empty() {
-            let line = cast::event_line(self.seconds(at), Code::Output, &text);
-            self.pending.extend_from_slice(&line);
+        let joins = self
+            .open_output
+            .is_some_and(|began| at.saturating_duration_since(began) < cast::COALESCE);
+        if joins {
+            self.output.decode_escaped(bytes, &mut self.pending);
+            return;
+        }
+        self.close_output();
+        let mark = self.pending.len();
+        let seconds = self.seconds(at);
+        cast::open_event(&mut self.pending, seconds, Code::Output);
+        let data = self.pending.len();
+        self.output.decode_escaped(bytes, &mut self.pending);
+        if self.pending.len() == data {
+            // Only part of a character, carried to the next frame: no event yet.
+            self.pending.truncate(mark);
+        } else {
+            self.open_output = Some(at);
         }
     }
 
@@ -534,58 +620,106 @@ impl Writer {
         if !self.meta.record_input {
             return;
         }
-        let text = self.input.decode(bytes);
-        if !text.is_empty() {
-            let line = cast::event_line(self.seconds(at), Code::Input, &text);
-            self.pending.extend_from_slice(&line);
+        self.close_output();
+        let mark = self.pending.len();
+        let seconds = self.seconds(at);
+        cast::open_event(&mut self.pending, seconds, Code::Input);
+        let data = self.pending.len();
+        self.input.decode_escaped(bytes, &mut self.pending);
+        if self.pending.len() == data {
+            self.pending.truncate(mark);
+        } else {
+            cast::close_event(&mut self.pending);
         }
     }
 
     pub fn resize(&mut self, at: Instant, cols: u32, rows: u32) {
-        let line = cast::event_line(self.seconds(at), Code::Resize, &format!("{cols}x{rows}"));
-        self.pending.extend_from_slice(&line);
+        self.event(at, Code::Resize, &format!("{cols}x{rows}"));
     }
 
     /// A gap: something was not recorded, and why. Counted in the metadata.
     pub fn gap(&mut self, at: Instant, why: &str) {
         self.meta.gaps += 1;
-        let line = cast::event_line(self.seconds(at), Code::Marker, &format!("gap: {why}"));
-        self.pending.extend_from_slice(&line);
+        self.event(at, Code::Marker, &format!("gap: {why}"));
     }
 
-    /// Throw away the unwritten buffer (storage has been failing and it grew too big), and
+    /// Throw away the unsealed buffer (storage has been failing and it grew too big), and
     /// mark the gap in its place.
     pub fn abandon_pending(&mut self, at: Instant) {
         let lost = self.pending.len();
         self.pending.clear();
+        self.open_output = None;
         self.gap(
             at,
             &format!("{lost} bytes of the recording could not be written"),
         );
     }
 
-    /// Seal what is buffered as the next chunk and store it; nothing to do for an empty
-    /// buffer. On failure the buffer is kept for the next attempt.
-    pub async fn flush(&mut self) -> Result<usize, StorageError> {
-        if self.pending.is_empty() || self.finished {
-            return Ok(0);
+    /// The chunk to write next: the one sealed earlier and not yet stored if there is one,
+    /// else the buffer sealed as the next chunk (`None` when there is nothing to write).
+    /// Until [`Writer::stored`] or [`Writer::not_stored`] is called, nothing new is sealed.
+    pub fn seal_chunk(&mut self) -> Option<Chunk> {
+        if self.finished {
+            return None;
+        }
+        if let Some(chunk) = self.sealed.take() {
+            return Some(chunk);
+        }
+        if self.pending.is_empty() {
+            return None;
         }
         if self.next_index + 1 >= MAX_CHUNKS {
             // Keep the last index for the final chunk.
             self.pending.clear();
-            return Ok(0);
+            self.open_output = None;
+            return None;
         }
-        self.write_chunk(false).await
+        Some(self.seal(false))
     }
 
-    async fn write_chunk(&mut self, last: bool) -> Result<usize, StorageError> {
-        let blob = self.sealer.seal(self.next_index, last, &self.pending);
-        let size = blob.len();
-        let name = chunk_name(&self.owner, &self.id, self.next_index);
-        bounded("put", self.store.put(&name, blob)).await?;
+    fn seal(&mut self, last: bool) -> Chunk {
+        self.close_output();
+        let index = self.next_index;
+        let blob = self.sealer.seal(index, last, &self.pending);
         self.pending.clear();
-        self.next_index += 1;
-        Ok(size)
+        Chunk {
+            index,
+            name: chunk_name(&self.owner, &self.id, index),
+            blob,
+        }
+    }
+
+    /// `chunk` was written: the next chunk gets the next index.
+    pub fn stored(&mut self, chunk: Chunk) {
+        self.next_index = self.next_index.max(chunk.index + 1);
+    }
+
+    /// `chunk` could not be written: it is written again, as it is, before anything else.
+    pub fn not_stored(&mut self, chunk: Chunk) {
+        self.sealed = Some(chunk);
+    }
+
+    /// Store a chunk whose write failed earlier, then seal what is buffered as the next
+    /// chunk and store it. On failure the sealed chunk is kept for the next attempt.
+    pub async fn flush(&mut self) -> Result<usize, StorageError> {
+        let mut written = 0;
+        // At most twice: the chunk kept from a failed write, then the buffer.
+        for _ in 0..2 {
+            let Some(chunk) = self.seal_chunk() else {
+                break;
+            };
+            match chunk.store(self.store()).await {
+                Ok(size) => {
+                    written += size;
+                    self.stored(chunk);
+                }
+                Err(err) => {
+                    self.not_stored(chunk);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(written)
     }
 
     async fn put_meta(&self) -> Result<(), StorageError> {
@@ -597,18 +731,41 @@ impl Writer {
         .await
     }
 
-    /// End the recording: the final chunk (what is buffered, flagged last) and the completed
-    /// metadata. Idempotent once it succeeded.
+    /// End the recording: a chunk sealed earlier and not yet stored, then the final chunk
+    /// (what is buffered, flagged last) and the completed metadata. Idempotent once it
+    /// succeeded. The caller must not have a chunk write in flight.
     pub async fn finish(&mut self, ending: Ending) -> Result<usize, StorageError> {
         if self.finished {
             return Ok(0);
         }
+        let mut written = 0;
+        if let Some(chunk) = self.sealed.take() {
+            match chunk.store(self.store()).await {
+                Ok(size) => {
+                    written += size;
+                    self.stored(chunk);
+                }
+                Err(err) => {
+                    self.not_stored(chunk);
+                    return Err(err);
+                }
+            }
+        }
         let now = Instant::now();
         if let Some(rest) = self.output.finish() {
-            let line = cast::event_line(self.seconds(now), Code::Output, &rest);
-            self.pending.extend_from_slice(&line);
+            self.event(now, Code::Output, &rest);
         }
-        let written = self.write_chunk(true).await?;
+        let chunk = self.seal(true);
+        match chunk.store(self.store()).await {
+            Ok(size) => {
+                written += size;
+                self.stored(chunk);
+            }
+            Err(err) => {
+                self.not_stored(chunk);
+                return Err(err);
+            }
+        }
         self.finished = true;
         self.meta.chunks = self.next_index;
         self.meta.ended_at = Some(now_ms());

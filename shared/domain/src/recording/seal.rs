@@ -15,7 +15,7 @@
 //! in the clear because the reader needs it to rebuild the associated data; changing it breaks
 //! the tag.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -25,6 +25,7 @@ use crate::keys::EncryptionContext;
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
+const TAG_LEN: usize = 16;
 const AAD_LABEL: &[u8] = b"sushi-recording-chunk-v1";
 
 /// The context a recording's data key is wrapped under.
@@ -69,27 +70,25 @@ impl ChunkSealer {
         }
     }
 
-    /// The blob for chunk `index`; `last` marks the recording's final chunk.
+    /// The blob for chunk `index`; `last` marks the recording's final chunk. The plaintext is
+    /// copied once, into the blob, and encrypted there.
     pub fn seal(&self, index: u64, last: bool, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = associated_data(&self.session, index, last);
-        // AES-GCM encryption fails only for inputs over 64 GiB; chunks are bounded far below.
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        let mut blob = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        let mut blob = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         blob.push(VERSION);
         blob.push(u8::from(last));
         blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&ciphertext);
+        blob.extend_from_slice(plaintext);
+        let body = blob.get_mut(HEADER_LEN..).unwrap_or_default();
+        // AES-GCM encryption fails only for inputs over 64 GiB; chunks are bounded far below.
+        if let Ok(tag) =
+            self.cipher
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, body)
+        {
+            blob.extend_from_slice(&tag);
+        }
         blob
     }
 

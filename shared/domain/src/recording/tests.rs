@@ -343,3 +343,52 @@ fn policy_decides_with_the_machine_toggle() {
     assert_eq!(Policy::parse("required"), Some(Policy::Required));
     assert_eq!(Policy::parse("yes"), None);
 }
+
+#[tokio::test]
+async fn output_within_the_coalescing_window_is_one_event() {
+    let (_, recordings) = service();
+    let mut writer = recordings
+        .begin(&alice(), RecordingId::parse(ID).unwrap(), subject(false))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let arrow = "→".as_bytes();
+    // "a→" split inside the arrow, both frames in one window: one event.
+    writer.output(t, &[b"a", &arrow[..1]].concat());
+    writer.output(t + Duration::from_millis(4), &arrow[1..]);
+    // Past the window: a new event; the "é" split across the event boundary is written
+    // whole in the second event, not as U+FFFD.
+    writer.output(t + Duration::from_millis(12), b"\"b\" \xc3");
+    writer.output(t + Duration::from_millis(30), b"\xa9\r\n");
+    // A resize closes the open event; output after it opens a new one.
+    writer.output(t + Duration::from_millis(31), b"x");
+    writer.resize(t + Duration::from_millis(32), 90, 20);
+    writer.output(t + Duration::from_millis(33), b"y");
+    writer.finish(Ending::default()).await.unwrap();
+    let cast = recordings
+        .fetch(&alice(), &RecordingId::parse(ID).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        cast::replay_output(&cast).unwrap(),
+        "a→\"b\" é\r\nxy".as_bytes()
+    );
+    let text = String::from_utf8(cast).unwrap();
+    // Code and data of each event (the times are offsets from the writer's start).
+    let events: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split_once(',').unwrap().1)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "\"o\",\"a→\"]",
+            "\"o\",\"\\\"b\\\" \"]",
+            "\"o\",\"é\\r\\nx\"]",
+            "\"r\",\"90x20\"]",
+            "\"o\",\"y\"]",
+        ],
+        "{text}"
+    );
+}
