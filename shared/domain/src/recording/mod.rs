@@ -12,7 +12,7 @@
 //! most the last second"):
 //!
 //! ```text
-//! recordings/<owner-hash>/meta/<recording-id>.json         metadata (not sealed)
+//! recordings/<owner-hash>/meta/<recording-id>.json         metadata (facts sealed)
 //! recordings/<owner-hash>/chunks/<recording-id>/<index>     sealed chunks, index 0 = header
 //! ```
 //!
@@ -22,9 +22,10 @@
 //! without an owner, so another user's recording is absent (404), like a machine.
 //!
 //! The metadata object is written at the start (with the wrapped data key) and again at the
-//! end (end time, duration, bytes, exit status, gaps). It is not sealed so that a listing does
-//! not call the key service once per recording; its fields are informational, the stream is
-//! what is authenticated.
+//! end (end time, duration, bytes, exit status, gaps). Its facts are sealed under the
+//! recording's data key and bound to the recording id, so a changed, swapped or forged
+//! metadata object is refused like a changed chunk; the price is one key-service call per
+//! recording listed.
 
 pub mod cast;
 pub mod seal;
@@ -166,10 +167,9 @@ fn chunk_name(owner: &Identity, id: &RecordingId, index: u64) -> String {
     format!("{}{index:08}", chunks_prefix(owner, id))
 }
 
-/// The metadata object.
+/// A recording's facts, kept in its metadata object sealed under the recording's data key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordingMeta {
-    pub version: u8,
     pub id: String,
     pub machine_id: u64,
     pub machine_name: String,
@@ -184,11 +184,26 @@ pub struct RecordingMeta {
     pub gaps: u64,
     pub chunks: u64,
     pub record_input: bool,
-    /// The data key as the key service wrapped it, base64.
-    pub wrapped_key: String,
 }
 
-/// What the API lists: the metadata without the wrapped key.
+/// The metadata object as stored: the wrapped data key in the clear (a reader needs it to
+/// open anything), the facts sealed under the data key and bound to the recording id
+/// ([`ChunkSealer::seal_meta`]). Version 1 objects (facts in the clear) are refused as
+/// damaged: accepting them would let anyone who can write storage replace sealed facts.
+#[derive(Serialize, Deserialize)]
+struct StoredMeta {
+    version: u8,
+    /// The data key as the key service wrapped it, base64.
+    wrapped_key: String,
+    /// `nonce || ciphertext+tag` of the facts' JSON, base64.
+    sealed: String,
+}
+
+const META_VERSION: u8 = 2;
+
+/// What the API lists: a recording's facts, or, for one whose metadata does not verify, its
+/// id and why (`damaged`), so that a tampered object is reported and can be deleted, and
+/// does not hide the others.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct RecordingView {
     pub id: String,
@@ -201,6 +216,9 @@ pub struct RecordingView {
     pub exit_status: Option<u32>,
     pub gaps: u64,
     pub record_input: bool,
+    /// Set when the metadata failed verification: the reason; the other fields are then
+    /// zero or empty.
+    pub damaged: Option<String>,
 }
 
 impl From<RecordingMeta> for RecordingView {
@@ -216,6 +234,25 @@ impl From<RecordingMeta> for RecordingView {
             exit_status: m.exit_status,
             gaps: m.gaps,
             record_input: m.record_input,
+            damaged: None,
+        }
+    }
+}
+
+impl RecordingView {
+    fn damaged(id: &RecordingId, why: String) -> Self {
+        Self {
+            id: id.as_str().to_owned(),
+            machine_id: 0,
+            machine_name: String::new(),
+            started_at: 0,
+            ended_at: None,
+            duration_secs: None,
+            bytes: 0,
+            exit_status: None,
+            gaps: 0,
+            record_input: false,
+            damaged: Some(why),
         }
     }
 }
@@ -290,7 +327,6 @@ impl Recordings {
         let sealer = ChunkSealer::new(&key.plaintext, id.as_str());
         let started_at = now_ms();
         let meta = RecordingMeta {
-            version: 1,
             id: id.as_str().to_owned(),
             machine_id: subject.machine_id,
             machine_name: subject.machine_name.to_owned(),
@@ -302,7 +338,6 @@ impl Recordings {
             gaps: 0,
             chunks: 1,
             record_input: subject.record_input,
-            wrapped_key: base64::engine::general_purpose::STANDARD.encode(&key.wrapped),
         };
         let header = cast::Header {
             version: 2,
@@ -321,6 +356,7 @@ impl Recordings {
             owner: owner.clone(),
             id,
             meta,
+            wrapped_key: base64::engine::general_purpose::STANDARD.encode(&key.wrapped),
             next_index: 0,
             pending: header,
             sealed: None,
@@ -342,7 +378,9 @@ impl Recordings {
         Ok(writer)
     }
 
-    /// The caller's recordings, newest first.
+    /// The caller's recordings, newest first. Each metadata object is opened with its
+    /// recording's data key (one key-service call each, at most 16 at a time); one that does
+    /// not verify is listed with `damaged` set rather than left out.
     pub async fn list(&self, owner: &Identity) -> Result<Vec<RecordingView>, DomainError> {
         let prefix = format!("{}meta/", owner_prefix(owner));
         let names = bounded("list", self.store.list(&prefix, MAX_LISTED))
@@ -351,14 +389,30 @@ impl Recordings {
         let mut reads = tokio::task::JoinSet::new();
         let mut views = Vec::with_capacity(names.len());
         for name in names {
+            // Only names this module wrote: `<prefix><uuid>.json`.
+            let Some(id) = name
+                .strip_prefix(&prefix)
+                .and_then(|file| file.strip_suffix(".json"))
+                .and_then(|raw| RecordingId::parse(raw).ok())
+            else {
+                tracing::warn!(name, "unexpected object among recording metadata");
+                continue;
+            };
             // At most 16 reads in flight.
             while reads.len() >= 16 {
                 if let Some(done) = reads.join_next().await {
                     collect(&mut views, done)?;
                 }
             }
-            let store = Arc::clone(&self.store);
-            reads.spawn(async move { bounded("get", store.get(&name)).await });
+            let (store, keys, owner) = (
+                Arc::clone(&self.store),
+                Arc::clone(&self.keys),
+                owner.clone(),
+            );
+            reads.spawn(async move {
+                let read = open_meta(store.as_ref(), keys.as_ref(), &owner, &id).await;
+                (id, read.map(|(meta, _)| meta))
+            });
         }
         while let Some(done) = reads.join_next().await {
             collect(&mut views, done)?;
@@ -367,57 +421,15 @@ impl Recordings {
         Ok(views)
     }
 
-    async fn meta(&self, owner: &Identity, id: &RecordingId) -> Result<RecordingMeta, DomainError> {
-        let raw = bounded("get", self.store.get(&meta_name(owner, id)))
-            .await
-            .map_err(unavailable)?
-            .ok_or(DomainError::RecordingNotFound)?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| DomainError::RecordingDamaged(format!("metadata is malformed: {e}")))
-    }
-
-    /// The recording as asciicast v2, decrypted and verified: every chunk opens at its own
-    /// index, the indices have no hole, and the last one carries the final flag. A recording
-    /// still being written (or cut short by a crash) has no final chunk and is refused as
-    /// incomplete, saying so.
+    /// The recording as asciicast v2, decrypted and verified: the metadata opens under the
+    /// data key, every chunk opens at its own index, the indices have no hole, and the last
+    /// one carries the final flag. A recording still being written (or cut short by a crash)
+    /// has no final chunk and is refused as incomplete, saying so.
     pub async fn fetch(&self, owner: &Identity, id: &RecordingId) -> Result<Vec<u8>, DomainError> {
-        let meta = self.meta(owner, id).await?;
-        let wrapped = base64::engine::general_purpose::STANDARD
-            .decode(&meta.wrapped_key)
-            .map_err(|_| DomainError::RecordingDamaged("wrapped key is malformed".into()))?;
-        let context = seal::context(&owner.0, id.as_str());
-        let key =
-            tokio::time::timeout(CALL_TIMEOUT, self.keys.decrypt_data_key(&wrapped, &context))
-                .await
-                .map_err(|_| DomainError::RecordingUnavailable("key service timed out".into()))?
-                .map_err(|e| match e {
-                    crate::keys::KeyError::Unavailable(_) => DomainError::Keys(e),
-                    crate::keys::KeyError::Denied(_) => DomainError::RecordingDamaged(
-                        "the data key does not open for this recording".into(),
-                    ),
-                })?;
-        let sealer = ChunkSealer::new(&key, id.as_str());
+        let (meta, sealer) = open_meta(self.store.as_ref(), self.keys.as_ref(), owner, id).await?;
         let mut cast = Vec::new();
         for index in 0..MAX_CHUNKS {
-            let blob = bounded("get", self.store.get(&chunk_name(owner, id, index)))
-                .await
-                .map_err(unavailable)?;
-            let Some(blob) = blob else {
-                let what = if meta.ended_at.is_some() {
-                    format!("chunk {index} is missing: the recording was truncated or has a gap")
-                } else {
-                    format!(
-                        "chunk {index} is missing and the recording has no final chunk: \
-                         it is still being written or its relay stopped"
-                    )
-                };
-                return Err(DomainError::RecordingDamaged(what));
-            };
-            let (plaintext, last) = sealer.open(index, &blob).map_err(|e| match e {
-                ChunkError::Malformed(_) | ChunkError::Tampered(_) => {
-                    DomainError::RecordingDamaged(e.to_string())
-                }
-            })?;
+            let (plaintext, last) = self.chunk(owner, id, &meta, &sealer, index).await?;
             if cast.len() + plaintext.len() > MAX_FETCH_BYTES {
                 return Err(DomainError::RecordingTooLarge {
                     limit: MAX_FETCH_BYTES,
@@ -433,10 +445,52 @@ impl Recordings {
         )))
     }
 
+    /// Chunk `index`, opened: its plaintext and whether it is the final one. A final chunk
+    /// must be where the (sealed) metadata of an ended recording says the recording ends.
+    async fn chunk(
+        &self,
+        owner: &Identity,
+        id: &RecordingId,
+        meta: &RecordingMeta,
+        sealer: &ChunkSealer,
+        index: u64,
+    ) -> Result<(Vec<u8>, bool), DomainError> {
+        let blob = bounded("get", self.store.get(&chunk_name(owner, id, index)))
+            .await
+            .map_err(unavailable)?;
+        let Some(blob) = blob else {
+            let what = if meta.ended_at.is_some() {
+                format!("chunk {index} is missing: the recording was truncated or has a gap")
+            } else {
+                format!(
+                    "chunk {index} is missing and the recording has no final chunk: \
+                     it is still being written or its relay stopped"
+                )
+            };
+            return Err(DomainError::RecordingDamaged(what));
+        };
+        let (plaintext, last) = sealer.open(index, &blob).map_err(|e| match e {
+            ChunkError::Malformed(_) | ChunkError::Tampered(_) => {
+                DomainError::RecordingDamaged(e.to_string())
+            }
+        })?;
+        if last && meta.ended_at.is_some() && meta.chunks != index + 1 {
+            return Err(DomainError::RecordingDamaged(format!(
+                "the metadata names {} chunks, the final chunk is chunk {index}",
+                meta.chunks
+            )));
+        }
+        Ok((plaintext, last))
+    }
+
     /// Remove a recording: its chunks, then its metadata (so a listed recording always has
     /// its chunks, or is being deleted).
     pub async fn delete(&self, owner: &Identity, id: &RecordingId) -> Result<(), DomainError> {
-        self.meta(owner, id).await?;
+        // Existence only: a recording whose metadata is damaged can be deleted too.
+        bounded("get", self.store.get(&meta_name(owner, id)))
+            .await
+            .map_err(unavailable)?
+            .ok_or(DomainError::RecordingNotFound)?;
         let prefix = chunks_prefix(owner, id);
         loop {
             let names = bounded("list", self.store.list(&prefix, 1000))
@@ -459,20 +513,72 @@ fn unavailable(err: StorageError) -> DomainError {
     DomainError::RecordingUnavailable(err.0)
 }
 
+/// Read and open a recording's metadata: the facts, verified, and the sealer for its chunks.
+async fn open_meta(
+    store: &dyn RecordingStore,
+    keys: &dyn KeyProvider,
+    owner: &Identity,
+    id: &RecordingId,
+) -> Result<(RecordingMeta, ChunkSealer), DomainError> {
+    let damaged = |why: &str| DomainError::RecordingDamaged(format!("metadata {why}"));
+    let raw = bounded("get", store.get(&meta_name(owner, id)))
+        .await
+        .map_err(unavailable)?
+        .ok_or(DomainError::RecordingNotFound)?;
+    let stored: StoredMeta =
+        serde_json::from_slice(&raw).map_err(|_| damaged("is malformed or not sealed"))?;
+    if stored.version != META_VERSION {
+        return Err(damaged("has an unknown version"));
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let wrapped = engine
+        .decode(&stored.wrapped_key)
+        .map_err(|_| damaged("has a malformed wrapped key"))?;
+    let sealed = engine
+        .decode(&stored.sealed)
+        .map_err(|_| damaged("is malformed"))?;
+    let context = seal::context(&owner.0, id.as_str());
+    let key = tokio::time::timeout(CALL_TIMEOUT, keys.decrypt_data_key(&wrapped, &context))
+        .await
+        .map_err(|_| DomainError::RecordingUnavailable("key service timed out".into()))?
+        .map_err(|e| match e {
+            crate::keys::KeyError::Unavailable(_) => DomainError::Keys(e),
+            crate::keys::KeyError::Denied(_) => DomainError::RecordingDamaged(
+                "the data key does not open for this recording".into(),
+            ),
+        })?;
+    let sealer = ChunkSealer::new(&key, id.as_str());
+    let facts = sealer
+        .open_meta(&sealed)
+        .ok_or_else(|| damaged("failed authentication (changed, or from another recording)"))?;
+    let meta: RecordingMeta =
+        serde_json::from_slice(&facts).map_err(|_| damaged("is malformed"))?;
+    if meta.id != id.as_str() {
+        return Err(damaged("names another recording"));
+    }
+    Ok((meta, sealer))
+}
+
+type MetaRead = (RecordingId, Result<RecordingMeta, DomainError>);
+
 fn collect(
     views: &mut Vec<RecordingView>,
-    done: Result<Result<Option<Vec<u8>>, StorageError>, tokio::task::JoinError>,
+    done: Result<MetaRead, tokio::task::JoinError>,
 ) -> Result<(), DomainError> {
-    let raw = done
-        .map_err(|_| DomainError::Internal("recording listing task failed"))?
-        .map_err(unavailable)?;
-    // A metadata object deleted between the listing and the read, or one that does not parse
-    // (skipped and logged: one bad object must not hide the others).
-    if let Some(raw) = raw {
-        match serde_json::from_slice::<RecordingMeta>(&raw) {
-            Ok(meta) => views.push(meta.into()),
-            Err(err) => tracing::warn!(error = %err, "recording metadata does not parse"),
+    let (id, read) = done.map_err(|_| DomainError::Internal("recording listing task failed"))?;
+    match read {
+        Ok(meta) => views.push(meta.into()),
+        // Deleted between the listing and the read.
+        Err(DomainError::RecordingNotFound) => {}
+        Err(DomainError::RecordingDamaged(why)) => {
+            tracing::warn!(
+                recording = id.as_str(),
+                why,
+                "recording metadata does not verify"
+            );
+            views.push(RecordingView::damaged(&id, why));
         }
+        Err(other) => return Err(other),
     }
     Ok(())
 }
@@ -537,6 +643,7 @@ pub struct Writer {
     owner: Identity,
     id: RecordingId,
     meta: RecordingMeta,
+    wrapped_key: String,
     next_index: u64,
     pending: Vec<u8>,
     /// A sealed chunk not yet stored (being written, or its write failed).
@@ -723,7 +830,13 @@ impl Writer {
     }
 
     async fn put_meta(&self) -> Result<(), StorageError> {
-        let body = serde_json::to_vec(&self.meta).map_err(|e| StorageError(e.to_string()))?;
+        let facts = serde_json::to_vec(&self.meta).map_err(|e| StorageError(e.to_string()))?;
+        let stored = StoredMeta {
+            version: META_VERSION,
+            wrapped_key: self.wrapped_key.clone(),
+            sealed: base64::engine::general_purpose::STANDARD.encode(self.sealer.seal_meta(&facts)),
+        };
+        let body = serde_json::to_vec(&stored).map_err(|e| StorageError(e.to_string()))?;
         bounded(
             "put",
             self.store.put(&meta_name(&self.owner, &self.id), body),

@@ -392,3 +392,103 @@ async fn output_within_the_coalescing_window_is_one_event() {
         "{text}"
     );
 }
+
+fn meta_object() -> String {
+    meta_name(&alice(), &RecordingId::parse(ID).unwrap())
+}
+
+#[tokio::test]
+async fn changed_metadata_is_reported_on_fetch_and_list() {
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    let id = RecordingId::parse(ID).unwrap();
+    let original = store.objects.lock().unwrap()[&meta_object()].clone();
+    let stored: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&original).contains("\"web\""),
+        "the facts are not in the clear"
+    );
+
+    // One bit of the sealed facts changed.
+    let mut changed = stored.clone();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut sealed = engine.decode(stored["sealed"].as_str().unwrap()).unwrap();
+    sealed[20] ^= 1;
+    changed["sealed"] = engine.encode(&sealed).into();
+    let put = |value: &serde_json::Value| {
+        store
+            .objects
+            .lock()
+            .unwrap()
+            .insert(meta_object(), serde_json::to_vec(value).unwrap());
+    };
+    put(&changed);
+    let err = recordings.fetch(&alice(), &id).await.unwrap_err();
+    assert!(
+        matches!(&err, DomainError::RecordingDamaged(why) if why.contains("metadata failed authentication")),
+        "{err}"
+    );
+    let listed = recordings.list(&alice()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, ID);
+    assert!(
+        listed[0]
+            .damaged
+            .as_deref()
+            .unwrap()
+            .contains("failed authentication"),
+        "{listed:?}"
+    );
+
+    // Facts written in the clear, as version 1 did: refused, not trusted.
+    let mut plain = stored.clone();
+    plain["version"] = 1.into();
+    put(&plain);
+    assert!(matches!(
+        recordings.fetch(&alice(), &id).await,
+        Err(DomainError::RecordingDamaged(_))
+    ));
+    put(&json_facts_v1());
+    assert!(
+        recordings.list(&alice()).await.unwrap()[0]
+            .damaged
+            .is_some()
+    );
+
+    // Restored, it opens again; a damaged one can still be deleted.
+    put(&stored);
+    assert!(recordings.fetch(&alice(), &id).await.is_ok());
+    assert_eq!(recordings.list(&alice()).await.unwrap()[0].damaged, None);
+    put(&changed);
+    recordings.delete(&alice(), &id).await.unwrap();
+    assert!(store.objects.lock().unwrap().is_empty());
+}
+
+/// A version 1 metadata object: the facts in the clear.
+fn json_facts_v1() -> serde_json::Value {
+    serde_json::json!({"version": 1, "id": ID, "machine_id": 7, "machine_name": "web",
+        "started_at": 1, "ended_at": 2, "duration_secs": 1.0, "bytes": 0, "exit_status": 0,
+        "gaps": 0, "chunks": 4, "record_input": false, "wrapped_key": "AAAA"})
+}
+
+#[tokio::test]
+async fn metadata_of_another_recording_is_refused() {
+    // Two recordings of the same owner; the first's metadata object copied over the second's.
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    const OTHER: &str = "1b7c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
+    let other = RecordingId::parse(OTHER).unwrap();
+    let mut writer = recordings
+        .begin(&alice(), other.clone(), subject(false))
+        .await
+        .unwrap();
+    writer.finish(Ending::default()).await.unwrap();
+    let first = store.objects.lock().unwrap()[&meta_object()].clone();
+    store
+        .objects
+        .lock()
+        .unwrap()
+        .insert(meta_name(&alice(), &other), first);
+    let err = recordings.fetch(&alice(), &other).await.unwrap_err();
+    assert!(matches!(err, DomainError::RecordingDamaged(_)), "{err}");
+}
