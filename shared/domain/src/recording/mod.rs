@@ -445,6 +445,49 @@ impl Recordings {
         )))
     }
 
+    /// Part of a recording, for recordings longer than one answer carries: whole chunks from
+    /// `from_chunk` on, as many as fit in [`MAX_FETCH_BYTES`] (at least one), each verified
+    /// like [`Recordings::fetch`] does, and the chunk the next window starts at (`None` once
+    /// the window holds the final chunk). The windows from 0 concatenated are the recording,
+    /// byte for byte; a reader has the whole, verified recording only once a window without
+    /// `next` arrived (a missing or changed chunk fails the window that reaches it).
+    pub async fn fetch_window(
+        &self,
+        owner: &Identity,
+        id: &RecordingId,
+        from_chunk: u64,
+    ) -> Result<Window, DomainError> {
+        let (meta, sealer) = open_meta(self.store.as_ref(), self.keys.as_ref(), owner, id).await?;
+        let past_end = meta.ended_at.is_some() && from_chunk >= meta.chunks;
+        if from_chunk >= MAX_CHUNKS || past_end {
+            return Err(DomainError::invalid(format!(
+                "from_chunk {from_chunk} is past the recording's last chunk"
+            )));
+        }
+        let mut cast = Vec::new();
+        for index in from_chunk..MAX_CHUNKS {
+            let (plaintext, last) = self.chunk(owner, id, &meta, &sealer, index).await?;
+            if cast.len() + plaintext.len() > MAX_FETCH_BYTES {
+                if cast.is_empty() {
+                    return Err(DomainError::RecordingTooLarge {
+                        limit: MAX_FETCH_BYTES,
+                    });
+                }
+                return Ok(Window {
+                    cast,
+                    next: Some(index),
+                });
+            }
+            cast.extend_from_slice(&plaintext);
+            if last {
+                return Ok(Window { cast, next: None });
+            }
+        }
+        Err(DomainError::RecordingDamaged(format!(
+            "more than {MAX_CHUNKS} chunks"
+        )))
+    }
+
     /// Chunk `index`, opened: its plaintext and whether it is the final one. A final chunk
     /// must be where the (sealed) metadata of an ended recording says the recording ends.
     async fn chunk(
@@ -581,6 +624,15 @@ fn collect(
         Err(other) => return Err(other),
     }
     Ok(())
+}
+
+/// A window of a recording ([`Recordings::fetch_window`]).
+#[derive(Debug)]
+pub struct Window {
+    /// The asciicast text of the window's chunks (the first window starts with the header).
+    pub cast: Vec<u8>,
+    /// Where the next window starts; `None` when this one ends the recording.
+    pub next: Option<u64>,
 }
 
 /// How a recorded session ended.

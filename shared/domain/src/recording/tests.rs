@@ -492,3 +492,56 @@ async fn metadata_of_another_recording_is_refused() {
     let err = recordings.fetch(&alice(), &other).await.unwrap_err();
     assert!(matches!(err, DomainError::RecordingDamaged(_)), "{err}");
 }
+
+#[tokio::test]
+async fn windows_concatenate_to_the_recording() {
+    let (_, recordings) = service();
+    let id = RecordingId::parse(ID).unwrap();
+    let mut writer = recordings
+        .begin(&alice(), id.clone(), subject(false))
+        .await
+        .unwrap();
+    // About 12 MiB of asciicast in chunks of about 1 MiB (JSON-escaped text with newlines).
+    let line: Vec<u8> = (0..1000u32)
+        .flat_map(|i| format!("line {i} \"quoted\" é\r\n").into_bytes())
+        .collect();
+    let t = Instant::now();
+    while writer.meta.bytes <= 12 * 1024 * 1024 {
+        writer.output(t, &line);
+        if writer.pending_bytes() >= CHUNK_BYTES {
+            writer.flush().await.unwrap();
+        }
+    }
+    writer.finish(Ending::default()).await.unwrap();
+    assert!(matches!(
+        recordings.fetch(&alice(), &id).await,
+        Err(DomainError::RecordingTooLarge { .. })
+    ));
+
+    let mut whole = Vec::new();
+    let mut from = 0;
+    let mut windows = 0;
+    loop {
+        let window = recordings.fetch_window(&alice(), &id, from).await.unwrap();
+        assert!(window.cast.len() <= MAX_FETCH_BYTES);
+        whole.extend_from_slice(&window.cast);
+        windows += 1;
+        match window.next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert!(windows >= 3, "{windows} windows");
+    let replayed = cast::replay_output(&whole).unwrap();
+    assert_eq!(replayed.len() as u64, writer.meta.bytes);
+    assert!(
+        replayed
+            .chunks(line.len())
+            .all(|piece| piece == line.as_slice())
+    );
+    let err = recordings
+        .fetch_window(&alice(), &id, writer.next_index)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::Invalid(_)), "{err}");
+}
