@@ -505,7 +505,9 @@ async fn required_ends_a_session_whose_recording_fails() {
 async fn s3_bucket() -> (String, String) {
     let endpoint = testkit::service_env("SUSHI_TEST_MOTO_URL");
     let bucket = format!("sushi-recordings-{}", uuid_like());
-    let created = reqwest::Client::new()
+    let created = edge::tls::http_client()
+        .build()
+        .unwrap()
         .put(format!("{endpoint}/{bucket}"))
         .send()
         .await
