@@ -601,9 +601,7 @@ async fn a_drained_relay_finishes_its_recordings() {
 /// A loopback TCP proxy in front of moto whose client-to-server direction can be held: the
 /// storage is still there, but every request sent while it holds hangs, as a slow or
 /// congested object store does. Returns the proxy's URL and the switch.
-async fn holding_proxy(
-    upstream: &str,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+async fn holding_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -625,10 +623,7 @@ async fn holding_proxy(
             let (mut server_read, mut server_write) = server.into_split();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let Ok(n) = client_read.read(&mut buf).await else {
-                        break;
-                    };
+                while let Ok(n) = client_read.read(&mut buf).await {
                     while hold.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
@@ -698,8 +693,7 @@ async fn required_ends_a_session_whose_recorder_falls_behind() {
     assert_eq!(failed.len(), 1, "{kinds:?}");
     assert_eq!(failed[0]["details"]["policy"], "required");
     assert_eq!(
-        failed[0]["details"]["reason"],
-        "the recorder fell behind; events were dropped",
+        failed[0]["details"]["reason"], "the recorder fell behind; events were dropped",
         "the queue overflowed, not a write that failed: {kinds:?}"
     );
 }
@@ -733,11 +727,18 @@ async fn a_changed_metadata_object_is_reported() {
     // One character of the sealed facts changed (as someone would to alter an exit status).
     let mut changed = stored.clone();
     let sealed = stored["sealed"].as_str().unwrap();
-    let flipped = if sealed.as_bytes()[30] == b'A' { "B" } else { "A" };
+    let flipped = if sealed.as_bytes()[30] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
     changed["sealed"] = format!("{}{flipped}{}", &sealed[..30], &sealed[31..]).into();
     std::fs::write(&file, serde_json::to_vec(&changed).unwrap()).unwrap();
     let (status, body) = fetch(&client, &email, &rec).await.unwrap_err();
-    assert_eq!((status, body["code"].as_str()), (500, Some("recording_damaged")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("recording_damaged"))
+    );
     assert!(
         body["message"].as_str().unwrap().contains("metadata"),
         "{body}"
@@ -814,7 +815,10 @@ async fn a_recording_over_5_mib_is_fetched_in_windows() {
     let rec = listed[0]["id"].as_str().unwrap().to_owned();
 
     let (status, body) = fetch(&client, &email, &rec).await.unwrap_err();
-    assert_eq!((status, body["code"].as_str()), (413, Some("recording_too_large")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("recording_too_large"))
+    );
     let mut whole = Vec::new();
     let mut from = 0;
     let mut windows = 0;
@@ -838,8 +842,13 @@ async fn a_recording_over_5_mib_is_fetched_in_windows() {
 
     // A cursor past the end is a client error; a malformed one too.
     let chunks = chunk_files(local.dir.path(), &rec).len() as u64;
-    let (status, body) = fetch_window(&client, &email, &rec, chunks).await.unwrap_err();
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")));
+    let (status, body) = fetch_window(&client, &email, &rec, chunks)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let answer = client
         .get(&format!("/api/v1/recording/{rec}?from_chunk=-1"))
         .await;

@@ -88,29 +88,28 @@ pub fn close_event(out: &mut Vec<u8>) {
     out.extend_from_slice(b"\"]\n");
 }
 
-/// Which bytes JSON requires escaped inside a string: `"`, `\\` and the C0 controls.
-const fn escape_table() -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
+/// Whether JSON requires `b` escaped inside a string: `"`, `\\` and the C0 controls.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
-static NEEDS_ESCAPE: [bool; 256] = escape_table();
+
+/// A lower-case hex digit of `nibble` (0..=15).
+fn hex(nibble: u8) -> u8 {
+    if nibble < 10 {
+        b'0' + nibble
+    } else {
+        b'a' + nibble - 10
+    }
+}
 
 /// `text` (valid UTF-8) as JSON string content appended to `out`, the same bytes
 /// `serde_json` writes: runs that need no escape are copied whole, and only `"`, `\\` and
 /// control characters are rewritten (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00xx`).
 pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(text.len());
     let mut run = 0;
     for (i, &b) in text.iter().enumerate() {
-        if !NEEDS_ESCAPE[usize::from(b)] {
+        if !needs_escape(b) {
             continue;
         }
         out.extend_from_slice(text.get(run..i).unwrap_or_default());
@@ -123,14 +122,7 @@ pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
             b'\t' => out.extend_from_slice(b"\\t"),
             0x08 => out.extend_from_slice(b"\\b"),
             0x0c => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
+            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0xf)]),
         }
     }
     out.extend_from_slice(text.get(run..).unwrap_or_default());
