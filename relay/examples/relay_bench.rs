@@ -367,8 +367,11 @@ async fn recording_phase(
                 read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
                 term.output.clear();
                 let t0 = Instant::now();
-                term.run(&format!("{command}; printf '%s%s' DO NE")).await;
-                let got = discard_counting(&mut term, b"DONE", Duration::from_secs(600)).await;
+                // A marker outside the base64 alphabet, and long enough not to turn up in
+                // random bytes (a bare `DONE` does, in either).
+                term.run(&format!("{command}; printf '%s%s' '<<DO' 'NE>>'"))
+                    .await;
+                let got = discard_counting(&mut term, b"<<DONE>>", Duration::from_secs(600)).await;
                 secs[usize::from(machine == on)] = t0.elapsed().as_secs_f64();
                 term.close().await;
                 if machine == on {
