@@ -12,11 +12,15 @@
 //!   [`Tap::output`], [`Tap::input`], [`Tap::resize`]: a timestamp and a `try_send`. A full
 //!   queue (or more than [`QUEUE_BYTES`] waiting) drops the event and counts it; the recorder
 //!   writes a gap marker where the drops happened.
-//! * The recorder task owns the domain's `Writer`. It appends events to the writer's buffer and
-//!   seals and stores a chunk at least every [`FLUSH_EVERY`] while anything is buffered (and
-//!   sooner past `CHUNK_BYTES`), so a relay crash loses at most about a second. A failed write
-//!   keeps the buffer and is retried at the next tick; past [`MAX_PENDING`] the buffer is
-//!   given up and marked as a gap. The task ends on [`Recorder::finish`] (the final chunk and
+//! * The recorder task owns the domain's `Writer`. It appends events to the writer's buffer
+//!   (output within 10 ms coalesced into one event, escaped straight into the buffer) and
+//!   seals a chunk at least every [`FLUSH_EVERY`] while anything is buffered (and sooner past
+//!   `CHUNK_BYTES`), so a relay crash loses at most about a second. The chunk is written by a
+//!   spawned task, one at a time, while the loop keeps taking events (up to [`MAX_PENDING`]
+//!   buffered; past it the loop stops taking them until the write is done, and the queue's
+//!   drops are marked). A failed write keeps the sealed chunk and writes it again at the next
+//!   tick; past [`MAX_PENDING`] of new output meanwhile, the buffer is given up and marked as
+//!   a gap. The task ends on [`Recorder::finish`] (the final chunk and
 //!   metadata) or when every sender is gone (a pending session dropped unopened: finished the
 //!   same way), so nothing outlives the terminal.
 //! * The first failure of a recording (a storage error or dropped events) is written to the
@@ -43,7 +47,8 @@ const QUEUE_EVENTS: usize = 1024;
 pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// A chunk is sealed and stored at least this often while anything is buffered.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Unwritten plaintext kept while storage fails; past it the buffer becomes a marked gap.
+/// Plaintext buffered while a chunk is being written (past it the recorder stops taking events)
+/// or while storage fails (past it the buffer becomes a marked gap).
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// How long the pump waits for the final chunk when the terminal ends.
 const FINISH_WAIT: Duration = Duration::from_secs(8);
