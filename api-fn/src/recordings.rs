@@ -6,11 +6,16 @@
 //!
 //! The fetch answers the decrypted asciicast v2 text itself (`application/x-asciicast`), not
 //! an envelope, so a player can load the URL directly; errors are envelopes as everywhere.
-//! A recording that fails verification (a chunk tampered with, reordered, missing, or no
-//! final chunk) is refused with `recording_damaged` and the chunk named, never returned in
-//! part.
+//! A recording that fails verification (its metadata or a chunk tampered with, reordered,
+//! missing, or no final chunk) is refused with `recording_damaged` and the chunk named.
+//!
+//! Without `from_chunk` the fetch is all or nothing, up to 5 MiB (a Lambda answer is capped at
+//! 6 MB). With `?from_chunk=N` it answers a window of whole chunks from N, at most 5 MiB, and
+//! the chunk the next window starts at in the `X-Recording-Next-Chunk` header (absent on the
+//! window that ends the recording): the windows from 0 concatenated are the recording.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use domain::recording::{RecordingId, RecordingView, Recordings};
@@ -42,14 +47,17 @@ pub async fn list(
     Ok(Reply::ok("Recordings fetched successfully", recordings).with_size_hint(size_hint))
 }
 
-pub async fn fetch(
-    State(state): State<AppState>,
-    Caller(owner): Caller,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = id(&raw)?;
-    let cast = service(&state)?.fetch(&owner, &id).await?;
-    Ok((
+/// The header naming where the next window starts.
+pub const NEXT_CHUNK_HEADER: &str = "x-recording-next-chunk";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchQuery {
+    from_chunk: Option<u64>,
+}
+
+fn asciicast(cast: Vec<u8>, next: Option<u64>) -> Response {
+    let mut response = (
         [
             (
                 header::CONTENT_TYPE,
@@ -59,7 +67,33 @@ pub async fn fetch(
         ],
         cast,
     )
-        .into_response())
+        .into_response();
+    if let Some(next) = next {
+        response
+            .headers_mut()
+            .insert(NEXT_CHUNK_HEADER, HeaderValue::from(next));
+    }
+    response
+}
+
+pub async fn fetch(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    Path(raw): Path<String>,
+    query: Result<Query<FetchQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = id(&raw)?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::bad_request("Invalid query: from_chunk is a chunk number (0 or more)")
+    })?;
+    let recordings = service(&state)?;
+    match query.from_chunk {
+        None => Ok(asciicast(recordings.fetch(&owner, &id).await?, None)),
+        Some(from) => {
+            let window = recordings.fetch_window(&owner, &id, from).await?;
+            Ok(asciicast(window.cast, window.next))
+        }
+    }
 }
 
 pub async fn delete(

@@ -10,9 +10,15 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
-//!     [--only connect,throughput,echo,memory,resume,fanout] [--think-ms 0] [--echo-writes 1]
+//!     [--only connect,throughput,echo,memory,resume,fanout,recording] [--think-ms 0] [--echo-writes 1]
 //!     [--hold-secs 0] [--echo-csv FILE] [--parked 100] [--viewers 20] [--fanout-lines 1000000]
 //! ```
+//!
+//! `--only recording` measures what recording costs bulk output, in one process against one
+//! relay (`RECORDING=on`): two machines on the same sshd, one with `recording` off, one on,
+//! and for random binary output (`cat`) and for text (`base64` of the same file) rounds that
+//! alternate between them; it prints the throughput ratio on/off and the gaps the recordings
+//! marked.
 //!
 //! `--only` runs the named phases alone (for instance `--only echo`, a minute instead of the
 //! 1,000 sessions and the 256 MiB file); `--think-ms` pauses between keystrokes in the echo
@@ -45,13 +51,14 @@ use serde_json::json;
 use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
 
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 7] = [
     "connect",
     "throughput",
     "echo",
     "memory",
     "resume",
     "fanout",
+    "recording",
 ];
 
 /// The phases to run: all, or those named by `--only a,b`.
@@ -586,6 +593,128 @@ async fn parked_memory(
     );
 }
 
+/// Bulk output through two machines on the same sshd and relay, one recorded and one not,
+/// rounds alternating between them: the throughput ratio (recorded / unrecorded, median of
+/// the rounds) and what the recordings kept (bytes, gaps), for random bytes (`cat`) and for
+/// text (`base64` of them, the realistic bulk case: a log, a build, a file shown).
+async fn recording_phase(
+    gw: &RelayWorld,
+    base: &str,
+    email: &str,
+    sshd: &testkit::ssh::SharedSshd,
+    private_pem: &str,
+    mib: usize,
+    rounds: usize,
+) {
+    let machine = |recording: bool| {
+        json!({"name": if recording { "recorded" } else { "unrecorded" },
+               "hostname": sshd.host, "port": sshd.port.to_string(),
+               "username": sshd.user, "private_key": private_pem, "recording": recording})
+    };
+    let off = gw.machine(email, machine(false)).await;
+    let on = gw.machine(email, machine(true)).await;
+    let recordings = gw
+        .machines
+        .recordings()
+        .expect("the relay world wires recordings")
+        .clone();
+    let owner = domain::Identity(email.to_owned());
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("random.bin");
+    let mut data = vec![0u8; mib * 1024 * 1024];
+    rand::thread_rng().fill_bytes(&mut data);
+    std::fs::write(&file, &data).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(data);
+
+    for (kind, command) in [
+        ("random binary (cat)", format!("cat {}", file.display())),
+        (
+            "text (base64 of random bytes)",
+            format!("base64 {}", file.display()),
+        ),
+    ] {
+        let mut ratios = Vec::new();
+        let (mut recorded, mut sent, mut gaps) = (0u64, 0u64, 0u64);
+        for round in 1..=rounds {
+            let mut secs = [0.0f64; 2];
+            // The side that goes first alternates.
+            let order = if round % 2 == 1 { [off, on] } else { [on, off] };
+            for machine in order {
+                let ticket = relay_world::ticket(base, email, machine).await;
+                let mut term = Terminal::open(base, &ticket, &[]).await.unwrap();
+                term.run("stty raw -echo; printf '%s%s' RE ADY").await;
+                read_until(&mut term, 0, b"READY", Duration::from_secs(10)).await;
+                term.output.clear();
+                let t0 = Instant::now();
+                // A marker outside the base64 alphabet, and long enough not to turn up in
+                // random bytes (a bare `DONE` does, in either).
+                term.run(&format!("{command}; printf '%s%s' '<<DO' 'NE>>'"))
+                    .await;
+                let got = discard_counting(&mut term, b"<<DONE>>", Duration::from_secs(600)).await;
+                secs[usize::from(machine == on)] = t0.elapsed().as_secs_f64();
+                term.close().await;
+                if machine == on {
+                    sent += got;
+                }
+            }
+            ratios.push(secs[0] / secs[1]);
+            println!(
+                "recording round {round}, {kind}, {mib} MiB: unrecorded {:.2} s, recorded {:.2} s, ratio {:.3}",
+                secs[0],
+                secs[1],
+                secs[0] / secs[1]
+            );
+        }
+        // The recorded terminals' recordings, once their final chunks are written.
+        let mut listed = Vec::new();
+        for _ in 0..100 {
+            listed = recordings.list(&owner).await.unwrap();
+            let mine: Vec<_> = listed.iter().filter(|r| r.machine_id == on).collect();
+            if mine.len() >= rounds && mine.iter().all(|r| r.ended_at.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for r in listed.iter().filter(|r| r.machine_id == on) {
+            recorded += r.bytes;
+            gaps += r.gaps;
+            recordings
+                .delete(
+                    &owner,
+                    &domain::recording::RecordingId::parse(&r.id).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        println!(
+            "recording, {kind}: throughput recorded/unrecorded, median of {rounds}: {:.3}; recorded {recorded} of {sent} output bytes, {gaps} gaps",
+            percentile(&mut ratios, 0.5)
+        );
+    }
+}
+
+/// Like [`discard_until`], counting the output bytes received.
+async fn discard_counting(term: &mut Terminal, needle: &[u8], limit: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut total = 0u64;
+    loop {
+        if find(&term.output, needle).is_some() {
+            return total + term.output.len() as u64;
+        }
+        let keep = term.output.len().saturating_sub(needle.len());
+        total += keep as u64;
+        term.output.drain(..keep);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match term.next(left).await {
+            Some(Frame::Output(_)) | Some(Frame::Event(_)) => {}
+            other => panic!("terminal ended: {other:?}"),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let sessions = arg("--sessions", 1000);
@@ -758,6 +887,11 @@ async fn main() {
     // 4. Fan-out: 20 viewers of a shared terminal, on two relays.
     if phases.contains(&"fanout") {
         fanout_phase(&gw, &email, id, samples, arg("--viewers", 20)).await;
+    }
+
+    // 5. Recording's cost: the same output through a recorded and an unrecorded machine.
+    if phases.contains(&"recording") {
+        recording_phase(&gw, &base, &email, &sshd, &keys.private_pem, mib, rounds).await;
     }
 
     let echo_port = start_echo_server().await;

@@ -13,11 +13,15 @@
 //!   a shared terminal changes): a timestamp and a `try_send`. A full
 //!   queue (or more than [`QUEUE_BYTES`] waiting) drops the event and counts it; the recorder
 //!   writes a gap marker where the drops happened.
-//! * The recorder task owns the domain's `Writer`. It appends events to the writer's buffer and
-//!   seals and stores a chunk at least every [`FLUSH_EVERY`] while anything is buffered (and
-//!   sooner past `CHUNK_BYTES`), so a relay crash loses at most about a second. A failed write
-//!   keeps the buffer and is retried at the next tick; past [`MAX_PENDING`] the buffer is
-//!   given up and marked as a gap. The task ends on [`Recorder::finish`] (the final chunk and
+//! * The recorder task owns the domain's `Writer`. It appends events to the writer's buffer
+//!   (output within 10 ms coalesced into one event, escaped straight into the buffer) and
+//!   seals a chunk at least every [`FLUSH_EVERY`] while anything is buffered (and sooner past
+//!   `CHUNK_BYTES`), so a relay crash loses at most about a second. The chunk is written by a
+//!   spawned task, one at a time, while the loop keeps taking events (up to [`MAX_PENDING`]
+//!   buffered; past it the loop stops taking them until the write is done, and the queue's
+//!   drops are marked). A failed write keeps the sealed chunk and writes it again at the next
+//!   tick; past [`MAX_PENDING`] of new output meanwhile, the buffer is given up and marked as
+//!   a gap. The task ends on [`Recorder::finish`] (the final chunk and
 //!   metadata) or when every sender is gone (a pending session dropped unopened: finished the
 //!   same way), so nothing outlives the terminal.
 //! * The first failure of a recording (a storage error or dropped events) is written to the
@@ -32,7 +36,9 @@ use bytes::Bytes;
 use domain::DomainError;
 use domain::Identity;
 use domain::audit::{AuditContext, AuditKind, Auditor};
-use domain::recording::{Ending, Policy, RecordingId, Recordings, Subject, Writer};
+use domain::recording::{
+    Chunk, Ending, Policy, RecordingId, Recordings, StorageError, Subject, Writer,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -42,7 +48,8 @@ const QUEUE_EVENTS: usize = 1024;
 pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// A chunk is sealed and stored at least this often while anything is buffered.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Unwritten plaintext kept while storage fails; past it the buffer becomes a marked gap.
+/// Plaintext buffered while a chunk is being written (past it the recorder stops taking events)
+/// or while storage fails (past it the buffer becomes a marked gap).
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// How long the pump waits for the final chunk when the terminal ends.
 const FINISH_WAIT: Duration = Duration::from_secs(8);
@@ -275,32 +282,76 @@ struct Task {
     failing: bool,
 }
 
+/// A chunk being written, beside the recorder's loop.
+struct InFlight {
+    chunk: Chunk,
+    write: JoinHandle<Result<usize, StorageError>>,
+}
+
 impl Task {
     async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut writing: Option<InFlight> = None;
         let ending = loop {
+            // While a chunk is being written the buffer keeps filling, up to MAX_PENDING;
+            // past it the queue is left to fill (and drop, marked) until the write is done.
+            let accepting = writing.is_none() || self.writer.pending_bytes() <= MAX_PENDING;
             tokio::select! {
-                event = events.recv() => match event {
+                event = events.recv(), if accepting => match event {
                     Some(Event::Finish(ending, done)) => {
+                        self.settle(writing.take()).await;
                         self.finish(ending).await;
                         let _ = done.send(());
                         return;
                     }
                     Some(event) => {
                         self.take(event);
+                        // Drain what is already queued before deciding to write: fewer, larger
+                        // chunks when output is heavy.
+                        while let Ok(event) = events.try_recv() {
+                            if let Event::Finish(ending, done) = event {
+                                self.settle(writing.take()).await;
+                                self.finish(ending).await;
+                                let _ = done.send(());
+                                return;
+                            }
+                            self.take(event);
+                            if self.writer.pending_bytes() >= domain::recording::CHUNK_BYTES {
+                                break;
+                            }
+                        }
                         let pending = self.writer.pending_bytes();
                         if self.failing && pending > MAX_PENDING {
                             self.writer.abandon_pending(Instant::now());
-                        } else if !self.failing && pending >= domain::recording::CHUNK_BYTES {
-                            self.flush().await;
+                        } else if !self.failing
+                            && writing.is_none()
+                            && pending >= domain::recording::CHUNK_BYTES
+                        {
+                            writing = self.start_write();
                         }
                     }
                     None => break Ending::default(),
                 },
-                _ = tick.tick() => self.flush().await,
+                done = async { (&mut writing.as_mut()?.write).await.ok() }, if writing.is_some() => {
+                    if let Some(in_flight) = writing.take() {
+                        let result = done.unwrap_or_else(|| Err(StorageError("write task failed".into())));
+                        self.written(in_flight.chunk, result);
+                    }
+                    // Heavy output: the next chunk is already waiting.
+                    if !self.failing && self.writer.pending_bytes() >= domain::recording::CHUNK_BYTES {
+                        writing = self.start_write();
+                    }
+                }
+                _ = tick.tick() => {
+                    self.mark_drops(Instant::now());
+                    if writing.is_none() {
+                        writing = self.start_write();
+                    }
+                }
             }
         };
+        self.settle(writing.take()).await;
         self.finish(ending).await;
     }
 
@@ -346,15 +397,22 @@ impl Task {
         self.report("the recorder fell behind; events were dropped");
     }
 
-    async fn flush(&mut self) {
-        self.mark_drops(Instant::now());
-        let flushed = self.writer.flush().await;
-        self.failing = flushed.is_err();
-        match flushed {
+    /// Seal the next chunk (or the one whose write failed) and start writing it.
+    fn start_write(&mut self) -> Option<InFlight> {
+        let chunk = self.writer.seal_chunk()?;
+        let write = tokio::spawn(chunk.store(self.writer.store()));
+        Some(InFlight { chunk, write })
+    }
+
+    fn written(&mut self, chunk: Chunk, result: Result<usize, StorageError>) {
+        self.failing = result.is_err();
+        match result {
             Ok(written) => {
+                self.writer.stored(chunk);
                 crate::metrics::get().recording_bytes.inc_by(written as u64);
             }
             Err(err) => {
+                self.writer.not_stored(chunk);
                 crate::metrics::get().recording_write_failures.inc();
                 tracing::warn!(error = %err, pending = self.writer.pending_bytes(), "recording chunk not written");
                 if self.writer.pending_bytes() > MAX_PENDING {
@@ -362,6 +420,17 @@ impl Task {
                 }
                 self.report("recording storage could not be written");
             }
+        }
+    }
+
+    /// Wait for a chunk write in flight (itself bounded by the storage call timeout).
+    async fn settle(&mut self, writing: Option<InFlight>) {
+        if let Some(in_flight) = writing {
+            let result = in_flight
+                .write
+                .await
+                .unwrap_or_else(|_| Err(StorageError("write task failed".into())));
+            self.written(in_flight.chunk, result);
         }
     }
 

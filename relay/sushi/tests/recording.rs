@@ -537,7 +537,8 @@ async fn a_storage_outage_under_on_keeps_the_session_and_marks_the_gap() {
 
     let listed = ended_recordings(&client).await;
     assert!(listed[0]["gaps"].as_u64().unwrap() >= 1, "{}", listed[0]);
-    let cast = fetch(&client, &email, &rec).await.unwrap();
+    // What was kept of the 6 MB may be over one answer's 5 MiB: fetched in windows.
+    let cast = fetch_windows(&client, &email, &rec).await;
     let text = String::from_utf8(cast.clone()).unwrap();
     assert!(
         text.contains("\"m\",\"gap: "),
@@ -613,7 +614,9 @@ async fn required_ends_a_session_whose_recording_fails() {
 async fn s3_bucket() -> (String, String) {
     let endpoint = testkit::service_env("SUSHI_TEST_MOTO_URL");
     let bucket = format!("sushi-recordings-{}", uuid_like());
-    let created = reqwest::Client::new()
+    let created = edge::tls::http_client()
+        .build()
+        .unwrap()
         .put(format!("{endpoint}/{bucket}"))
         .send()
         .await
@@ -702,4 +705,275 @@ async fn a_drained_relay_finishes_its_recordings() {
         .unwrap();
     let replayed = domain::recording::cast::replay_output(&cast).unwrap();
     assert_eq!(sha256(&replayed), sha256(&term.output));
+}
+
+/// A loopback TCP proxy in front of moto whose client-to-server direction can be held: the
+/// storage is still there, but every request sent while it holds hangs, as a slow or
+/// congested object store does. Returns the proxy's URL and the switch.
+async fn holding_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hold = Arc::new(AtomicBool::new(false));
+    let switch = Arc::clone(&hold);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let hold = Arc::clone(&hold);
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = client_read.read(&mut buf).await {
+                    while hold.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+        }
+    });
+    (url, switch)
+}
+
+/// Under `required`, a recorder that falls behind (storage slow, output fast) drops events
+/// from its queue, and that ends the session: 4020, the error event, and `recording_failed`
+/// audited with the reason. The storage is held (not failing) so that the queue overflows
+/// before any write fails or times out.
+#[tokio::test]
+async fn required_ends_a_session_whose_recorder_falls_behind() {
+    let (endpoint, bucket) = s3_bucket().await;
+    let (proxy, hold) = holding_proxy(&endpoint).await;
+    let mut extra = vec![
+        ("RECORDINGS_BUCKET", bucket.as_str()),
+        ("AWS_ENDPOINT_URL", proxy.as_str()),
+        ("RECORDING", "required"),
+    ];
+    extra.extend(testkit::aws_test_credentials());
+    let local = start(&extra);
+    let email = user("overflow");
+    let (client, id) = machine(&local.sushi.base_url, &email, json!({})).await;
+    let mut term = open(&local.sushi.base_url, &client, &email, id).await;
+    term.run("echo recorded").await;
+    term.expect_output("recorded\r\n", STEP).await;
+    // Written within a second (the flush interval), before the storage slows down.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    hold.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Far more than the recorder buffers while a write hangs (4 MiB) plus its queue (4 MiB).
+    term.run("head -c 30000000 /dev/urandom | base64; echo written")
+        .await;
+    let (code, reason) = term.expect_close(Duration::from_secs(60)).await;
+    assert_eq!((code, reason.as_str()), (4020, "recording failed"));
+    let error = term.events.iter().find(|e| e["type"] == "error").unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Recording failed"),
+        "{error}"
+    );
+    hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The audit write runs beside the recorder: wait for it.
+    let mut kinds = Vec::new();
+    for _ in 0..100 {
+        kinds = audit_kinds(&client).await;
+        if kinds.iter().any(|k| k["kind"] == "recording_failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let failed: Vec<&Value> = kinds
+        .iter()
+        .filter(|k| k["kind"] == "recording_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{kinds:?}");
+    assert_eq!(failed[0]["details"]["policy"], "required");
+    assert_eq!(
+        failed[0]["details"]["reason"], "the recorder fell behind; events were dropped",
+        "the queue overflowed, not a write that failed: {kinds:?}"
+    );
+}
+
+/// The facts in a recording's metadata are sealed: a changed metadata object is reported by
+/// the fetch (500 `recording_damaged`) and in the listing (`damaged`), never trusted, and the
+/// recording can still be deleted.
+#[tokio::test]
+async fn a_changed_metadata_object_is_reported() {
+    let local = start(&[]);
+    let email = user("meta");
+    let (client, id) = machine(&local.sushi.base_url, &email, json!({})).await;
+    let mut term = open(&local.sushi.base_url, &client, &email, id).await;
+    term.run("exit 4").await;
+    term.expect_close(STEP).await;
+    let listed = ended_recordings(&client).await;
+    assert_eq!(listed[0]["exit_status"], 4);
+    assert_eq!(listed[0]["damaged"], Value::Null);
+    let rec = listed[0]["id"].as_str().unwrap().to_owned();
+    let file = walk(&local.dir.path().join("recordings"))
+        .into_iter()
+        .find(|p| p.ends_with(format!("meta/{rec}.json")))
+        .unwrap();
+    let original = std::fs::read(&file).unwrap();
+    let stored: Value = serde_json::from_slice(&original).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&original).contains("recorded"),
+        "the machine's name is not in the clear"
+    );
+
+    // One character of the sealed facts changed (as someone would to alter an exit status).
+    let mut changed = stored.clone();
+    let sealed = stored["sealed"].as_str().unwrap();
+    let flipped = if sealed.as_bytes()[30] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    changed["sealed"] = format!("{}{flipped}{}", &sealed[..30], &sealed[31..]).into();
+    std::fs::write(&file, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let (status, body) = fetch(&client, &email, &rec).await.unwrap_err();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("recording_damaged"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("metadata"),
+        "{body}"
+    );
+    let listed = client.get("/api/v1/recordings").await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let row = &listed.data()[0];
+    assert_eq!(row["id"], rec.as_str());
+    assert!(
+        row["damaged"]
+            .as_str()
+            .unwrap()
+            .contains("failed authentication"),
+        "{row}"
+    );
+    assert_eq!(row["exit_status"], Value::Null);
+
+    // Put back, it verifies; changed again, it can be deleted.
+    std::fs::write(&file, &original).unwrap();
+    assert!(fetch(&client, &email, &rec).await.is_ok());
+    std::fs::write(&file, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let deleted = client.delete(&format!("/api/v1/recording/{rec}")).await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
+    assert_eq!(client.get("/api/v1/recordings").await.data(), &json!([]));
+}
+
+/// One window of `GET /api/v1/recording/{id}?from_chunk=N`: the text and the next cursor.
+async fn fetch_window(
+    client: &Client,
+    email: &str,
+    id: &str,
+    from: u64,
+) -> Result<(Vec<u8>, Option<u64>), (u16, Value)> {
+    let response = client
+        .http
+        .get(client.url(&format!("/api/v1/recording/{id}?from_chunk={from}")))
+        .bearer_auth(testkit::token(email))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let next = response
+        .headers()
+        .get("x-recording-next-chunk")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let body = response.bytes().await.unwrap().to_vec();
+    if status == 200 {
+        Ok((body, next))
+    } else {
+        Err((status, serde_json::from_slice(&body).unwrap()))
+    }
+}
+
+/// A whole recording, window by window.
+async fn fetch_windows(client: &Client, email: &str, id: &str) -> Vec<u8> {
+    let mut whole = Vec::new();
+    let mut from = 0;
+    loop {
+        let (text, next) = fetch_window(client, email, id, from).await.unwrap();
+        whole.extend_from_slice(&text);
+        match next {
+            Some(next) => from = next,
+            None => return whole,
+        }
+    }
+}
+
+/// A recording over 5 MiB is refused whole (413) and fetched in windows of at most 5 MiB
+/// whose concatenation replays exactly what the client received.
+#[tokio::test]
+async fn a_recording_over_5_mib_is_fetched_in_windows() {
+    let local = start(&[]);
+    let email = user("windows");
+    let (client, id) = machine(&local.sushi.base_url, &email, json!({})).await;
+    let mut term = open(&local.sushi.base_url, &client, &email, id).await;
+    // About 8 MB of text, paced (about 1 MB/s) so that the recorder of this debug build keeps
+    // every byte: the test is about the fetch, not the recorder's ceiling.
+    term.run(
+        "for i in $(seq 1 40); do head -c 150000 /dev/urandom | base64; sleep 0.2; done; echo paced-done",
+    )
+    .await;
+    term.expect_output("paced-done\r\n", Duration::from_secs(120))
+        .await;
+    term.run("exit").await;
+    term.expect_close(STEP).await;
+    let listed = ended_recordings(&client).await;
+    assert_eq!(listed[0]["gaps"], 0, "{}", listed[0]);
+    let rec = listed[0]["id"].as_str().unwrap().to_owned();
+
+    let (status, body) = fetch(&client, &email, &rec).await.unwrap_err();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("recording_too_large"))
+    );
+    let mut whole = Vec::new();
+    let mut from = 0;
+    let mut windows = 0;
+    loop {
+        let (text, next) = fetch_window(&client, &email, &rec, from).await.unwrap();
+        assert!(text.len() <= 5 * 1024 * 1024, "window of {}", text.len());
+        whole.extend_from_slice(&text);
+        windows += 1;
+        match next {
+            Some(next) => {
+                assert!(next > from);
+                from = next;
+            }
+            None => break,
+        }
+    }
+    assert!(windows >= 2, "{windows}");
+    assert!(whole.len() > 5 * 1024 * 1024);
+    let replayed = domain::recording::cast::replay_output(&whole).unwrap();
+    assert_eq!(sha256(&replayed), sha256(&term.output));
+
+    // A cursor past the end is a client error; a malformed one too.
+    let chunks = chunk_files(local.dir.path(), &rec).len() as u64;
+    let (status, body) = fetch_window(&client, &email, &rec, chunks)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let answer = client
+        .get(&format!("/api/v1/recording/{rec}?from_chunk=-1"))
+        .await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
 }

@@ -3,6 +3,7 @@
 // shows the message as is and decides what to do by `code`, never by the message text.
 
 import type { ErrorCode } from './protocol';
+import { fetchWindows, type CastWindow } from './cast';
 
 export interface Envelope<T> {
   status: string;
@@ -71,6 +72,9 @@ export interface Recording {
   exit_status: number | null;
   gaps: number;
   record_input: boolean;
+  /** Why the recording's metadata did not verify (the other fields are then zero); `null`
+   * for a sound one. */
+  damaged: string | null;
 }
 
 export interface Providers {
@@ -108,16 +112,21 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return envelope.data;
 }
 
-/** A recording's asciicast text: not an envelope on success, one on failure. */
-async function fetchRecording(id: string): Promise<string> {
+/** One window of a recording (`?from_chunk=`): asciicast text, not an envelope on success,
+ * one on failure; the next window's start in `X-Recording-Next-Chunk`. */
+async function fetchRecordingWindow(id: string, from: number): Promise<CastWindow> {
   let response: Response;
   try {
-    response = await fetch(`/api/v1/recording/${encodeURIComponent(id)}`,
+    response = await fetch(
+      `/api/v1/recording/${encodeURIComponent(id)}?from_chunk=${from}`,
       { credentials: 'same-origin' });
   } catch {
     throw new ApiError(0, 'The server could not be reached; check your connection.');
   }
-  if (response.ok) return response.text();
+  if (response.ok) {
+    const next = response.headers.get('X-Recording-Next-Chunk');
+    return { text: await response.text(), next: next === null ? null : Number(next) };
+  }
   let envelope: Envelope<unknown> | null = null;
   try {
     envelope = (await response.json()) as Envelope<unknown>;
@@ -126,6 +135,12 @@ async function fetchRecording(id: string): Promise<string> {
   }
   throw new ApiError(response.status,
     envelope?.message || `${response.status} ${response.statusText}`, envelope?.code);
+}
+
+/** A whole recording's asciicast text, fetched window by window (each at most 5 MiB); only a
+ * recording whose every window verified is returned. */
+function fetchRecording(id: string): Promise<string> {
+  return fetchWindows((from) => fetchRecordingWindow(id, from));
 }
 
 export const api = {

@@ -240,3 +240,33 @@ export function formatTime(seconds: number): string {
   const s = Math.floor((tenths % 600) / 10);
   return `${m}:${String(s).padStart(2, '0')}.${tenths % 10}`;
 }
+
+/** One window of a recording as the API answers `?from_chunk=N`: its text, and the chunk the
+ * next window starts at (`null` on the window that ends the recording). */
+export interface CastWindow {
+  text: string;
+  next: number | null;
+}
+
+/** Most windows one recording is fetched in (5 MiB each: 500 MiB, far past what a browser
+ * tab should hold). */
+export const MAX_WINDOWS = 100;
+
+/** A whole recording from its windows (docs/recording.md, API): fetched in order from chunk 0
+ * until a window without `next`. Windows hold whole chunks, and chunks whole events, so the
+ * texts join as they are. A cursor that does not move forward, or too many windows, is an
+ * error rather than a loop. */
+export async function fetchWindows(fetchWindow: (from: number) => Promise<CastWindow>): Promise<string> {
+  const parts: string[] = [];
+  let from = 0;
+  for (let n = 0; n < MAX_WINDOWS; n++) {
+    const window = await fetchWindow(from);
+    parts.push(window.text);
+    if (window.next === null) return parts.join('');
+    if (!Number.isSafeInteger(window.next) || window.next <= from) {
+      throw new CastError(`the server's next window (${window.next}) does not follow chunk ${from}`);
+    }
+    from = window.next;
+  }
+  throw new CastError(`the recording is longer than ${MAX_WINDOWS} windows`);
+}

@@ -317,6 +317,24 @@ async function refreshRecordings(): Promise<void> {
   rows.replaceChildren();
   for (const recording of recordings) {
     const row = el('tr', { 'data-recording-id': recording.id });
+    if (recording.damaged !== null) {
+      // Its metadata did not verify: say so, offer only Delete.
+      const label = `recording ${recording.id}`;
+      const remove = el('button', { type: 'button', class: 'small secondary',
+        'aria-label': `Delete ${label}` }, 'Delete');
+      remove.addEventListener('click', () => confirmDelete('Delete recording?',
+        `The damaged ${label} will be deleted.`, remove, async () => {
+          await api.deleteRecording(recording.id);
+          await refreshRecordings();
+          notify('Recording deleted.', 'info');
+        }));
+      const actions = el('td');
+      actions.append(remove);
+      row.append(el('td', { colspan: '5', class: 'damaged' },
+        `Damaged: ${recording.damaged}`), actions);
+      rows.append(row);
+      continue;
+    }
     const label = recordingLabel(recording);
     row.append(
       el('td', {}, recording.machine_name),

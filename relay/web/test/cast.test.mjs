@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  buildIndex, CastError, eventsUntil, formatTime, markerLabel, markers, parseCast, search, steps,
+  buildIndex, CastError, eventsUntil, fetchWindows, formatTime, markerLabel, markers, parseCast,
+  search, steps,
 } from '../src/cast.ts';
 
 const cast = (events, header = { version: 2, width: 80, height: 24, timestamp: 1764650000 }) =>
@@ -84,4 +85,23 @@ test('markers are labelled: a gap, who types from there, or anything else as it 
     { kind: 'typist', who: 'alice@example.com' },
     { kind: 'other', text: 'chapter 2' },
   ]);
+});
+
+test('a recording fetched in windows is their texts joined, in order', async () => {
+  const text = cast([[0.1, 'o', 'a'], [0.2, 'o', 'b'], [0.3, 'o', 'c']]);
+  const lines = text.split(/(?<=\n)/);
+  // Windows of whole lines, starting at chunks 0, 2 and 3.
+  const windows = new Map([[0, { text: lines[0] + lines[1], next: 2 }],
+    [2, { text: lines[2], next: 3 }], [3, { text: lines[3], next: null }]]);
+  const asked = [];
+  const whole = await fetchWindows(async (from) => { asked.push(from); return windows.get(from); });
+  assert.equal(whole, text);
+  assert.deepEqual(asked, [0, 2, 3]);
+  assert.equal(parseCast(whole).events.length, 3);
+});
+
+test('a window cursor that does not move forward is refused, not followed forever', async () => {
+  await assert.rejects(fetchWindows(async () => ({ text: '', next: 0 })), CastError);
+  let n = 0;
+  await assert.rejects(fetchWindows(async () => ({ text: '', next: ++n })), /longer than/);
 });

@@ -62,7 +62,9 @@ pub enum DomainError {
     #[error("Recording storage is unavailable: {0}")]
     RecordingUnavailable(String),
     /// The recording is larger than one answer may carry.
-    #[error("Recording is larger than {limit} bytes, the most one answer carries")]
+    #[error(
+        "Recording is larger than {limit} bytes, the most one answer carries; fetch it in windows with from_chunk"
+    )]
     RecordingTooLarge { limit: usize },
     /// Not a member, or no such organization: the same answer for both.
     #[error("Organization not found")]

@@ -398,6 +398,7 @@ mod tests {
             exit_status: None,
             gaps: 0,
             record_input: false,
+            damaged: None,
         };
         let wire = serde_json::to_value(&view).unwrap();
         let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();

@@ -359,7 +359,9 @@ fn audit_verify() {}
 #[utoipa::path(
     get, path = "/api/v1/recordings", tag = "recordings", operation_id = "list_recordings",
     summary = "The caller's session recordings, newest first",
-    description = "Only the caller's own (at most 500). Metadata only; fetch one for its content.",
+    description = "Only the caller's own (at most 500). Metadata only; fetch one for its content. \
+                   Each recording's metadata is sealed under its data key and verified here; one \
+                   that does not verify is listed with `damaged` (the reason) and zeroed fields.",
     responses(
         (status = 200, description = "Recordings fetched successfully", body = RecordingListReply),
         (status = 404, description = "`not_found`: recording is not enabled on this server", body = ErrorEnvelope),
@@ -371,17 +373,27 @@ fn list_recordings() {}
 
 #[utoipa::path(
     get, path = "/api/v1/recording/{id}", tag = "recordings", operation_id = "get_recording",
-    summary = "One recording as asciicast v2, decrypted and verified",
+    summary = "One recording as asciicast v2, decrypted and verified (whole, or a window)",
     description = "The asciicast v2 text itself (header line, then `[time, code, data]` events), \
-                   not an envelope. Every chunk is verified first: a recording tampered with, \
-                   reordered, truncated or still being written is refused (`recording_damaged`, \
-                   the message names the chunk), never returned in part.",
-    params(("id" = String, Path, format = "uuid", description = "The recording's id")),
+                   not an envelope. Every chunk is verified first, and the metadata too: a \
+                   recording tampered with, reordered, truncated or still being written is \
+                   refused (`recording_damaged`, the message names the chunk). Without \
+                   `from_chunk` the whole recording is returned or nothing, up to 5 MiB. With \
+                   `from_chunk=N`, whole chunks from N, at most 5 MiB, and the chunk the next \
+                   window starts at in `X-Recording-Next-Chunk` (absent on the window that ends \
+                   the recording); the windows from 0 concatenated are the recording, and it is \
+                   complete and verified once a window without that header arrived.",
+    params(
+        ("id" = String, Path, format = "uuid", description = "The recording's id"),
+        ("from_chunk" = Option<u64>, Query, minimum = 0, description = "Answer a window starting at this chunk (0 for the first); the next window's start is in `X-Recording-Next-Chunk`"),
+    ),
     responses(
-        (status = 200, description = "The recording (`application/x-asciicast`)", content_type = "application/x-asciicast", body = String),
+        (status = 200, description = "The recording, or a window of it (`application/x-asciicast`)", content_type = "application/x-asciicast", body = String,
+            headers(("X-Recording-Next-Chunk" = u64, description = "With `from_chunk`: where the next window starts; absent on the last window"))),
+        (status = 400, description = "`invalid_request`: `from_chunk` is not a number, or past the recording's last chunk", body = ErrorEnvelope),
         (status = 404, description = "`recording_not_found` (also another user's recording, and an id that is not a UUID)", body = ErrorEnvelope),
-        (status = 413, description = "`recording_too_large`: over 5 MiB, more than one answer carries", body = ErrorEnvelope),
-        (status = 500, description = "`recording_damaged`: the recording failed verification", body = ErrorEnvelope),
+        (status = 413, description = "`recording_too_large`: over 5 MiB without `from_chunk` (fetch it in windows), or one chunk over 5 MiB", body = ErrorEnvelope),
+        (status = 500, description = "`recording_damaged`: the recording (a chunk, or its metadata) failed verification", body = ErrorEnvelope),
         (status = 503, description = "`recording_unavailable` or `unavailable`: storage or the key service could not be reached", body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("jwt" = [])),

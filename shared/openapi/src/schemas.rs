@@ -270,6 +270,11 @@ pub struct Recording {
     pub gaps: u64,
     /// Keystrokes were recorded too.
     pub record_input: bool,
+    /// `null` for a recording whose metadata verified; otherwise why it did not (changed,
+    /// from another recording, or not sealed), and the fields above are zero or empty. Such
+    /// a recording does not play (`recording_damaged`) and can be deleted.
+    #[schema(required = true)]
+    pub damaged: Option<String>,
 }
 
 /// What walking the caller's chain found.

@@ -12,7 +12,7 @@
 //! most the last second"):
 //!
 //! ```text
-//! recordings/<owner-hash>/meta/<recording-id>.json         metadata (not sealed)
+//! recordings/<owner-hash>/meta/<recording-id>.json         metadata (facts sealed)
 //! recordings/<owner-hash>/chunks/<recording-id>/<index>     sealed chunks, index 0 = header
 //! ```
 //!
@@ -22,9 +22,10 @@
 //! without an owner, so another user's recording is absent (404), like a machine.
 //!
 //! The metadata object is written at the start (with the wrapped data key) and again at the
-//! end (end time, duration, bytes, exit status, gaps). It is not sealed so that a listing does
-//! not call the key service once per recording; its fields are informational, the stream is
-//! what is authenticated.
+//! end (end time, duration, bytes, exit status, gaps). Its facts are sealed under the
+//! recording's data key and bound to the recording id, so a changed, swapped or forged
+//! metadata object is refused like a changed chunk; the price is one key-service call per
+//! recording listed.
 
 pub mod cast;
 pub mod seal;
@@ -109,8 +110,9 @@ pub trait RecordingStore: Send + Sync {
 /// Most chunks one recording may have (one a second is about 1.1 days at the cap; a writer
 /// past it stops recording and marks it).
 pub const MAX_CHUNKS: u64 = 100_000;
-/// Largest plaintext one chunk carries; the writer flushes earlier when output is heavy.
-pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Plaintext past which the recorder seals a chunk before its once-a-second tick (a chunk is
+/// at most this plus what arrived while the previous chunk was being written).
+pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Most plaintext one fetch returns (a Lambda answer is capped at 6 MB; see docs/recording.md).
 pub const MAX_FETCH_BYTES: usize = 5 * 1024 * 1024;
 /// Most recordings a listing reads.
@@ -165,10 +167,9 @@ fn chunk_name(owner: &Identity, id: &RecordingId, index: u64) -> String {
     format!("{}{index:08}", chunks_prefix(owner, id))
 }
 
-/// The metadata object.
+/// A recording's facts, kept in its metadata object sealed under the recording's data key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordingMeta {
-    pub version: u8,
     pub id: String,
     pub machine_id: u64,
     pub machine_name: String,
@@ -183,11 +184,26 @@ pub struct RecordingMeta {
     pub gaps: u64,
     pub chunks: u64,
     pub record_input: bool,
-    /// The data key as the key service wrapped it, base64.
-    pub wrapped_key: String,
 }
 
-/// What the API lists: the metadata without the wrapped key.
+/// The metadata object as stored: the wrapped data key in the clear (a reader needs it to
+/// open anything), the facts sealed under the data key and bound to the recording id
+/// ([`ChunkSealer::seal_meta`]). Version 1 objects (facts in the clear) are refused as
+/// damaged: accepting them would let anyone who can write storage replace sealed facts.
+#[derive(Serialize, Deserialize)]
+struct StoredMeta {
+    version: u8,
+    /// The data key as the key service wrapped it, base64.
+    wrapped_key: String,
+    /// `nonce || ciphertext+tag` of the facts' JSON, base64.
+    sealed: String,
+}
+
+const META_VERSION: u8 = 2;
+
+/// What the API lists: a recording's facts, or, for one whose metadata does not verify, its
+/// id and why (`damaged`), so that a tampered object is reported and can be deleted, and
+/// does not hide the others.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct RecordingView {
     pub id: String,
@@ -200,6 +216,9 @@ pub struct RecordingView {
     pub exit_status: Option<u32>,
     pub gaps: u64,
     pub record_input: bool,
+    /// Set when the metadata failed verification: the reason; the other fields are then
+    /// zero or empty.
+    pub damaged: Option<String>,
 }
 
 impl From<RecordingMeta> for RecordingView {
@@ -215,6 +234,25 @@ impl From<RecordingMeta> for RecordingView {
             exit_status: m.exit_status,
             gaps: m.gaps,
             record_input: m.record_input,
+            damaged: None,
+        }
+    }
+}
+
+impl RecordingView {
+    fn damaged(id: &RecordingId, why: String) -> Self {
+        Self {
+            id: id.as_str().to_owned(),
+            machine_id: 0,
+            machine_name: String::new(),
+            started_at: 0,
+            ended_at: None,
+            duration_secs: None,
+            bytes: 0,
+            exit_status: None,
+            gaps: 0,
+            record_input: false,
+            damaged: Some(why),
         }
     }
 }
@@ -289,7 +327,6 @@ impl Recordings {
         let sealer = ChunkSealer::new(&key.plaintext, id.as_str());
         let started_at = now_ms();
         let meta = RecordingMeta {
-            version: 1,
             id: id.as_str().to_owned(),
             machine_id: subject.machine_id,
             machine_name: subject.machine_name.to_owned(),
@@ -301,7 +338,6 @@ impl Recordings {
             gaps: 0,
             chunks: 1,
             record_input: subject.record_input,
-            wrapped_key: base64::engine::general_purpose::STANDARD.encode(&key.wrapped),
         };
         let header = cast::Header {
             version: 2,
@@ -320,9 +356,12 @@ impl Recordings {
             owner: owner.clone(),
             id,
             meta,
+            wrapped_key: base64::engine::general_purpose::STANDARD.encode(&key.wrapped),
             next_index: 0,
             pending: header,
+            sealed: None,
             started: Instant::now(),
+            open_output: None,
             output: Utf8Carry::default(),
             input: Utf8Carry::default(),
             finished: false,
@@ -339,7 +378,9 @@ impl Recordings {
         Ok(writer)
     }
 
-    /// The caller's recordings, newest first.
+    /// The caller's recordings, newest first. Each metadata object is opened with its
+    /// recording's data key (one key-service call each, at most 16 at a time); one that does
+    /// not verify is listed with `damaged` set rather than left out.
     pub async fn list(&self, owner: &Identity) -> Result<Vec<RecordingView>, DomainError> {
         let prefix = format!("{}meta/", owner_prefix(owner));
         let names = bounded("list", self.store.list(&prefix, MAX_LISTED))
@@ -348,14 +389,30 @@ impl Recordings {
         let mut reads = tokio::task::JoinSet::new();
         let mut views = Vec::with_capacity(names.len());
         for name in names {
+            // Only names this module wrote: `<prefix><uuid>.json`.
+            let Some(id) = name
+                .strip_prefix(&prefix)
+                .and_then(|file| file.strip_suffix(".json"))
+                .and_then(|raw| RecordingId::parse(raw).ok())
+            else {
+                tracing::warn!(name, "unexpected object among recording metadata");
+                continue;
+            };
             // At most 16 reads in flight.
             while reads.len() >= 16 {
                 if let Some(done) = reads.join_next().await {
                     collect(&mut views, done)?;
                 }
             }
-            let store = Arc::clone(&self.store);
-            reads.spawn(async move { bounded("get", store.get(&name)).await });
+            let (store, keys, owner) = (
+                Arc::clone(&self.store),
+                Arc::clone(&self.keys),
+                owner.clone(),
+            );
+            reads.spawn(async move {
+                let read = open_meta(store.as_ref(), keys.as_ref(), &owner, &id).await;
+                (id, read.map(|(meta, _)| meta))
+            });
         }
         while let Some(done) = reads.join_next().await {
             collect(&mut views, done)?;
@@ -364,57 +421,15 @@ impl Recordings {
         Ok(views)
     }
 
-    async fn meta(&self, owner: &Identity, id: &RecordingId) -> Result<RecordingMeta, DomainError> {
-        let raw = bounded("get", self.store.get(&meta_name(owner, id)))
-            .await
-            .map_err(unavailable)?
-            .ok_or(DomainError::RecordingNotFound)?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| DomainError::RecordingDamaged(format!("metadata is malformed: {e}")))
-    }
-
-    /// The recording as asciicast v2, decrypted and verified: every chunk opens at its own
-    /// index, the indices have no hole, and the last one carries the final flag. A recording
-    /// still being written (or cut short by a crash) has no final chunk and is refused as
-    /// incomplete, saying so.
+    /// The recording as asciicast v2, decrypted and verified: the metadata opens under the
+    /// data key, every chunk opens at its own index, the indices have no hole, and the last
+    /// one carries the final flag. A recording still being written (or cut short by a crash)
+    /// has no final chunk and is refused as incomplete, saying so.
     pub async fn fetch(&self, owner: &Identity, id: &RecordingId) -> Result<Vec<u8>, DomainError> {
-        let meta = self.meta(owner, id).await?;
-        let wrapped = base64::engine::general_purpose::STANDARD
-            .decode(&meta.wrapped_key)
-            .map_err(|_| DomainError::RecordingDamaged("wrapped key is malformed".into()))?;
-        let context = seal::context(&owner.0, id.as_str());
-        let key =
-            tokio::time::timeout(CALL_TIMEOUT, self.keys.decrypt_data_key(&wrapped, &context))
-                .await
-                .map_err(|_| DomainError::RecordingUnavailable("key service timed out".into()))?
-                .map_err(|e| match e {
-                    crate::keys::KeyError::Unavailable(_) => DomainError::Keys(e),
-                    crate::keys::KeyError::Denied(_) => DomainError::RecordingDamaged(
-                        "the data key does not open for this recording".into(),
-                    ),
-                })?;
-        let sealer = ChunkSealer::new(&key, id.as_str());
+        let (meta, sealer) = open_meta(self.store.as_ref(), self.keys.as_ref(), owner, id).await?;
         let mut cast = Vec::new();
         for index in 0..MAX_CHUNKS {
-            let blob = bounded("get", self.store.get(&chunk_name(owner, id, index)))
-                .await
-                .map_err(unavailable)?;
-            let Some(blob) = blob else {
-                let what = if meta.ended_at.is_some() {
-                    format!("chunk {index} is missing: the recording was truncated or has a gap")
-                } else {
-                    format!(
-                        "chunk {index} is missing and the recording has no final chunk: \
-                         it is still being written or its relay stopped"
-                    )
-                };
-                return Err(DomainError::RecordingDamaged(what));
-            };
-            let (plaintext, last) = sealer.open(index, &blob).map_err(|e| match e {
-                ChunkError::Malformed(_) | ChunkError::Tampered(_) => {
-                    DomainError::RecordingDamaged(e.to_string())
-                }
-            })?;
+            let (plaintext, last) = self.chunk(owner, id, &meta, &sealer, index).await?;
             if cast.len() + plaintext.len() > MAX_FETCH_BYTES {
                 return Err(DomainError::RecordingTooLarge {
                     limit: MAX_FETCH_BYTES,
@@ -430,10 +445,95 @@ impl Recordings {
         )))
     }
 
+    /// Part of a recording, for recordings longer than one answer carries: whole chunks from
+    /// `from_chunk` on, as many as fit in [`MAX_FETCH_BYTES`] (at least one), each verified
+    /// like [`Recordings::fetch`] does, and the chunk the next window starts at (`None` once
+    /// the window holds the final chunk). The windows from 0 concatenated are the recording,
+    /// byte for byte; a reader has the whole, verified recording only once a window without
+    /// `next` arrived (a missing or changed chunk fails the window that reaches it).
+    pub async fn fetch_window(
+        &self,
+        owner: &Identity,
+        id: &RecordingId,
+        from_chunk: u64,
+    ) -> Result<Window, DomainError> {
+        let (meta, sealer) = open_meta(self.store.as_ref(), self.keys.as_ref(), owner, id).await?;
+        let past_end = meta.ended_at.is_some() && from_chunk >= meta.chunks;
+        if from_chunk >= MAX_CHUNKS || past_end {
+            return Err(DomainError::invalid(format!(
+                "from_chunk {from_chunk} is past the recording's last chunk"
+            )));
+        }
+        let mut cast = Vec::new();
+        for index in from_chunk..MAX_CHUNKS {
+            let (plaintext, last) = self.chunk(owner, id, &meta, &sealer, index).await?;
+            if cast.len() + plaintext.len() > MAX_FETCH_BYTES {
+                if cast.is_empty() {
+                    return Err(DomainError::RecordingTooLarge {
+                        limit: MAX_FETCH_BYTES,
+                    });
+                }
+                return Ok(Window {
+                    cast,
+                    next: Some(index),
+                });
+            }
+            cast.extend_from_slice(&plaintext);
+            if last {
+                return Ok(Window { cast, next: None });
+            }
+        }
+        Err(DomainError::RecordingDamaged(format!(
+            "more than {MAX_CHUNKS} chunks"
+        )))
+    }
+
+    /// Chunk `index`, opened: its plaintext and whether it is the final one. A final chunk
+    /// must be where the (sealed) metadata of an ended recording says the recording ends.
+    async fn chunk(
+        &self,
+        owner: &Identity,
+        id: &RecordingId,
+        meta: &RecordingMeta,
+        sealer: &ChunkSealer,
+        index: u64,
+    ) -> Result<(Vec<u8>, bool), DomainError> {
+        let blob = bounded("get", self.store.get(&chunk_name(owner, id, index)))
+            .await
+            .map_err(unavailable)?;
+        let Some(blob) = blob else {
+            let what = if meta.ended_at.is_some() {
+                format!("chunk {index} is missing: the recording was truncated or has a gap")
+            } else {
+                format!(
+                    "chunk {index} is missing and the recording has no final chunk: \
+                     it is still being written or its relay stopped"
+                )
+            };
+            return Err(DomainError::RecordingDamaged(what));
+        };
+        let (plaintext, last) = sealer.open(index, &blob).map_err(|e| match e {
+            ChunkError::Malformed(_) | ChunkError::Tampered(_) => {
+                DomainError::RecordingDamaged(e.to_string())
+            }
+        })?;
+        if last && meta.ended_at.is_some() && meta.chunks != index + 1 {
+            return Err(DomainError::RecordingDamaged(format!(
+                "the metadata names {} chunks, the final chunk is chunk {index}",
+                meta.chunks
+            )));
+        }
+        Ok((plaintext, last))
+    }
+
     /// Remove a recording: its chunks, then its metadata (so a listed recording always has
     /// its chunks, or is being deleted).
     pub async fn delete(&self, owner: &Identity, id: &RecordingId) -> Result<(), DomainError> {
-        self.meta(owner, id).await?;
+        // Existence only: a recording whose metadata is damaged can be deleted too.
+        bounded("get", self.store.get(&meta_name(owner, id)))
+            .await
+            .map_err(unavailable)?
+            .ok_or(DomainError::RecordingNotFound)?;
         let prefix = chunks_prefix(owner, id);
         loop {
             let names = bounded("list", self.store.list(&prefix, 1000))
@@ -456,22 +556,83 @@ fn unavailable(err: StorageError) -> DomainError {
     DomainError::RecordingUnavailable(err.0)
 }
 
+/// Read and open a recording's metadata: the facts, verified, and the sealer for its chunks.
+async fn open_meta(
+    store: &dyn RecordingStore,
+    keys: &dyn KeyProvider,
+    owner: &Identity,
+    id: &RecordingId,
+) -> Result<(RecordingMeta, ChunkSealer), DomainError> {
+    let damaged = |why: &str| DomainError::RecordingDamaged(format!("metadata {why}"));
+    let raw = bounded("get", store.get(&meta_name(owner, id)))
+        .await
+        .map_err(unavailable)?
+        .ok_or(DomainError::RecordingNotFound)?;
+    let stored: StoredMeta =
+        serde_json::from_slice(&raw).map_err(|_| damaged("is malformed or not sealed"))?;
+    if stored.version != META_VERSION {
+        return Err(damaged("has an unknown version"));
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let wrapped = engine
+        .decode(&stored.wrapped_key)
+        .map_err(|_| damaged("has a malformed wrapped key"))?;
+    let sealed = engine
+        .decode(&stored.sealed)
+        .map_err(|_| damaged("is malformed"))?;
+    let context = seal::context(&owner.0, id.as_str());
+    let key = tokio::time::timeout(CALL_TIMEOUT, keys.decrypt_data_key(&wrapped, &context))
+        .await
+        .map_err(|_| DomainError::RecordingUnavailable("key service timed out".into()))?
+        .map_err(|e| match e {
+            crate::keys::KeyError::Unavailable(_) => DomainError::Keys(e),
+            crate::keys::KeyError::Denied(_) => DomainError::RecordingDamaged(
+                "the data key does not open for this recording".into(),
+            ),
+        })?;
+    let sealer = ChunkSealer::new(&key, id.as_str());
+    let facts = sealer
+        .open_meta(&sealed)
+        .ok_or_else(|| damaged("failed authentication (changed, or from another recording)"))?;
+    let meta: RecordingMeta =
+        serde_json::from_slice(&facts).map_err(|_| damaged("is malformed"))?;
+    if meta.id != id.as_str() {
+        return Err(damaged("names another recording"));
+    }
+    Ok((meta, sealer))
+}
+
+type MetaRead = (RecordingId, Result<RecordingMeta, DomainError>);
+
 fn collect(
     views: &mut Vec<RecordingView>,
-    done: Result<Result<Option<Vec<u8>>, StorageError>, tokio::task::JoinError>,
+    done: Result<MetaRead, tokio::task::JoinError>,
 ) -> Result<(), DomainError> {
-    let raw = done
-        .map_err(|_| DomainError::Internal("recording listing task failed"))?
-        .map_err(unavailable)?;
-    // A metadata object deleted between the listing and the read, or one that does not parse
-    // (skipped and logged: one bad object must not hide the others).
-    if let Some(raw) = raw {
-        match serde_json::from_slice::<RecordingMeta>(&raw) {
-            Ok(meta) => views.push(meta.into()),
-            Err(err) => tracing::warn!(error = %err, "recording metadata does not parse"),
+    let (id, read) = done.map_err(|_| DomainError::Internal("recording listing task failed"))?;
+    match read {
+        Ok(meta) => views.push(meta.into()),
+        // Deleted between the listing and the read.
+        Err(DomainError::RecordingNotFound) => {}
+        Err(DomainError::RecordingDamaged(why)) => {
+            tracing::warn!(
+                recording = id.as_str(),
+                why,
+                "recording metadata does not verify"
+            );
+            views.push(RecordingView::damaged(&id, why));
         }
+        Err(other) => return Err(other),
     }
     Ok(())
+}
+
+/// A window of a recording ([`Recordings::fetch_window`]).
+#[derive(Debug)]
+pub struct Window {
+    /// The asciicast text of the window's chunks (the first window starts with the header).
+    pub cast: Vec<u8>,
+    /// Where the next window starts; `None` when this one ends the recording.
+    pub next: Option<u64>,
 }
 
 /// How a recorded session ended.
@@ -480,19 +641,68 @@ pub struct Ending {
     pub exit_status: Option<u32>,
 }
 
-/// One recording being written. Events are appended to a plaintext buffer; [`Writer::flush`]
-/// seals the buffer as the next chunk and stores it. A failed write keeps the buffer (the
-/// chunk index does not advance, so the indices stay gapless); the caller decides when a
-/// buffer has grown too big to keep ([`Writer::abandon_pending`], which marks the gap).
+/// A chunk sealed and not yet stored: [`Writer::seal_chunk`] makes it, the caller stores it
+/// with [`Chunk::store`] (possibly while more events are buffered) and reports the outcome
+/// with [`Writer::stored`] or [`Writer::not_stored`].
+pub struct Chunk {
+    index: u64,
+    name: String,
+    blob: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Sealed size.
+    pub fn len(&self) -> usize {
+        self.blob.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blob.is_empty()
+    }
+
+    /// A future that writes the chunk (bounded by [`CALL_TIMEOUT`]) and owns what it needs,
+    /// so the caller can keep buffering events while it runs.
+    pub fn store(
+        &self,
+        store: Arc<dyn RecordingStore>,
+    ) -> impl std::future::Future<Output = Result<usize, StorageError>> + Send + 'static {
+        let (name, blob) = (self.name.clone(), self.blob.clone());
+        let size = blob.len();
+        async move {
+            bounded("put", store.put(&name, blob)).await?;
+            Ok(size)
+        }
+    }
+}
+
+/// One recording being written. Events are appended to a plaintext buffer; consecutive output
+/// frames within [`cast::COALESCE`] of each other are written as one event (the event is
+/// left open at the end of the buffer and closed by the next other event or the next seal).
+///
+/// Sealing and storing are separate steps so that the relay's recorder can buffer events
+/// while a chunk is being written: [`Writer::seal_chunk`] seals the buffer as the next chunk,
+/// [`Writer::stored`] advances the index once it is written, [`Writer::not_stored`] keeps it
+/// to be written again (so the indices stay gapless). [`Writer::flush`] does both in one go.
+/// The caller decides when a buffer has grown too big to keep ([`Writer::abandon_pending`],
+/// which marks the gap).
 pub struct Writer {
     store: Arc<dyn RecordingStore>,
     sealer: ChunkSealer,
     owner: Identity,
     id: RecordingId,
     meta: RecordingMeta,
+    wrapped_key: String,
     next_index: u64,
     pending: Vec<u8>,
+    /// A sealed chunk not yet stored (being written, or its write failed).
+    sealed: Option<Chunk>,
     started: Instant,
+    /// When the output event open at the end of `pending` began.
+    open_output: Option<Instant>,
     output: Utf8Carry,
     input: Utf8Carry,
     finished: bool,
@@ -507,7 +717,7 @@ impl Writer {
         self.meta.record_input
     }
 
-    /// Plaintext waiting for the next flush.
+    /// Plaintext waiting to be sealed.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
     }
@@ -516,16 +726,51 @@ impl Writer {
         self.meta.gaps
     }
 
+    /// The storage, for [`Chunk::store`].
+    pub fn store(&self) -> Arc<dyn RecordingStore> {
+        Arc::clone(&self.store)
+    }
+
     fn seconds(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.started).as_secs_f64()
     }
 
+    fn close_output(&mut self) {
+        if self.open_output.take().is_some() {
+            cast::close_event(&mut self.pending);
+        }
+    }
+
+    fn event(&mut self, at: Instant, code: Code, data: &str) {
+        self.close_output();
+        let seconds = self.seconds(at);
+        cast::open_event(&mut self.pending, seconds, code);
+        cast::escape_into(data.as_bytes(), &mut self.pending);
+        cast::close_event(&mut self.pending);
+    }
+
+    /// Output as the client received it. Written into the open output event if that began
+    /// less than [`cast::COALESCE`] before `at`, else as a new event.
     pub fn output(&mut self, at: Instant, bytes: &[u8]) {
         self.meta.bytes += bytes.len() as u64;
-        let text = self.output.decode(bytes);
-        if !text.is_empty() {
-            let line = cast::event_line(self.seconds(at), Code::Output, &text);
-            self.pending.extend_from_slice(&line);
+        let joins = self
+            .open_output
+            .is_some_and(|began| at.saturating_duration_since(began) < cast::COALESCE);
+        if joins {
+            self.output.decode_escaped(bytes, &mut self.pending);
+            return;
+        }
+        self.close_output();
+        let mark = self.pending.len();
+        let seconds = self.seconds(at);
+        cast::open_event(&mut self.pending, seconds, Code::Output);
+        let data = self.pending.len();
+        self.output.decode_escaped(bytes, &mut self.pending);
+        if self.pending.len() == data {
+            // Only part of a character, carried to the next frame: no event yet.
+            self.pending.truncate(mark);
+        } else {
+            self.open_output = Some(at);
         }
     }
 
@@ -534,16 +779,21 @@ impl Writer {
         if !self.meta.record_input {
             return;
         }
-        let text = self.input.decode(bytes);
-        if !text.is_empty() {
-            let line = cast::event_line(self.seconds(at), Code::Input, &text);
-            self.pending.extend_from_slice(&line);
+        self.close_output();
+        let mark = self.pending.len();
+        let seconds = self.seconds(at);
+        cast::open_event(&mut self.pending, seconds, Code::Input);
+        let data = self.pending.len();
+        self.input.decode_escaped(bytes, &mut self.pending);
+        if self.pending.len() == data {
+            self.pending.truncate(mark);
+        } else {
+            cast::close_event(&mut self.pending);
         }
     }
 
     pub fn resize(&mut self, at: Instant, cols: u32, rows: u32) {
-        let line = cast::event_line(self.seconds(at), Code::Resize, &format!("{cols}x{rows}"));
-        self.pending.extend_from_slice(&line);
+        self.event(at, Code::Resize, &format!("{cols}x{rows}"));
     }
 
     /// A marker: a labelled moment (`m` event), such as who types from here on. Written
@@ -556,47 +806,96 @@ impl Writer {
     /// A gap: something was not recorded, and why. Counted in the metadata.
     pub fn gap(&mut self, at: Instant, why: &str) {
         self.meta.gaps += 1;
-        let line = cast::event_line(self.seconds(at), Code::Marker, &format!("gap: {why}"));
-        self.pending.extend_from_slice(&line);
+        self.event(at, Code::Marker, &format!("gap: {why}"));
     }
 
-    /// Throw away the unwritten buffer (storage has been failing and it grew too big), and
+    /// Throw away the unsealed buffer (storage has been failing and it grew too big), and
     /// mark the gap in its place.
     pub fn abandon_pending(&mut self, at: Instant) {
         let lost = self.pending.len();
         self.pending.clear();
+        self.open_output = None;
         self.gap(
             at,
             &format!("{lost} bytes of the recording could not be written"),
         );
     }
 
-    /// Seal what is buffered as the next chunk and store it; nothing to do for an empty
-    /// buffer. On failure the buffer is kept for the next attempt.
-    pub async fn flush(&mut self) -> Result<usize, StorageError> {
-        if self.pending.is_empty() || self.finished {
-            return Ok(0);
+    /// The chunk to write next: the one sealed earlier and not yet stored if there is one,
+    /// else the buffer sealed as the next chunk (`None` when there is nothing to write).
+    /// Until [`Writer::stored`] or [`Writer::not_stored`] is called, nothing new is sealed.
+    pub fn seal_chunk(&mut self) -> Option<Chunk> {
+        if self.finished {
+            return None;
+        }
+        if let Some(chunk) = self.sealed.take() {
+            return Some(chunk);
+        }
+        if self.pending.is_empty() {
+            return None;
         }
         if self.next_index + 1 >= MAX_CHUNKS {
             // Keep the last index for the final chunk.
             self.pending.clear();
-            return Ok(0);
+            self.open_output = None;
+            return None;
         }
-        self.write_chunk(false).await
+        Some(self.seal(false))
     }
 
-    async fn write_chunk(&mut self, last: bool) -> Result<usize, StorageError> {
-        let blob = self.sealer.seal(self.next_index, last, &self.pending);
-        let size = blob.len();
-        let name = chunk_name(&self.owner, &self.id, self.next_index);
-        bounded("put", self.store.put(&name, blob)).await?;
+    fn seal(&mut self, last: bool) -> Chunk {
+        self.close_output();
+        let index = self.next_index;
+        let blob = self.sealer.seal(index, last, &self.pending);
         self.pending.clear();
-        self.next_index += 1;
-        Ok(size)
+        Chunk {
+            index,
+            name: chunk_name(&self.owner, &self.id, index),
+            blob,
+        }
+    }
+
+    /// `chunk` was written: the next chunk gets the next index.
+    pub fn stored(&mut self, chunk: Chunk) {
+        self.next_index = self.next_index.max(chunk.index + 1);
+    }
+
+    /// `chunk` could not be written: it is written again, as it is, before anything else.
+    pub fn not_stored(&mut self, chunk: Chunk) {
+        self.sealed = Some(chunk);
+    }
+
+    /// Store a chunk whose write failed earlier, then seal what is buffered as the next
+    /// chunk and store it. On failure the sealed chunk is kept for the next attempt.
+    pub async fn flush(&mut self) -> Result<usize, StorageError> {
+        let mut written = 0;
+        // At most twice: the chunk kept from a failed write, then the buffer.
+        for _ in 0..2 {
+            let Some(chunk) = self.seal_chunk() else {
+                break;
+            };
+            match chunk.store(self.store()).await {
+                Ok(size) => {
+                    written += size;
+                    self.stored(chunk);
+                }
+                Err(err) => {
+                    self.not_stored(chunk);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(written)
     }
 
     async fn put_meta(&self) -> Result<(), StorageError> {
-        let body = serde_json::to_vec(&self.meta).map_err(|e| StorageError(e.to_string()))?;
+        let facts = serde_json::to_vec(&self.meta).map_err(|e| StorageError(e.to_string()))?;
+        let stored = StoredMeta {
+            version: META_VERSION,
+            wrapped_key: self.wrapped_key.clone(),
+            sealed: base64::engine::general_purpose::STANDARD.encode(self.sealer.seal_meta(&facts)),
+        };
+        let body = serde_json::to_vec(&stored).map_err(|e| StorageError(e.to_string()))?;
         bounded(
             "put",
             self.store.put(&meta_name(&self.owner, &self.id), body),
@@ -604,18 +903,41 @@ impl Writer {
         .await
     }
 
-    /// End the recording: the final chunk (what is buffered, flagged last) and the completed
-    /// metadata. Idempotent once it succeeded.
+    /// End the recording: a chunk sealed earlier and not yet stored, then the final chunk
+    /// (what is buffered, flagged last) and the completed metadata. Idempotent once it
+    /// succeeded. The caller must not have a chunk write in flight.
     pub async fn finish(&mut self, ending: Ending) -> Result<usize, StorageError> {
         if self.finished {
             return Ok(0);
         }
+        let mut written = 0;
+        if let Some(chunk) = self.sealed.take() {
+            match chunk.store(self.store()).await {
+                Ok(size) => {
+                    written += size;
+                    self.stored(chunk);
+                }
+                Err(err) => {
+                    self.not_stored(chunk);
+                    return Err(err);
+                }
+            }
+        }
         let now = Instant::now();
         if let Some(rest) = self.output.finish() {
-            let line = cast::event_line(self.seconds(now), Code::Output, &rest);
-            self.pending.extend_from_slice(&line);
+            self.event(now, Code::Output, &rest);
         }
-        let written = self.write_chunk(true).await?;
+        let chunk = self.seal(true);
+        match chunk.store(self.store()).await {
+            Ok(size) => {
+                written += size;
+                self.stored(chunk);
+            }
+            Err(err) => {
+                self.not_stored(chunk);
+                return Err(err);
+            }
+        }
         self.finished = true;
         self.meta.chunks = self.next_index;
         self.meta.ended_at = Some(now_ms());

@@ -15,7 +15,7 @@
 //! in the clear because the reader needs it to rebuild the associated data; changing it breaks
 //! the tag.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -25,7 +25,9 @@ use crate::keys::EncryptionContext;
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
+const TAG_LEN: usize = 16;
 const AAD_LABEL: &[u8] = b"sushi-recording-chunk-v1";
+const META_AAD_LABEL: &[u8] = b"sushi-recording-meta-v1";
 
 /// The context a recording's data key is wrapped under.
 pub fn context(owner_id: &str, session: &str) -> EncryptionContext {
@@ -43,6 +45,14 @@ fn associated_data(session: &str, index: u64, last: bool) -> Vec<u8> {
     aad.extend_from_slice(session.as_bytes());
     aad.extend_from_slice(&index.to_be_bytes());
     aad.push(u8::from(last));
+    aad
+}
+
+fn meta_associated_data(session: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(META_AAD_LABEL.len() + session.len() + 8);
+    aad.extend_from_slice(META_AAD_LABEL);
+    aad.extend_from_slice(&(session.len() as u64).to_be_bytes());
+    aad.extend_from_slice(session.as_bytes());
     aad
 }
 
@@ -69,12 +79,35 @@ impl ChunkSealer {
         }
     }
 
-    /// The blob for chunk `index`; `last` marks the recording's final chunk.
+    /// The blob for chunk `index`; `last` marks the recording's final chunk. The plaintext is
+    /// copied once, into the blob, and encrypted there.
     pub fn seal(&self, index: u64, last: bool, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = associated_data(&self.session, index, last);
+        let mut blob = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        blob.push(VERSION);
+        blob.push(u8::from(last));
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(plaintext);
+        let body = blob.get_mut(HEADER_LEN..).unwrap_or_default();
         // AES-GCM encryption fails only for inputs over 64 GiB; chunks are bounded far below.
+        if let Ok(tag) =
+            self.cipher
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, body)
+        {
+            blob.extend_from_slice(&tag);
+        }
+        blob
+    }
+
+    /// The recording's metadata sealed under its data key, bound to the recording id (another
+    /// label than the chunks', so a metadata blob is never taken for a chunk or the reverse):
+    /// `nonce || ciphertext+tag`.
+    pub fn seal_meta(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let aad = meta_associated_data(&self.session);
         let ciphertext = self
             .cipher
             .encrypt(
@@ -85,12 +118,25 @@ impl ChunkSealer {
                 },
             )
             .unwrap_or_default();
-        let mut blob = Vec::with_capacity(HEADER_LEN + ciphertext.len());
-        blob.push(VERSION);
-        blob.push(u8::from(last));
-        blob.extend_from_slice(&nonce);
+        let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
         blob
+    }
+
+    /// The metadata [`ChunkSealer::seal_meta`] sealed, or `None` if it does not open (changed,
+    /// or sealed for another recording).
+    pub fn open_meta(&self, blob: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = (blob.get(..NONCE_LEN)?, blob.get(NONCE_LEN..)?);
+        let aad = meta_associated_data(&self.session);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .ok()
     }
 
     /// Open chunk `index`: its plaintext and whether it is the final chunk.
@@ -164,6 +210,23 @@ mod tests {
         blob[last] ^= 1;
         assert_eq!(s.open(1, &blob), Err(ChunkError::Tampered(1)));
         assert_eq!(s.open(1, &[1, 0]), Err(ChunkError::Malformed(1)));
+    }
+
+    #[test]
+    fn metadata_opens_for_its_own_recording_only() {
+        let s = sealer("s1");
+        let blob = s.seal_meta(b"{}");
+        assert_eq!(s.open_meta(&blob).as_deref(), Some(&b"{}"[..]));
+        assert_eq!(sealer("s2").open_meta(&blob), None);
+        let mut changed = blob.clone();
+        changed[NONCE_LEN] ^= 1;
+        assert_eq!(s.open_meta(&changed), None);
+        // Neither a chunk nor metadata opens as the other.
+        let chunk = s.seal(0, false, b"{}");
+        assert_eq!(s.open_meta(&chunk[2..]), None);
+        let mut as_chunk = vec![VERSION, 0];
+        as_chunk.extend_from_slice(&blob);
+        assert!(s.open(0, &as_chunk).is_err());
     }
 
     #[test]

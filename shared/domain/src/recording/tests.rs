@@ -343,3 +343,205 @@ fn policy_decides_with_the_machine_toggle() {
     assert_eq!(Policy::parse("required"), Some(Policy::Required));
     assert_eq!(Policy::parse("yes"), None);
 }
+
+#[tokio::test]
+async fn output_within_the_coalescing_window_is_one_event() {
+    let (_, recordings) = service();
+    let mut writer = recordings
+        .begin(&alice(), RecordingId::parse(ID).unwrap(), subject(false))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let arrow = "→".as_bytes();
+    // "a→" split inside the arrow, both frames in one window: one event.
+    writer.output(t, &[b"a", &arrow[..1]].concat());
+    writer.output(t + Duration::from_millis(4), &arrow[1..]);
+    // Past the window: a new event; the "é" split across the event boundary is written
+    // whole in the second event, not as U+FFFD.
+    writer.output(t + Duration::from_millis(12), b"\"b\" \xc3");
+    writer.output(t + Duration::from_millis(30), b"\xa9\r\n");
+    // A resize closes the open event; output after it opens a new one.
+    writer.output(t + Duration::from_millis(31), b"x");
+    writer.resize(t + Duration::from_millis(32), 90, 20);
+    writer.output(t + Duration::from_millis(33), b"y");
+    writer.finish(Ending::default()).await.unwrap();
+    let cast = recordings
+        .fetch(&alice(), &RecordingId::parse(ID).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        cast::replay_output(&cast).unwrap(),
+        "a→\"b\" é\r\nxy".as_bytes()
+    );
+    let text = String::from_utf8(cast).unwrap();
+    // Code and data of each event (the times are offsets from the writer's start).
+    let events: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split_once(',').unwrap().1)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "\"o\",\"a→\"]",
+            "\"o\",\"\\\"b\\\" \"]",
+            "\"o\",\"é\\r\\nx\"]",
+            "\"r\",\"90x20\"]",
+            "\"o\",\"y\"]",
+        ],
+        "{text}"
+    );
+}
+
+fn meta_object() -> String {
+    meta_name(&alice(), &RecordingId::parse(ID).unwrap())
+}
+
+#[tokio::test]
+async fn changed_metadata_is_reported_on_fetch_and_list() {
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    let id = RecordingId::parse(ID).unwrap();
+    let original = store.objects.lock().unwrap()[&meta_object()].clone();
+    let stored: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&original).contains("\"web\""),
+        "the facts are not in the clear"
+    );
+
+    // One bit of the sealed facts changed.
+    let mut changed = stored.clone();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut sealed = engine.decode(stored["sealed"].as_str().unwrap()).unwrap();
+    sealed[20] ^= 1;
+    changed["sealed"] = engine.encode(&sealed).into();
+    let put = |value: &serde_json::Value| {
+        store
+            .objects
+            .lock()
+            .unwrap()
+            .insert(meta_object(), serde_json::to_vec(value).unwrap());
+    };
+    put(&changed);
+    let err = recordings.fetch(&alice(), &id).await.unwrap_err();
+    assert!(
+        matches!(&err, DomainError::RecordingDamaged(why) if why.contains("metadata failed authentication")),
+        "{err}"
+    );
+    let listed = recordings.list(&alice()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, ID);
+    assert!(
+        listed[0]
+            .damaged
+            .as_deref()
+            .unwrap()
+            .contains("failed authentication"),
+        "{listed:?}"
+    );
+
+    // Facts written in the clear, as version 1 did: refused, not trusted.
+    let mut plain = stored.clone();
+    plain["version"] = 1.into();
+    put(&plain);
+    assert!(matches!(
+        recordings.fetch(&alice(), &id).await,
+        Err(DomainError::RecordingDamaged(_))
+    ));
+    put(&json_facts_v1());
+    assert!(
+        recordings.list(&alice()).await.unwrap()[0]
+            .damaged
+            .is_some()
+    );
+
+    // Restored, it opens again; a damaged one can still be deleted.
+    put(&stored);
+    assert!(recordings.fetch(&alice(), &id).await.is_ok());
+    assert_eq!(recordings.list(&alice()).await.unwrap()[0].damaged, None);
+    put(&changed);
+    recordings.delete(&alice(), &id).await.unwrap();
+    assert!(store.objects.lock().unwrap().is_empty());
+}
+
+/// A version 1 metadata object: the facts in the clear.
+fn json_facts_v1() -> serde_json::Value {
+    serde_json::json!({"version": 1, "id": ID, "machine_id": 7, "machine_name": "web",
+        "started_at": 1, "ended_at": 2, "duration_secs": 1.0, "bytes": 0, "exit_status": 0,
+        "gaps": 0, "chunks": 4, "record_input": false, "wrapped_key": "AAAA"})
+}
+
+#[tokio::test]
+async fn metadata_of_another_recording_is_refused() {
+    // Two recordings of the same owner; the first's metadata object copied over the second's.
+    let (store, recordings) = service();
+    recorded(&recordings, false).await;
+    const OTHER: &str = "1b7c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
+    let other = RecordingId::parse(OTHER).unwrap();
+    let mut writer = recordings
+        .begin(&alice(), other.clone(), subject(false))
+        .await
+        .unwrap();
+    writer.finish(Ending::default()).await.unwrap();
+    let first = store.objects.lock().unwrap()[&meta_object()].clone();
+    store
+        .objects
+        .lock()
+        .unwrap()
+        .insert(meta_name(&alice(), &other), first);
+    let err = recordings.fetch(&alice(), &other).await.unwrap_err();
+    assert!(matches!(err, DomainError::RecordingDamaged(_)), "{err}");
+}
+
+#[tokio::test]
+async fn windows_concatenate_to_the_recording() {
+    let (_, recordings) = service();
+    let id = RecordingId::parse(ID).unwrap();
+    let mut writer = recordings
+        .begin(&alice(), id.clone(), subject(false))
+        .await
+        .unwrap();
+    // About 12 MiB of asciicast in chunks of about 1 MiB (JSON-escaped text with newlines).
+    let line: Vec<u8> = (0..1000u32)
+        .flat_map(|i| format!("line {i} \"quoted\" é\r\n").into_bytes())
+        .collect();
+    let t = Instant::now();
+    while writer.meta.bytes <= 12 * 1024 * 1024 {
+        writer.output(t, &line);
+        if writer.pending_bytes() >= CHUNK_BYTES {
+            writer.flush().await.unwrap();
+        }
+    }
+    writer.finish(Ending::default()).await.unwrap();
+    assert!(matches!(
+        recordings.fetch(&alice(), &id).await,
+        Err(DomainError::RecordingTooLarge { .. })
+    ));
+
+    let mut whole = Vec::new();
+    let mut from = 0;
+    let mut windows = 0;
+    loop {
+        let window = recordings.fetch_window(&alice(), &id, from).await.unwrap();
+        assert!(window.cast.len() <= MAX_FETCH_BYTES);
+        whole.extend_from_slice(&window.cast);
+        windows += 1;
+        match window.next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert!(windows >= 3, "{windows} windows");
+    let replayed = cast::replay_output(&whole).unwrap();
+    assert_eq!(replayed.len() as u64, writer.meta.bytes);
+    assert!(
+        replayed
+            .chunks(line.len())
+            .all(|piece| piece == line.as_slice())
+    );
+    let err = recordings
+        .fetch_window(&alice(), &id, writer.next_index)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::Invalid(_)), "{err}");
+}
