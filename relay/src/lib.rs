@@ -15,6 +15,7 @@
 pub mod config;
 mod connect;
 pub mod drain;
+pub mod files;
 pub mod metrics;
 pub mod recording;
 pub mod redis;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use domain::Machines;
 use domain::config::{Config, ConfigError};
 use edge::auth::Authenticator;
@@ -59,6 +60,8 @@ pub struct Relay {
     pub resume_budget: Arc<ws::ring::Budget>,
     /// Live shares of this relay's terminals, which a viewer's socket can join.
     pub shares: Arc<ws::share::Shares>,
+    /// This relay's terminals whose files can be browsed and transferred.
+    pub files: Arc<files::registry::Registry>,
 }
 
 #[derive(Clone)]
@@ -146,6 +149,7 @@ impl Relay {
             clock: TicketClock::new(config.ticket_bucket_secs),
             terminals: ws::resume::Terminals::new(),
             shares: ws::share::Shares::new(),
+            files: files::registry::Registry::new(),
             resume_budget,
             config,
             advertise,
@@ -198,8 +202,26 @@ pub fn routes(relay: Arc<Relay>) -> Router {
         .route("/api/v1/machine/{id}/host-key", put(connect::set_host_key))
         .route("/ssh", get(ws::terminal))
         .route("/relay/health", get(connect::health))
+        .with_state(RelayState(Arc::clone(&relay)));
+    // Files: browsing and changes under their own deadline; transfers under none (a download
+    // answers at once and streams after; an upload answers after its body), each chunk bounded
+    // by its own stall timeout instead.
+    let changes = Router::new()
+        .route("/files/{session}/list", get(files::list))
+        .route("/files/{session}/mkdir", post(files::mkdir))
+        .route("/files/{session}/rename", post(files::rename))
+        .route("/files/{session}", delete(files::remove))
+        .with_state(RelayState(Arc::clone(&relay)));
+    let transfers = Router::new()
+        .route("/files/{session}/download", get(files::download))
+        .route("/files/{session}/upload", put(files::upload))
         .with_state(RelayState(relay));
     layers::with_deadline(routes, deadline)
+        .merge(layers::with_deadline(
+            changes,
+            files::OPERATION_DEADLINE + Duration::from_secs(20),
+        ))
+        .merge(transfers)
 }
 
 /// The relay as a complete service: its routes, the plain `/health` load balancers and the

@@ -50,6 +50,7 @@ enum Event {
     Output(Instant, Bytes),
     Input(Instant, Bytes),
     Resize(Instant, u32, u32),
+    Marker(Instant, String),
     Finish(Ending, oneshot::Sender<()>),
 }
 
@@ -98,6 +99,11 @@ impl Tap {
 
     pub fn resize(&self, cols: u32, rows: u32) {
         self.offer(Event::Resize(Instant::now(), cols, rows), 0);
+    }
+
+    /// A marker on the recording's timeline (a file transfer, say): asciicast `m`.
+    pub fn mark(&self, label: &str) {
+        self.offer(Event::Marker(Instant::now(), label.to_owned()), 0);
     }
 }
 
@@ -297,7 +303,10 @@ impl Task {
 
     fn take(&mut self, event: Event) {
         let at = match &event {
-            Event::Output(at, _) | Event::Input(at, _) | Event::Resize(at, _, _) => *at,
+            Event::Output(at, _)
+            | Event::Input(at, _)
+            | Event::Resize(at, _, _)
+            | Event::Marker(at, _) => *at,
             Event::Finish(..) => Instant::now(),
         };
         self.mark_drops(at);
@@ -311,6 +320,7 @@ impl Task {
                 self.writer.input(at, &bytes);
             }
             Event::Resize(at, cols, rows) => self.writer.resize(at, cols, rows),
+            Event::Marker(at, label) => self.writer.marker(at, &label),
             Event::Finish(..) => {}
         }
     }

@@ -92,6 +92,10 @@ pub async fn run_as(relay: &Relay, browser: WebSocket, to: &str, hop: Hop, calle
         Hop::Ticket(ticket) => format!("ws://{base}/ssh?uuid={ticket}"),
         Hop::Session(id) => format!("ws://{base}/ssh?session={id}"),
         Hop::Share(id) => format!("ws://{base}/ssh?share={id}"),
+        // File requests are forwarded as HTTP (`crate::files::forward`), never as a socket.
+        Hop::Files(_) => {
+            return refuse(browser, Close::TicketInvalid, "not a terminal").await;
+        }
     };
     let request = proof.and_then(|proof| {
         let mut request = url.into_client_request().ok()?;

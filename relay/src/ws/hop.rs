@@ -48,6 +48,8 @@ pub enum Hop {
     Session(Uuid),
     /// A viewer joining a share; the proof names the viewer (empty: not signed in).
     Share(Uuid),
+    /// A file request (`crate::files`) for a terminal's owner: plain HTTP, not a WebSocket.
+    Files(Uuid),
 }
 
 impl Hop {
@@ -56,6 +58,7 @@ impl Hop {
             Hop::Ticket(id) => format!("t:{id}"),
             Hop::Session(id) => format!("s:{id}"),
             Hop::Share(id) => format!("v:{id}"),
+            Hop::Files(id) => format!("f:{id}"),
         }
     }
 }
@@ -129,6 +132,13 @@ mod tests {
         );
         assert_eq!(verify(&key(1), &share, Hop::Session(id)), None);
         assert_eq!(verify(&key(1), &proof, Hop::Share(id)), None);
+        let files = sign(&key(1), Hop::Files(id), "alice@example.com").unwrap();
+        assert_eq!(
+            verify(&key(1), &files, Hop::Files(id)).as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(verify(&key(1), &files, Hop::Session(id)), None);
+        assert_eq!(verify(&key(1), &proof, Hop::Files(id)), None);
         let anonymous = sign(&key(1), Hop::Share(id), "").unwrap();
         assert_eq!(
             verify(&key(1), &anonymous, Hop::Share(id)).as_deref(),

@@ -82,6 +82,8 @@ pub enum AuditKind {
     ControlRevoked,
     RecordingStarted,
     RecordingFailed,
+    FileTransferred,
+    FileChanged,
 }
 
 impl AuditKind {
@@ -108,6 +110,8 @@ impl AuditKind {
         Self::ControlRevoked,
         Self::RecordingStarted,
         Self::RecordingFailed,
+        Self::FileTransferred,
+        Self::FileChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +138,8 @@ impl AuditKind {
             Self::ControlRevoked => "control_revoked",
             Self::RecordingStarted => "recording_started",
             Self::RecordingFailed => "recording_failed",
+            Self::FileTransferred => "file_transferred",
+            Self::FileChanged => "file_changed",
         }
     }
 

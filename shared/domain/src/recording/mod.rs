@@ -546,6 +546,13 @@ impl Writer {
         self.pending.extend_from_slice(&line);
     }
 
+    /// A marker (asciicast `m`) the player shows on its timeline, e.g. a file transfer.
+    /// Not a gap: nothing is missing.
+    pub fn marker(&mut self, at: Instant, label: &str) {
+        let line = cast::event_line(self.seconds(at), Code::Marker, label);
+        self.pending.extend_from_slice(&line);
+    }
+
     /// A gap: something was not recorded, and why. Counted in the metadata.
     pub fn gap(&mut self, at: Instant, why: &str) {
         self.meta.gaps += 1;
