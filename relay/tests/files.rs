@@ -515,14 +515,35 @@ async fn only_the_owner_reaches_a_terminals_files() {
             .status,
         200
     );
+    // The same cookie from another site, or with a type a form can send, is refused.
+    let cookie = browser.headers()[1].1.to_owned();
+    let cross = reqwest::Client::new()
+        .put(files.url("upload"))
+        .query(&[("path", "cross-site.txt")])
+        .header("content-type", "application/octet-stream")
+        .header("origin", "https://evil.example")
+        .header("cookie", &cookie)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    let form = reqwest::Client::new()
+        .post(files.url("mkdir"))
+        .query(&[("path", "form-made")])
+        .header("content-type", "text/plain")
+        .header("cookie", &cookie)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415);
     // The stranger's listing after all this: nothing of theirs was created.
     assert!(!files.names("").await.contains(&"stranger.bin".to_owned()));
-    assert!(
-        !files
-            .names("")
-            .await
-            .contains(&"stranger-was-here".to_owned())
-    );
+    let names = files.names("").await;
+    for name in ["stranger-was-here", "cross-site.txt", "form-made"] {
+        assert!(!names.contains(&name.to_owned()), "{name} was created");
+    }
 }
 
 #[tokio::test]

@@ -112,6 +112,22 @@ fn checked(raw: Option<&str>, name: &'static str) -> Result<String, ApiError> {
     Ok(path.to_owned())
 }
 
+/// Longest path an audit entry keeps, in bytes (an entry's details are at most 1 KiB; a longer
+/// path keeps its end, the part that names the file).
+const AUDIT_PATH_BYTES: usize = 300;
+
+/// `path` as the audit log keeps it: whole, or `…` and its last [`AUDIT_PATH_BYTES`] bytes.
+pub(crate) fn audit_path(path: &str) -> String {
+    if path.len() <= AUDIT_PATH_BYTES {
+        return path.to_owned();
+    }
+    let mut start = path.len() - AUDIT_PATH_BYTES;
+    while !path.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", path.get(start..).unwrap_or_default())
+}
+
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::SessionNotFound, "No such terminal session")
 }
@@ -585,7 +601,7 @@ async fn apply(
         Change::Mkdir(query) => {
             let path = checked(query.path.as_deref(), "path")?;
             bounded(entry, async { Ok(sftp.create_dir(path.as_str()).await?) }).await?;
-            let details = serde_json::json!({ "action": "mkdir", "path": path });
+            let details = serde_json::json!({ "action": "mkdir", "path": audit_path(&path) });
             Ok(("Directory created successfully", path, details))
         }
         Change::Rename(query) => {
@@ -595,7 +611,11 @@ async fn apply(
                 Ok(sftp.rename(from.as_str(), to.as_str()).await?)
             })
             .await?;
-            let details = serde_json::json!({ "action": "rename", "path": from, "to": to });
+            let details = serde_json::json!({
+                "action": "rename",
+                "path": audit_path(&from),
+                "to": audit_path(&to),
+            });
             Ok(("Renamed successfully", to, details))
         }
         Change::Delete(query) => {
@@ -610,8 +630,30 @@ async fn apply(
                 Ok(())
             })
             .await?;
-            let details = serde_json::json!({ "action": "delete", "path": path });
+            let details = serde_json::json!({ "action": "delete", "path": audit_path(&path) });
             Ok(("Deleted successfully", path, details))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_keep_their_end_in_the_audit_log() {
+        assert_eq!(audit_path("a/b.txt"), "a/b.txt");
+        let long = format!("{}/ü-name.bin", "d".repeat(4000));
+        let kept = audit_path(&long);
+        assert!(kept.starts_with('…') && kept.ends_with("/ü-name.bin"), "{kept}");
+        assert!(kept.len() <= AUDIT_PATH_BYTES + 3);
+    }
+
+    #[test]
+    fn the_download_name_is_safe_in_a_header() {
+        let value = disposition("dir/r\u{e9}sum\u{e9} \"x\";.pdf");
+        let text = value.to_str().unwrap();
+        assert!(text.starts_with("attachment; filename=\"r_sum_ _x__.pdf\""), "{text}");
+        assert!(text.ends_with("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22%3B.pdf"), "{text}");
     }
 }

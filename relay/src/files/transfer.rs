@@ -60,11 +60,11 @@ pub enum Outcome {
 
 /// What the audit log and the recording are told about a transfer.
 #[derive(Serialize)]
-struct Record<'a> {
+struct Record {
     session: String,
     machine_id: u64,
     direction: Direction,
-    path: &'a str,
+    path: String,
     size: u64,
     sha256: String,
     outcome: Outcome,
@@ -84,7 +84,7 @@ impl Ledger {
             session: self.session.to_string(),
             machine_id: self.entry.machine_id,
             direction,
-            path,
+            path: super::audit_path(path),
             size,
             sha256: hex(&sha.finalize()),
             outcome,
@@ -93,15 +93,20 @@ impl Ledger {
             Direction::Upload => "upload",
             Direction::Download => "download",
         };
+        let outcome_name = match outcome {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "failed",
+        };
         self.entry.tap.mark(&format!(
-            "file {verb} {outcome:?}: {path} ({size} bytes, sha256 {})",
+            "file {verb} {outcome_name}: {path} ({size} bytes, sha256 {})",
             record.sha256
         ));
         tracing::info!(
             session = %self.session,
             direction = verb,
             size,
-            outcome = ?outcome,
+            outcome = outcome_name,
             "file transfer ended"
         );
         let details = serde_json::to_value(&record).unwrap_or_default();

@@ -279,4 +279,20 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn only_a_put_of_raw_bytes_passes_as_an_upload() {
+        let raw = headers(&[("content-type", "application/octet-stream")]);
+        assert!(is_upload(&Method::PUT, &raw));
+        assert!(is_upload(
+            &Method::PUT,
+            &headers(&[("content-type", "Application/Octet-Stream; charset=x")])
+        ));
+        assert!(!is_upload(&Method::POST, &raw), "a form can POST");
+        assert!(!is_upload(
+            &Method::PUT,
+            &headers(&[("content-type", "text/plain")])
+        ));
+        assert!(!is_upload(&Method::PUT, &headers(&[])));
+    }
 }

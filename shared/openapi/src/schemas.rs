@@ -182,7 +182,7 @@ pub struct AuditEntry {
     /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
     /// `session_started`, `session_resumed`, `session_ended`, `share_created`, `share_joined`,
     /// `share_revoked`, `control_granted`, `control_revoked`, `recording_started`,
-    /// `recording_failed`.
+    /// `recording_failed`, `file_transferred`, `file_changed`.
     pub kind: String,
     /// A small object about the event (at most 1 KiB as JSON), e.g. `{"machine_id": 7}`.
     pub details: serde_json::Value,
@@ -239,6 +239,48 @@ pub struct Recording {
     pub gaps: u64,
     /// Keystrokes were recorded too.
     pub record_input: bool,
+}
+
+/// One entry of a remote directory (`GET /files/{session}/list`).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteEntry {
+    pub name: String,
+    /// `file`, `dir`, `link` or `other`.
+    pub kind: String,
+    pub size: u64,
+    /// Last modification, in Unix seconds, when the server says.
+    #[schema(required = true)]
+    pub modified: Option<u32>,
+    /// Permission bits as `ls` shows them, e.g. `rwxr-xr-x`.
+    pub mode: String,
+}
+
+/// A remote directory: its absolute path and its entries, directories first.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteListing {
+    pub path: String,
+    pub entries: Vec<RemoteEntry>,
+    /// More than 5,000 entries: the rest were cut.
+    pub truncated: bool,
+}
+
+/// A finished upload.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uploaded {
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 (hex) of the bytes received.
+    pub sha256: String,
+}
+
+/// Where a changed path now is.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePath {
+    pub path: String,
 }
 
 /// What walking the caller's chain found.
@@ -406,4 +448,7 @@ replies! {
     AuditPageReply => AuditPage, "A page of the caller's audit log.";
     AuditVerificationReply => AuditVerification, "The caller's audit chain, verified.";
     RecordingListReply => Vec<Recording>, "The caller's session recordings, newest first.";
+    RemoteListingReply => RemoteListing, "A directory on a terminal's machine.";
+    UploadedReply => Uploaded, "A file uploaded to a terminal's machine.";
+    RemotePathReply => RemotePath, "A path changed on a terminal's machine.";
 }
