@@ -492,6 +492,9 @@ async fn receive(
     let (chunks, done) = transfer::upload(Arc::clone(&sftp), path, overwrite, ledger, permit);
     let mut body = request.into_body().into_data_stream();
     let mut received = 0u64;
+    // Whether the task took every chunk; it stops taking them only when it failed, and then
+    // its own error (below) is the answer.
+    let mut taken = true;
     // Dropping `chunks` without `Chunk::End` (any early return, or this future being dropped
     // because the browser went away) makes the task delete the `.part` file.
     loop {
@@ -506,16 +509,19 @@ async fn receive(
                     return Err(too_large(limit));
                 }
                 if chunks.send(Chunk::Data(bytes)).await.is_err() {
+                    taken = false;
                     break;
                 }
             }
             Some(Err(_)) => return Err(ApiError::bad_request("The upload was interrupted")),
         }
     }
-    if announced.is_some_and(|n| received != n) {
-        return Err(ApiError::bad_request("The upload ended early"));
+    if taken {
+        if announced.is_some_and(|n| received != n) {
+            return Err(ApiError::bad_request("The upload ended early"));
+        }
+        let _ = chunks.send(Chunk::End).await;
     }
-    let _ = chunks.send(Chunk::End).await;
     drop(chunks);
     match done.await {
         Ok(Ok(uploaded)) => Ok(uploaded),
