@@ -43,14 +43,7 @@ use serde_json::json;
 use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
 
-const PHASES: [&str; 6] = [
-    "connect",
-    "throughput",
-    "echo",
-    "memory",
-    "resume",
-    "files",
-];
+const PHASES: [&str; 6] = ["connect", "throughput", "echo", "memory", "resume", "files"];
 
 /// The phases to run: all, or those named by `--only a,b`.
 fn phases() -> Vec<&'static str> {
@@ -402,7 +395,12 @@ async fn files_phase(
         // scp's own SSH handshake, measured with an empty file and subtracted.
         let empty = local.path().join("empty");
         std::fs::write(&empty, b"").unwrap();
-        let handshake = scp(keyfile, sshd, &empty.display().to_string(), &format!("{target}.empty"));
+        let handshake = scp(
+            keyfile,
+            sshd,
+            &empty.display().to_string(),
+            &format!("{target}.empty"),
+        );
         let scp_up = (scp(keyfile, sshd, &local_file, &target) - handshake).max(0.001);
         let scp_down = (scp(keyfile, sshd, &target, &back) - handshake).max(0.001);
         up_ratios.push(scp_up / relay_up);
@@ -423,7 +421,8 @@ async fn files_phase(
         percentile(&mut up_ratios, 0.5),
         percentile(&mut down_ratios, 0.5),
         baseline,
-        peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(baseline)
+        peak.load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(baseline)
     );
     let _ = http
         .delete(format!("{base}/files/{session}"))

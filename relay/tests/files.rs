@@ -345,7 +345,10 @@ async fn a_100_mib_file_goes_up_through_one_replica_and_down_through_the_other_b
     );
     let (status, _, got, _) = there.download(&path).await;
     assert_eq!(status, 200);
-    assert_eq!(got, sum, "bytes downloaded through the other replica differ");
+    assert_eq!(
+        got, sum,
+        "bytes downloaded through the other replica differ"
+    );
 
     // Each transfer is in the owner's audit log, with its hash.
     let entries = audited(&gw, &owner.email, |entries| entries.len() >= 3).await;
@@ -390,7 +393,10 @@ async fn a_cancelled_upload_leaves_nothing_and_the_terminal_echoes_during_transf
         if names == vec!["cancelled.bin.part"] {
             break;
         }
-        assert!(Instant::now() < deadline, "no .part file appeared: {names:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no .part file appeared: {names:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     owner.echoes().await;
@@ -596,7 +602,10 @@ async fn browsing_and_changes_work_and_inputs_are_bounded() {
     let full = files.delete(&dir).await;
     assert_eq!((full.status, full.code()), (409, "remote_failed"));
     let missing = files.list(&format!("{dir}/nope")).await;
-    assert_eq!((missing.status, missing.code()), (404, "remote_path_not_found"));
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "remote_path_not_found")
+    );
 
     // Bounds: the deployment's size limit (announced or not), path length.
     let over = files.upload(&format!("{dir}/big"), random(1048577)).await;

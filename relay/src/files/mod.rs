@@ -225,14 +225,17 @@ async fn bounded<T>(
 }
 
 /// Record a change (mkdir, rename, delete) in the owner's audit log.
-async fn audit_change(relay: &Relay, entry: &Entry, client: &AuditContext, details: serde_json::Value) {
+async fn audit_change(
+    relay: &Relay,
+    entry: &Entry,
+    client: &AuditContext,
+    details: serde_json::Value,
+) {
     let owner = Identity(entry.owner.clone());
-    let record = relay.machines.audit().record(
-        &owner,
-        client,
-        AuditKind::FileChanged,
-        details,
-    );
+    let record = relay
+        .machines
+        .audit()
+        .record(&owner, client, AuditKind::FileChanged, details);
     if tokio::time::timeout(Duration::from_secs(5), record)
         .await
         .is_err()
@@ -312,7 +315,11 @@ pub async fn list(
 
 /// `Content-Disposition` for `path`'s file name: an ASCII fallback and the exact UTF-8 name.
 fn disposition(path: &str) -> HeaderValue {
-    let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("download");
+    let name = path
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("download");
     let fallback: String = name
         .chars()
         .map(|c| {
@@ -651,7 +658,10 @@ mod tests {
         assert_eq!(audit_path("a/b.txt"), "a/b.txt");
         let long = format!("{}/ü-name.bin", "d".repeat(4000));
         let kept = audit_path(&long);
-        assert!(kept.starts_with('…') && kept.ends_with("/ü-name.bin"), "{kept}");
+        assert!(
+            kept.starts_with('…') && kept.ends_with("/ü-name.bin"),
+            "{kept}"
+        );
         assert!(kept.len() <= AUDIT_PATH_BYTES + 3);
     }
 
@@ -659,7 +669,13 @@ mod tests {
     fn the_download_name_is_safe_in_a_header() {
         let value = disposition("dir/r\u{e9}sum\u{e9} \"x\";.pdf");
         let text = value.to_str().unwrap();
-        assert!(text.starts_with("attachment; filename=\"r_sum_ _x__.pdf\""), "{text}");
-        assert!(text.ends_with("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22%3B.pdf"), "{text}");
+        assert!(
+            text.starts_with("attachment; filename=\"r_sum_ _x__.pdf\""),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22%3B.pdf"),
+            "{text}"
+        );
     }
 }

@@ -64,7 +64,9 @@ impl From<SftpClientError> for SftpError {
                 StatusCode::NoSuchFile => Self::NotFound,
                 StatusCode::PermissionDenied => Self::Denied,
                 StatusCode::NoConnection | StatusCode::ConnectionLost => Self::Closed,
-                _ if status.error_message.is_empty() => Self::Failed(status.status_code.to_string()),
+                _ if status.error_message.is_empty() => {
+                    Self::Failed(status.status_code.to_string())
+                }
                 _ => Self::Failed(status.error_message),
             },
             SftpClientError::Timeout => Self::Timeout,
@@ -116,9 +118,10 @@ impl From<SftpError> for ApiError {
                 ErrorCode::RemoteFailed,
                 format!("The machine refused: {reason}"),
             ),
-            SftpError::Timeout => {
-                ApiError::new(ErrorCode::SshTimeout, "The machine's SFTP server did not answer")
-            }
+            SftpError::Timeout => ApiError::new(
+                ErrorCode::SshTimeout,
+                "The machine's SFTP server did not answer",
+            ),
             SftpError::Closed => ApiError::new(
                 ErrorCode::SessionNotFound,
                 "The terminal's connection is closed",

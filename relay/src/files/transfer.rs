@@ -79,7 +79,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    async fn write(&self, direction: Direction, path: &str, size: u64, sha: Sha256, outcome: Outcome) {
+    async fn write(
+        &self,
+        direction: Direction,
+        path: &str,
+        size: u64,
+        sha: Sha256,
+        outcome: Outcome,
+    ) {
         let record = Record {
             session: self.session.to_string(),
             machine_id: self.entry.machine_id,
@@ -111,9 +118,9 @@ impl Ledger {
         );
         let details = serde_json::to_value(&record).unwrap_or_default();
         let owner = Identity(self.entry.owner.clone());
-        let written = self
-            .auditor
-            .record(&owner, &self.client, AuditKind::FileTransferred, details);
+        let written =
+            self.auditor
+                .record(&owner, &self.client, AuditKind::FileTransferred, details);
         if tokio::time::timeout(Duration::from_secs(5), written)
             .await
             .is_err()
@@ -148,7 +155,9 @@ pub fn download(
             if sent >= size {
                 break Outcome::Completed;
             }
-            let want = usize::try_from(size - sent).unwrap_or(READ_CHUNK).min(READ_CHUNK);
+            let want = usize::try_from(size - sent)
+                .unwrap_or(READ_CHUNK)
+                .min(READ_CHUNK);
             let Some(slice) = buffer.get_mut(..want) else {
                 break Outcome::Failed;
             };
