@@ -201,7 +201,7 @@ async fn reach(relay: &Relay, raw: &str, headers: &HeaderMap) -> Result<(Uuid, R
 
 /// The terminal's SFTP channel; a broken one is forgotten so the next request reopens it.
 async fn sftp(entry: &Entry) -> Result<Arc<SftpSession>, ApiError> {
-    entry.sftp().await.map_err(|err| ApiError::from(err))
+    entry.sftp().await.map_err(ApiError::from)
 }
 
 /// Map an SFTP failure, forgetting the channel if it broke.
@@ -596,8 +596,10 @@ async fn change(
     match apply(&entry, change).await {
         Ok((message, path, details)) => {
             let mut details = details;
-            details["session"] = serde_json::Value::String(id.to_string());
-            details["machine_id"] = serde_json::Value::from(entry.machine_id);
+            if let Some(object) = details.as_object_mut() {
+                object.insert("session".into(), id.to_string().into());
+                object.insert("machine_id".into(), entry.machine_id.into());
+            }
             audit_change(relay, &entry, &client, details).await;
             Reply::ok(message, Changed { path }).into_response()
         }
