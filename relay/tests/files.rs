@@ -578,7 +578,7 @@ async fn browsing_and_changes_work_and_inputs_are_bounded() {
     assert_eq!(files.upload(&a, b"alpha".to_vec()).await.status, 200);
     // An existing name is not replaced unless asked.
     let again = files.upload(&a, b"beta".to_vec()).await;
-    assert_eq!((again.status, again.code()), (409, "remote_failed"));
+    assert_eq!((again.status, again.code()), (409, "remote_exists"));
     let replaced = files
         .send(
             reqwest::Client::new()

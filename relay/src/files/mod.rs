@@ -484,7 +484,7 @@ async fn receive(
         .await?;
         if exists {
             return Err(ApiError::new(
-                ErrorCode::RemoteFailed,
+                ErrorCode::RemoteExists,
                 "A file of that name exists; upload with overwrite=true to replace it",
             ));
         }

@@ -273,8 +273,8 @@ export class FilePanel {
       if (this.cwd === dir) await this.open(dir);
       return;
     }
-    if (envelope?.code === 'remote_failed' && !overwrite &&
-        /exists/.test(envelope.message) && window.confirm(`${file.name} exists. Replace it?`)) {
+    if (envelope?.code === 'remote_exists' && !overwrite &&
+        window.confirm(`${file.name} exists. Replace it?`)) {
       item.remove();
       await this.upload(session, dir, file, true);
       return;

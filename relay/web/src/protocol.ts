@@ -101,6 +101,7 @@ export type ErrorCode =
   | 'machine_limit_reached'
   | 'host_key_changed'
   | 'conflict'
+  | 'remote_exists'
   | 'remote_failed'
   | 'payload_too_large'
   | 'recording_too_large'

@@ -73,6 +73,7 @@ error_codes! {
     MachineLimitReached = ("machine_limit_reached", 409, "The per-user machine quota is used up."),
     HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
+    RemoteExists = ("remote_exists", 409, "An upload's target name exists on the machine; upload with `overwrite=true` to replace it."),
     RemoteFailed = ("remote_failed", 409, "The target's SFTP server refused the operation (the name exists, a directory is not empty, ...); the message has its reason."),
     PayloadTooLarge = ("payload_too_large", 413, "The request body is over the size limit."),
     RecordingTooLarge = ("recording_too_large", 413, "The recording is larger than one answer may carry."),

@@ -212,13 +212,13 @@ fn files_download() {}
     params(
         ("session" = String, Path, format = "uuid", description = "The terminal's session id"),
         ("path" = String, Query, description = "The file to create; at most 4096 bytes"),
-        ("overwrite" = Option<bool>, Query, description = "Replace an existing file (default: refuse with 409 `remote_failed`)"),
+        ("overwrite" = Option<bool>, Query, description = "Replace an existing file (default: refuse with 409 `remote_exists`)"),
     ),
     request_body(content = String, content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "File uploaded successfully", body = UploadedReply),
         (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
-        (status = 409, description = "`remote_failed`: the name exists, or the machine refused", body = ErrorEnvelope),
+        (status = 409, description = "`remote_exists` (use `overwrite=true`), or `remote_failed`: the machine refused", body = ErrorEnvelope),
         (status = 413, description = "`file_too_large`: over `FILES_MAX_BYTES`", body = ErrorEnvelope),
         (status = 429, description = "`transfer_limit_reached`", body = ErrorEnvelope),
         (status = 502, description = "`sftp_unavailable`", body = ErrorEnvelope),
