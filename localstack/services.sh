@@ -154,6 +154,7 @@ AllowUsers $SSH_TEST_USER
 PrintMotd no
 MaxStartups 200:30:400
 MaxSessions 50
+Subsystem sftp internal-sftp
 LogLevel ERROR
 CONF
 }

@@ -10,8 +10,9 @@
 //! ```text
 //! cargo build --release -p relay --bins --examples
 //! target/release/examples/relay_bench [--sessions 1000] [--mib 256] [--samples 500] [--rounds 3]
-//!     [--only connect,throughput,echo,memory,resume,fanout,recording] [--think-ms 0] [--echo-writes 1]
-//!     [--hold-secs 0] [--echo-csv FILE] [--parked 100] [--viewers 20] [--fanout-lines 1000000]
+//!     [--only connect,throughput,echo,memory,resume,fanout,recording,files] [--think-ms 0]
+//!     [--echo-writes 1] [--hold-secs 0] [--echo-csv FILE] [--parked 100] [--viewers 20]
+//!     [--fanout-lines 1000000]
 //! ```
 //!
 //! `--only recording` measures what recording costs bulk output, in one process against one
@@ -22,7 +23,8 @@
 //!
 //! `--only` runs the named phases alone (for instance `--only echo`, a minute instead of the
 //! 1,000 sessions and the 256 MiB file); `--think-ms` pauses between keystrokes in the echo
-//! phase; `--echo-writes 2` has the remote answer each keystroke in two writes instead of the
+//! phase (`files` moves an `--mib` file up and down over SFTP through the relay and with `scp`);
+//! `--echo-writes 2` has the remote answer each keystroke in two writes instead of the
 //! PTY echo; `--echo-csv` writes every echo sample (relay and direct) to a file.
 //!
 //! The 1,000 idle sessions go to a lightweight in-process SSH server built on russh (one
@@ -51,7 +53,7 @@ use serde_json::json;
 use testkit::relay_world::{self, RelayWorld};
 use testkit::ws::{Frame, Terminal, find};
 
-const PHASES: [&str; 7] = [
+const PHASES: [&str; 8] = [
     "connect",
     "throughput",
     "echo",
@@ -59,6 +61,7 @@ const PHASES: [&str; 7] = [
     "resume",
     "fanout",
     "recording",
+    "files",
 ];
 
 /// The phases to run: all, or those named by `--only a,b`.
@@ -715,6 +718,146 @@ async fn discard_counting(term: &mut Terminal, needle: &[u8], limit: Duration) -
     }
 }
 
+/// `scp` between a local file and the test user's home (`up`: local to remote).
+fn scp(keyfile: &std::path::Path, sshd: &testkit::ssh::SharedSshd, from: &str, to: &str) -> f64 {
+    let t0 = Instant::now();
+    let status = Command::new("scp")
+        .args(["-q", "-o", "StrictHostKeyChecking=no", "-o"])
+        .arg("UserKnownHostsFile=/dev/null")
+        .args(["-o", "BatchMode=yes", "-i"])
+        .arg(keyfile)
+        .args(["-P", &sshd.port.to_string(), from, to])
+        .status()
+        .unwrap();
+    assert!(status.success(), "scp {from} {to} failed");
+    t0.elapsed().as_secs_f64()
+}
+
+/// Upload and download an `mib` MiB random file through the relay (`PUT`/`GET /files/…`, over
+/// SFTP on the terminal's connection) and with `scp` (a new SSH connection each time, its
+/// handshake measured apart and subtracted), rounds alternating; also the relay's peak RSS
+/// above its level before the transfers, sampled every 20 ms.
+#[allow(clippy::too_many_arguments)]
+async fn files_phase(
+    relay: &testkit::Process,
+    base: &str,
+    email: &str,
+    id: u64,
+    keyfile: &std::path::Path,
+    sshd: &testkit::ssh::SharedSshd,
+    mib: usize,
+    rounds: usize,
+) {
+    let ticket = relay_world::ticket(base, email, id).await;
+    let mut term = Terminal::open(base, &ticket, &[]).await.unwrap();
+    read_until(&mut term, 0, b"$ ", Duration::from_secs(10)).await;
+    let (session, _) = term.session();
+    let token = testkit::token(email);
+    let http = reqwest::Client::new();
+    let bytes = mib * 1024 * 1024;
+    let mut data = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut data);
+    let local = tempfile::tempdir().unwrap();
+    let local_file = local.path().join("up.bin");
+    std::fs::write(&local_file, &data).unwrap();
+    let local_file = local_file.display().to_string();
+    let back = local.path().join("down.bin").display().to_string();
+    let remote = format!("bench-files-{}.bin", uuid::Uuid::new_v4().simple());
+    let target = format!("{}@{}:{remote}", sshd.user, sshd.host);
+    let mibps = |secs: f64| bytes as f64 / secs / (1024.0 * 1024.0);
+
+    // Peak RSS while the relay transfers, sampled beside the transfers.
+    let pid = relay.pid();
+    let baseline = rss_kib(pid);
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let sampling = {
+        let peak = Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let url = |op: &str| format!("{base}/files/{session}/{op}");
+    let (mut up_ratios, mut down_ratios) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let t0 = Instant::now();
+        let answer = http
+            .put(url("upload"))
+            .query(&[("path", remote.as_str()), ("overwrite", "true")])
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "upload failed");
+        let relay_up = t0.elapsed().as_secs_f64();
+
+        let t0 = Instant::now();
+        let mut response = http
+            .get(url("download"))
+            .query(&[("path", remote.as_str())])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "download failed");
+        let mut got = 0usize;
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            got += chunk.len();
+        }
+        assert_eq!(got, bytes);
+        let relay_down = t0.elapsed().as_secs_f64();
+
+        // scp's own SSH handshake, measured with an empty file and subtracted.
+        let empty = local.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        let handshake = scp(
+            keyfile,
+            sshd,
+            &empty.display().to_string(),
+            &format!("{target}.empty"),
+        );
+        let scp_up = (scp(keyfile, sshd, &local_file, &target) - handshake).max(0.001);
+        let scp_down = (scp(keyfile, sshd, &target, &back) - handshake).max(0.001);
+        up_ratios.push(scp_up / relay_up);
+        down_ratios.push(scp_down / relay_down);
+        println!(
+            "files round {round} ({mib} MiB): upload relay {:.0} MiB/s vs scp {:.0} MiB/s (ratio {:.2}); download relay {:.0} MiB/s vs scp {:.0} MiB/s (ratio {:.2})",
+            mibps(relay_up),
+            mibps(scp_up),
+            scp_up / relay_up,
+            mibps(relay_down),
+            mibps(scp_down),
+            scp_down / relay_down
+        );
+    }
+    sampling.abort();
+    println!(
+        "files throughput relay/scp, median of {rounds}: upload {:.2}, download {:.2}; relay RSS {} KiB before, peak +{} KiB during transfers of a {mib} MiB file",
+        percentile(&mut up_ratios, 0.5),
+        percentile(&mut down_ratios, 0.5),
+        baseline,
+        peak.load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(baseline)
+    );
+    let _ = http
+        .delete(format!("{base}/files/{session}"))
+        .query(&[("path", remote.as_str())])
+        .bearer_auth(&token)
+        .send()
+        .await;
+    let _ = http
+        .delete(format!("{base}/files/{session}"))
+        .query(&[("path", format!("{remote}.empty"))])
+        .bearer_auth(&token)
+        .send()
+        .await;
+    term.close().await;
+}
+
 #[tokio::main]
 async fn main() {
     let sessions = arg("--sessions", 1000);
@@ -892,6 +1035,11 @@ async fn main() {
     // 5. Recording's cost: the same output through a recorded and an unrecorded machine.
     if phases.contains(&"recording") {
         recording_phase(&gw, &base, &email, &sshd, &keys.private_pem, mib, rounds).await;
+    }
+
+    // 6. Files: upload and download through the relay's SFTP routes versus `scp`.
+    if phases.contains(&"files") {
+        files_phase(&relay, &base, &email, id, &keyfile, &sshd, mib, rounds).await;
     }
 
     let echo_port = start_echo_server().await;

@@ -51,6 +51,9 @@ pub struct RelayConfig {
     /// `RESUME_BUFFER_TOTAL_BYTES` (256 MiB): all terminals' resume buffers together; over it,
     /// each keeps only its last 64 KiB.
     pub resume_buffer_total_bytes: usize,
+    /// `FILES_MAX_BYTES` (1 GiB): the largest file one upload or download may move; 0 turns
+    /// file transfer (and browsing) off.
+    pub files_max_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +155,7 @@ impl RelayConfig {
             resume_grace: Duration::from_secs(number("RESUME_GRACE_SECS", 300)?),
             resume_buffer_bytes: count("RESUME_BUFFER_BYTES", 1 << 20)?,
             resume_buffer_total_bytes: count("RESUME_BUFFER_TOTAL_BYTES", 256 << 20)?,
+            files_max_bytes: number("FILES_MAX_BYTES", 1 << 30)?,
         })
     }
 

@@ -195,7 +195,7 @@ async fn open_session(
         Session {
             owner: owner.0,
             machine_id: id,
-            handle: opened.handle,
+            handle: std::sync::Arc::new(opened.handle),
             channel: opened.channel,
             slot,
             persistent: persistent.as_ref().map(|name| name.as_str().to_owned()),

@@ -17,6 +17,7 @@
 pub mod config;
 mod connect;
 pub mod drain;
+pub mod files;
 pub mod metrics;
 pub mod recording;
 pub mod redis;
@@ -65,6 +66,8 @@ pub struct Relay {
     /// Relay-to-relay HTTP (a share revoke forwarded to the relay holding it): no redirects,
     /// bounded connect and request times.
     pub http: reqwest::Client,
+    /// This relay's terminals whose files can be browsed and transferred.
+    pub files: Arc<files::registry::Registry>,
 }
 
 #[derive(Clone)]
@@ -153,6 +156,7 @@ impl Relay {
             terminals: ws::resume::Terminals::new(),
             shares: ws::share::Shares::new(),
             http: relay_client(),
+            files: files::registry::Registry::new(),
             resume_budget,
             config,
             advertise,
@@ -219,8 +223,26 @@ pub fn routes(relay: Arc<Relay>) -> Router {
         .route("/api/v1/shares", get(share_api::list))
         .route("/api/v1/share/{id}", delete(share_api::revoke))
         .route("/relay/health", get(connect::health))
+        .with_state(RelayState(Arc::clone(&relay)));
+    // Files: browsing and changes under their own deadline; transfers under none (a download
+    // answers at once and streams after; an upload answers after its body), each chunk bounded
+    // by its own stall timeout instead.
+    let changes = Router::new()
+        .route("/files/{session}/list", get(files::list))
+        .route("/files/{session}/mkdir", post(files::mkdir))
+        .route("/files/{session}/rename", post(files::rename))
+        .route("/files/{session}", delete(files::remove))
+        .with_state(RelayState(Arc::clone(&relay)));
+    let transfers = Router::new()
+        .route("/files/{session}/download", get(files::download))
+        .route("/files/{session}/upload", put(files::upload))
         .with_state(RelayState(relay));
     layers::with_deadline(routes, deadline)
+        .merge(layers::with_deadline(
+            changes,
+            files::OPERATION_DEADLINE + Duration::from_secs(20),
+        ))
+        .merge(transfers)
 }
 
 /// The relay as a complete service: its routes, the plain `/health` load balancers and the

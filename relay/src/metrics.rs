@@ -39,6 +39,9 @@ pub struct RelayMetrics {
     closes: Vec<IntCounter>,
     pub redis_errors: IntCounter,
     pub forwarded_sockets: IntCounter,
+    pub forwarded_file_requests: IntCounter,
+    pub file_bytes_up: IntCounter,
+    pub file_bytes_down: IntCounter,
     pub recording_bytes: IntCounter,
     pub recording_write_failures: IntCounter,
     pub recording_queue_drops: IntCounter,
@@ -60,6 +63,7 @@ static METRICS: LazyLock<RelayMetrics> = LazyLock::new(|| {
     let bytes = metrics::counter_vec(names::RELAY_TERMINAL_BYTES, &["direction"]);
     let closes = metrics::counter_vec(names::RELAY_WEBSOCKET_CLOSES, &["code"]);
     let connects = metrics::counter_vec(names::RELAY_CONNECTS, &["outcome"]);
+    let file_bytes = metrics::counter_vec(names::RELAY_FILE_BYTES, &["direction"]);
     // Every outcome exists from the start at 0, so a rate() sees the first one.
     connects.with_label_values(&["ok"]);
     for code in ErrorCode::ALL {
@@ -84,6 +88,9 @@ static METRICS: LazyLock<RelayMetrics> = LazyLock::new(|| {
             .collect(),
         redis_errors: metrics::counter(names::RELAY_REDIS_ERRORS),
         forwarded_sockets: metrics::counter(names::RELAY_FORWARDED_SOCKETS),
+        forwarded_file_requests: metrics::counter(names::RELAY_FORWARDED_FILE_REQUESTS),
+        file_bytes_up: file_bytes.with_label_values(&["upload"]),
+        file_bytes_down: file_bytes.with_label_values(&["download"]),
         recording_bytes: metrics::counter(names::RELAY_RECORDING_BYTES),
         recording_write_failures: metrics::counter(names::RELAY_RECORDING_WRITE_FAILURES),
         recording_queue_drops: metrics::counter(names::RELAY_RECORDING_QUEUE_DROPS),

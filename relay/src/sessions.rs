@@ -28,7 +28,8 @@ use crate::ssh::{self, HostKeyCheck};
 pub struct Session {
     pub owner: String,
     pub machine_id: u64,
-    pub handle: Handle<HostKeyCheck>,
+    /// Shared (weakly) with the terminal's file access, which opens SFTP channels on it.
+    pub handle: Arc<Handle<HostKeyCheck>>,
     pub channel: Channel<Msg>,
     pub slot: Slot,
     /// The tmux session the shell runs in (a persistent-shell machine), for the client to

@@ -96,6 +96,10 @@ pub async fn run_as(relay: &Relay, browser: WebSocket, to: &str, hop: Hop, calle
         Hop::Revoke(_) => {
             return refuse(browser, Close::RoutingUnavailable, "not a terminal").await;
         }
+        // File requests are forwarded as HTTP (`crate::files::forward`), never as a socket.
+        Hop::Files(_) => {
+            return refuse(browser, Close::TicketInvalid, "not a terminal").await;
+        }
     };
     let request = proof.and_then(|proof| {
         let mut request = url.into_client_request().ok()?;

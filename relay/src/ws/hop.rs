@@ -51,6 +51,8 @@ pub enum Hop {
     /// An owner's HTTP revoke of a share (`DELETE /api/v1/share/{id}`), forwarded to the relay
     /// holding its terminal; the proof names the owner.
     Revoke(Uuid),
+    /// A file request (`crate::files`) for a terminal's owner: plain HTTP, not a WebSocket.
+    Files(Uuid),
 }
 
 impl Hop {
@@ -60,6 +62,7 @@ impl Hop {
             Hop::Session(id) => format!("s:{id}"),
             Hop::Share(id) => format!("v:{id}"),
             Hop::Revoke(id) => format!("r:{id}"),
+            Hop::Files(id) => format!("f:{id}"),
         }
     }
 }
@@ -140,6 +143,13 @@ mod tests {
         );
         assert_eq!(verify(&key(1), &revoke, Hop::Share(id)), None);
         assert_eq!(verify(&key(1), &share, Hop::Revoke(id)), None);
+        let files = sign(&key(1), Hop::Files(id), "alice@example.com").unwrap();
+        assert_eq!(
+            verify(&key(1), &files, Hop::Files(id)).as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(verify(&key(1), &files, Hop::Session(id)), None);
+        assert_eq!(verify(&key(1), &proof, Hop::Files(id)), None);
         let anonymous = sign(&key(1), Hop::Share(id), "").unwrap();
         assert_eq!(
             verify(&key(1), &anonymous, Hop::Share(id)).as_deref(),

@@ -205,7 +205,7 @@ async fn open(
             };
             return resume(&relay, socket, id, caller, forwarded, &client).await;
         }
-        Some(Hop::Revoke(_)) | None => {
+        Some(Hop::Revoke(_)) | Some(Hop::Files(_)) | None => {
             return refuse(socket, Close::TicketInvalid, "invalid ticket").await;
         }
     };
@@ -269,6 +269,7 @@ async fn open(
         .websocket_open_seconds
         .observe(requested.elapsed().as_secs_f64());
     let (credentials, attach) = relay.terminals.register(&session.owner);
+    let credentials_id = credentials.id;
     let resumable = pump::Resumable {
         route: resume::RouteKeeper {
             tickets: Arc::clone(&relay.tickets),
@@ -288,6 +289,14 @@ async fn open(
             machine_id: session.machine_id,
         },
     };
+    // Its files are reachable while the pump runs (the guard unregisters them).
+    let _files = relay.files.register(
+        credentials_id,
+        &session.owner,
+        session.machine_id,
+        &session.handle,
+        session.recorder.tap(),
+    );
     let span = tracing::info_span!("terminal", machine_id = session.machine_id);
     pump::run(
         relay.pump_settings(),

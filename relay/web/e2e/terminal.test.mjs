@@ -5,9 +5,12 @@
 // relay loss (sushi killed and restarted) after which Re-attach brings back a persistent shell,
 // and a share link opened in a second browser that shows the owner's screen and typing live.
 // And a recording: the closed terminal's session played in the Recordings view, searched for a word.
+// And the file panel: files uploaded through the file input and by drag and drop, downloaded with
+// the browser's own download byte-exact, renamed and deleted.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runRemote, startBrowser, startSushi } from './harness.mjs';
@@ -491,4 +494,67 @@ test('a closed terminal\'s recording plays in the Recordings view, and search ju
       assert.ok(!lines.some((l) => l === '40'), 'and not the output that came after it');
       await page.screenshot({ path: join(artifacts, 'player-found.png'), fullPage: true });
     });
+  });
+
+test('the file panel uploads by the file input and by drag and drop, and downloads the same bytes',
+  { timeout: 120_000 }, async () => {
+    const dir = `e2e-files-${Date.now()}`;
+    try {
+      await withBrowser({ acceptDownloads: true }, async (page) => {
+        await openTerminal(page, sushi.baseUrl);
+        const panel = page.locator('.term-panel:not([hidden]) .file-panel');
+        await page.locator('.term-panel:not([hidden]) .files-toggle').click();
+        await panel.getByLabel('Current directory').getByText(`/home/${sshUser}`).waitFor();
+
+        // A new folder (its name asked for in a prompt), then into it.
+        page.once('dialog', (dialog) => dialog.accept(dir));
+        await panel.getByRole('button', { name: 'New folder' }).click();
+        await panel.getByRole('button', { name: `${dir}/` }).click();
+        await panel.getByLabel('Current directory').getByText(`/home/${sshUser}/${dir}`).waitFor();
+
+        // Through the file input: two files at once, each with its progress.
+        const big = randomBytes(3 * 1024 * 1024);
+        const small = Buffer.from('hello from the file input\n');
+        await panel.getByLabel('Upload files').setInputFiles([
+          { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big },
+          { name: 'note.txt', mimeType: 'text/plain', buffer: small },
+        ]);
+        await panel.locator('li[data-upload="big.bin"][data-state="done"]').waitFor();
+        await panel.locator('li[data-upload="note.txt"][data-state="done"]').waitFor();
+
+        // By drag and drop onto the panel.
+        const dropped = randomBytes(512 * 1024);
+        const transfer = await page.evaluateHandle((bytes) => {
+          const data = new DataTransfer();
+          data.items.add(new File([new Uint8Array(bytes)], 'dropped.bin'));
+          return data;
+        }, [...dropped]);
+        await panel.dispatchEvent('drop', { dataTransfer: transfer });
+        await panel.locator('li[data-upload="dropped.bin"][data-state="done"]').waitFor();
+        await panel.locator('tr[data-name="dropped.bin"]').waitFor();
+
+        // The browser's own download of each: the same bytes.
+        for (const [name, bytes] of [['big.bin', big], ['dropped.bin', dropped], ['note.txt', small]]) {
+          const [download] = await Promise.all([
+            page.waitForEvent('download'),
+            panel.getByLabel(`Download ${name}`).click(),
+          ]);
+          assert.equal(download.suggestedFilename(), name);
+          const got = await readFile(await download.path());
+          assert.equal(createHash('sha256').update(got).digest('hex'),
+            createHash('sha256').update(bytes).digest('hex'), `${name} downloaded byte-exact`);
+        }
+
+        // Rename (a prompt), then delete (a confirmation).
+        page.once('dialog', (dialog) => dialog.accept('renamed.txt'));
+        await panel.getByRole('button', { name: 'Rename note.txt' }).click();
+        await panel.locator('tr[data-name="renamed.txt"]').waitFor();
+        page.once('dialog', (dialog) => dialog.accept());
+        await panel.getByRole('button', { name: 'Delete renamed.txt' }).click();
+        await panel.locator('tr[data-name="renamed.txt"]').waitFor({ state: 'detached' });
+        await page.screenshot({ path: join(artifacts, 'file-panel.png') });
+      });
+    } finally {
+      await runRemote(`rm -rf ~/${dir}`).catch(() => {});
+    }
   });

@@ -11,6 +11,7 @@ import { KeyBar } from './keybar';
 import { OrgsView } from './orgs';
 import { loadSaved, type SavedTerminal, storeSaved } from './resume';
 import { Player } from './player';
+import { FilePanel } from './files';
 import { parseShareFragment, SharePanel, ShareViewer } from './share';
 import { State, TerminalSession } from './terminal';
 
@@ -490,8 +491,10 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
   const shareToggle = el('button', { type: 'button', class: 'secondary share-toggle',
     'aria-pressed': 'false', title: 'Share this terminal: a link to watch it, or to type in it' },
   'Share');
+  const filesToggle = el('button', { type: 'button', class: 'secondary files-toggle',
+    'aria-pressed': 'false', title: 'Files on this machine: browse, upload, download' }, 'Files');
   status.append(el('strong', {}, `${machine.username}@${machine.hostname}:${machine.port}`),
-    state, reconnect, reattach, note, shareToggle, keys);
+    state, reconnect, reattach, note, shareToggle, filesToggle, keys);
   const host = el('div', { class: 'term-host', 'data-terminal': id });
   panel.append(status, host);
   $('terminal-panels').append(panel);
@@ -526,6 +529,12 @@ function openTab(machine: Machine, masterPassword: string | null): Tab {
   panel.insertBefore(sharePanel.element, host);
   shareToggle.addEventListener('click', () => {
     shareToggle.setAttribute('aria-pressed', String(sharePanel?.toggle() ?? false));
+    session.refit();
+  });
+  const filePanel = new FilePanel(() => session.sessionId);
+  panel.insertBefore(filePanel.element, host);
+  filesToggle.addEventListener('click', () => {
+    filesToggle.setAttribute('aria-pressed', String(filePanel.toggle()));
     session.refit();
   });
   session.predictions.enabled = predictEnabled();

@@ -89,6 +89,8 @@ pub enum AuditKind {
     OrgJoined,
     OrgRoleChanged,
     OrgMemberRemoved,
+    FileTransferred,
+    FileChanged,
 }
 
 impl AuditKind {
@@ -122,6 +124,8 @@ impl AuditKind {
         Self::OrgJoined,
         Self::OrgRoleChanged,
         Self::OrgMemberRemoved,
+        Self::FileTransferred,
+        Self::FileChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +159,8 @@ impl AuditKind {
             Self::OrgJoined => "org_joined",
             Self::OrgRoleChanged => "org_role_changed",
             Self::OrgMemberRemoved => "org_member_removed",
+            Self::FileTransferred => "file_transferred",
+            Self::FileChanged => "file_changed",
         }
     }
 

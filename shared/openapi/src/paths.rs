@@ -17,8 +17,9 @@ use crate::schemas::{
     ErrorEnvelope, HealthReply, HostKeyPinRequest, InvitationListReply, InvitationReply,
     MachineListReply, MachinePatchRequest, MachineReply, MasterPasswordReply,
     MasterPasswordRequest, NewMachineRequest, NewOrgRequest, OrgDetailsReply, OrgInviteRequest,
-    OrgListReply, OrgReply, RecordingListReply, RoleUpdateRequest, SessionOwnerReply,
-    ShareListReply, SignInOptionsReply, SignInUrlReply, TicketReply,
+    OrgListReply, OrgReply, RecordingListReply, RemoteListingReply, RemotePathReply,
+    RoleUpdateRequest, SessionOwnerReply, ShareListReply, SignInOptionsReply, SignInUrlReply,
+    TicketReply, UploadedReply,
 };
 
 #[utoipa::path(
@@ -216,6 +217,120 @@ fn revoke_share() {}
     security((), ("jwt" = [])),
 )]
 fn terminal() {}
+
+#[utoipa::path(
+    get, path = "/files/{session}/list", tag = "files", operation_id = "files_list",
+    summary = "List a directory on a live terminal's machine (SFTP)",
+    description = "Only the terminal's owner; any other caller, an unknown or ended session \
+                   answers 404 `session_not_found`. Any relay replica answers (it forwards to \
+                   the one holding the terminal). docs/files.md.",
+    params(
+        ("session" = String, Path, format = "uuid", description = "The terminal's session id (its `session` event)"),
+        ("path" = Option<String>, Query, description = "Directory, absolute or relative to the login directory (default: the login directory); at most 4096 bytes"),
+    ),
+    responses(
+        (status = 200, description = "Directory listed successfully", body = RemoteListingReply),
+        (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
+        (status = 403, description = "`remote_permission_denied`", body = ErrorEnvelope),
+        (status = 502, description = "`sftp_unavailable`: the machine has no SFTP subsystem", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn files_list() {}
+
+#[utoipa::path(
+    get, path = "/files/{session}/download", tag = "files", operation_id = "files_download",
+    summary = "Download a file from a live terminal's machine",
+    description = "A streamed `application/octet-stream` body with `Content-Length` and \
+                   `Content-Disposition: attachment`, for the browser's own download. Recorded \
+                   in the audit log (`file_transferred`) and marked in the session's recording.",
+    params(
+        ("session" = String, Path, format = "uuid", description = "The terminal's session id"),
+        ("path" = String, Query, description = "The file; at most 4096 bytes"),
+    ),
+    responses(
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
+        (status = 413, description = "`file_too_large`: over `FILES_MAX_BYTES`", body = ErrorEnvelope),
+        (status = 429, description = "`transfer_limit_reached`", body = ErrorEnvelope),
+        (status = 502, description = "`sftp_unavailable`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn files_download() {}
+
+#[utoipa::path(
+    put, path = "/files/{session}/upload", tag = "files", operation_id = "files_upload",
+    summary = "Upload a file to a live terminal's machine",
+    description = "The body (`Content-Type: application/octet-stream`) is streamed into \
+                   `<path>.part`, renamed to `<path>` once every byte is written; a cancelled \
+                   upload leaves nothing. Recorded in the audit log and the session's recording.",
+    params(
+        ("session" = String, Path, format = "uuid", description = "The terminal's session id"),
+        ("path" = String, Query, description = "The file to create; at most 4096 bytes"),
+        ("overwrite" = Option<bool>, Query, description = "Replace an existing file (default: refuse with 409 `remote_exists`)"),
+    ),
+    request_body(content = String, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "File uploaded successfully", body = UploadedReply),
+        (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`remote_exists` (use `overwrite=true`), or `remote_failed`: the machine refused", body = ErrorEnvelope),
+        (status = 413, description = "`file_too_large`: over `FILES_MAX_BYTES`", body = ErrorEnvelope),
+        (status = 429, description = "`transfer_limit_reached`", body = ErrorEnvelope),
+        (status = 502, description = "`sftp_unavailable`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn files_upload() {}
+
+#[utoipa::path(
+    post, path = "/files/{session}/mkdir", tag = "files", operation_id = "files_mkdir",
+    summary = "Create a directory on a live terminal's machine",
+    params(
+        ("session" = String, Path, format = "uuid", description = "The terminal's session id"),
+        ("path" = String, Query, description = "The directory to create"),
+    ),
+    responses(
+        (status = 200, description = "Directory created successfully", body = RemotePathReply),
+        (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`remote_failed`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn files_mkdir() {}
+
+#[utoipa::path(
+    post, path = "/files/{session}/rename", tag = "files", operation_id = "files_rename",
+    summary = "Rename (move) a file or directory on a live terminal's machine",
+    params(
+        ("session" = String, Path, format = "uuid", description = "The terminal's session id"),
+        ("from" = String, Query, description = "The current path"),
+        ("to" = String, Query, description = "The new path (must not exist)"),
+    ),
+    responses(
+        (status = 200, description = "Renamed successfully", body = RemotePathReply),
+        (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`remote_failed`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn files_rename() {}
+
+#[utoipa::path(
+    delete, path = "/files/{session}", tag = "files", operation_id = "files_delete",
+    summary = "Delete a file or an empty directory on a live terminal's machine",
+    params(
+        ("session" = String, Path, format = "uuid", description = "The terminal's session id"),
+        ("path" = String, Query, description = "What to delete"),
+    ),
+    responses(
+        (status = 200, description = "Deleted successfully", body = RemotePathReply),
+        (status = 404, description = "`session_not_found`, `files_disabled` or `remote_path_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`remote_failed`: a directory that is not empty", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn files_delete() {}
 
 #[utoipa::path(
     get, path = "/api/v1/health", tag = "health", operation_id = "api_health",

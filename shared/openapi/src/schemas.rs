@@ -213,7 +213,7 @@ pub struct AuditEntry {
     /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
     /// `session_started`, `session_resumed`, `session_ended`, `share_created`, `share_joined`,
     /// `share_revoked`, `control_granted`, `control_revoked`, `recording_started`,
-    /// `recording_failed`.
+    /// `recording_failed`, `file_transferred`, `file_changed`.
     pub kind: String,
     /// A small object about the event (at most 1 KiB as JSON), e.g. `{"machine_id": 7}`.
     pub details: serde_json::Value,
@@ -275,6 +275,48 @@ pub struct Recording {
     /// a recording does not play (`recording_damaged`) and can be deleted.
     #[schema(required = true)]
     pub damaged: Option<String>,
+}
+
+/// One entry of a remote directory (`GET /files/{session}/list`).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteEntry {
+    pub name: String,
+    /// `file`, `dir`, `link` or `other`.
+    pub kind: String,
+    pub size: u64,
+    /// Last modification, in Unix seconds, when the server says.
+    #[schema(required = true)]
+    pub modified: Option<u32>,
+    /// Permission bits as `ls` shows them, e.g. `rwxr-xr-x`.
+    pub mode: String,
+}
+
+/// A remote directory: its absolute path and its entries, directories first.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteListing {
+    pub path: String,
+    pub entries: Vec<RemoteEntry>,
+    /// More than 5,000 entries: the rest were cut.
+    pub truncated: bool,
+}
+
+/// A finished upload.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uploaded {
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 (hex) of the bytes received.
+    pub sha256: String,
+}
+
+/// Where a changed path now is.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePath {
+    pub path: String,
 }
 
 /// What walking the caller's chain found.
@@ -561,4 +603,7 @@ replies! {
     InvitationReply => OrgInvitation, "An invitation.";
     InvitationListReply => Vec<OrgInvitation>, "Invitations waiting for the caller.";
     ShareListReply => Vec<Share>, "The caller's live shares.";
+    RemoteListingReply => RemoteListing, "A directory on a terminal's machine.";
+    UploadedReply => Uploaded, "A file uploaded to a terminal's machine.";
+    RemotePathReply => RemotePath, "A path changed on a terminal's machine.";
 }

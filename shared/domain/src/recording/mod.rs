@@ -796,11 +796,11 @@ impl Writer {
         self.event(at, Code::Resize, &format!("{cols}x{rows}"));
     }
 
-    /// A marker: a labelled moment (`m` event), such as who types from here on. Written
-    /// whether or not input is recorded.
+    /// A marker: a labelled moment (`m` event) the player shows on its timeline, such as who
+    /// types from here on or a file transfer. Written whether or not input is recorded; not a
+    /// gap (nothing is missing). It ends an open output event first, like every other event.
     pub fn marker(&mut self, at: Instant, label: &str) {
-        let line = cast::event_line(self.seconds(at), Code::Marker, label);
-        self.pending.extend_from_slice(&line);
+        self.event(at, Code::Marker, label);
     }
 
     /// A gap: something was not recorded, and why. Counted in the metadata.

@@ -100,6 +100,18 @@ pub const RELAY_FORWARDED_SOCKETS: Metric = Metric {
     help: "Terminal WebSockets forwarded to another relay",
 };
 
+/// File requests forwarded to the relay holding their terminal.
+pub const RELAY_FORWARDED_FILE_REQUESTS: Metric = Metric {
+    name: "sushi_relay_forwarded_file_requests_total",
+    help: "File requests (list, transfer, change) forwarded to another relay",
+};
+
+/// File bytes moved over SFTP, by direction (`upload`, `download`).
+pub const RELAY_FILE_BYTES: Metric = Metric {
+    name: "sushi_relay_file_bytes_total",
+    help: "File bytes transferred over SFTP by this relay",
+};
+
 /// Sealed recording bytes stored (chunks, as written to the recording storage).
 pub const RELAY_RECORDING_BYTES: Metric = Metric {
     name: "sushi_relay_recording_bytes_total",
@@ -134,6 +146,8 @@ pub const ALL: &[Metric] = &[
     RELAY_WEBSOCKET_CLOSES,
     RELAY_REDIS_ERRORS,
     RELAY_FORWARDED_SOCKETS,
+    RELAY_FORWARDED_FILE_REQUESTS,
+    RELAY_FILE_BYTES,
     RELAY_RECORDING_BYTES,
     RELAY_RECORDING_WRITE_FAILURES,
     RELAY_RECORDING_QUEUE_DROPS,
