@@ -44,13 +44,16 @@ use tokio::task::JoinHandle;
 
 /// Events the queue holds.
 const QUEUE_EVENTS: usize = 1024;
-/// Output bytes the queue may hold (beside the event count): the recorder's memory bound.
-pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Output bytes the queue may hold (beside the event count). With [`MAX_PENDING`] and the
+/// chunk in flight this is the recorder's memory per terminal, which every flooding terminal
+/// may use at once: kept to a few MiB (a relay holds thousands of terminals), at the price of
+/// gaps when bulk output outruns the recorder.
+pub const QUEUE_BYTES: usize = 1024 * 1024;
 /// A chunk is sealed and stored at least this often while anything is buffered.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Plaintext buffered while a chunk is being written (past it the recorder stops taking events)
 /// or while storage fails (past it the buffer becomes a marked gap).
-pub const MAX_PENDING: usize = 4 * 1024 * 1024;
+pub const MAX_PENDING: usize = 1024 * 1024;
 /// How long the pump waits for the final chunk when the terminal ends.
 const FINISH_WAIT: Duration = Duration::from_secs(8);
 

@@ -112,7 +112,7 @@ pub trait RecordingStore: Send + Sync {
 pub const MAX_CHUNKS: u64 = 100_000;
 /// Plaintext past which the recorder seals a chunk before its once-a-second tick (a chunk is
 /// at most this plus what arrived while the previous chunk was being written).
-pub const CHUNK_BYTES: usize = 1024 * 1024;
+pub const CHUNK_BYTES: usize = 512 * 1024;
 /// Most plaintext one fetch returns (a Lambda answer is capped at 6 MB; see docs/recording.md).
 pub const MAX_FETCH_BYTES: usize = 5 * 1024 * 1024;
 /// Most recordings a listing reads.
