@@ -589,6 +589,7 @@ fn invite() {}
         ("email" = String, Path, description = "The invited email")),
     responses(
         (status = 200, description = "Invitation withdrawn successfully", body = EmptyReply),
+        (status = 400, description = "`invalid_request`: the email in the path is over 254 bytes or holds control characters", body = ErrorEnvelope),
         (status = 403, description = "`forbidden`", body = ErrorEnvelope),
         (status = 404, description = "`org_not_found` or `invitation_not_found`", body = ErrorEnvelope),
     ),
@@ -621,6 +622,7 @@ fn set_member_role() {}
         ("member" = String, Path, description = "The member's identity")),
     responses(
         (status = 200, description = "Member removed successfully", body = EmptyReply),
+        (status = 400, description = "`invalid_request`: the member in the path is over 254 bytes or holds control characters", body = ErrorEnvelope),
         (status = 403, description = "`forbidden`", body = ErrorEnvelope),
         (status = 404, description = "`org_not_found` or `member_not_found`", body = ErrorEnvelope),
         (status = 409, description = "`last_owner` or `conflict`", body = ErrorEnvelope),
