@@ -106,7 +106,11 @@ async fn connects_terminals_bytes_and_close_codes_are_counted() {
     let (code, _) = again.expect_close(STEP).await;
     assert_eq!(code, 4002);
     let after = scrape_until(&url, |s| {
-        closes(s, 1000) >= 1.0 && closes(s, 4002) >= 1.0 && s.value("sushi_relay_sessions") == 0.0
+        // Two gauges, let go at two points of the session's end: wait for both.
+        closes(s, 1000) >= 1.0
+            && closes(s, 4002) >= 1.0
+            && s.value("sushi_relay_sessions") == 0.0
+            && s.value("sushi_relay_terminals_open") == 0.0
     })
     .await;
     assert_eq!(closes(&after, 1000), closes(&before, 1000) + 1.0);
