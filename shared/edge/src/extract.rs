@@ -78,6 +78,29 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be absent: no body at all (and no `Content-Type`) is `None`; anything
+/// else is read exactly as [`JsonBody`] reads it (415 without the JSON type, 400, 413).
+pub struct OptionalJsonBody<T = Value>(pub Option<T>);
+
+impl<S: Send + Sync, T: FromJson> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.headers().get(http::header::CONTENT_TYPE).is_none() {
+            let bytes = Bytes::from_request(req, state)
+                .await
+                .map_err(|_| ApiError::bad_request("Request body could not be read"))?;
+            return match bytes.is_empty() {
+                true => Ok(OptionalJsonBody(None)),
+                false => Err(ApiError::unsupported_media_type()),
+            };
+        }
+        JsonBody::<T>::from_request(req, state)
+            .await
+            .map(|JsonBody(body)| OptionalJsonBody(Some(body)))
+    }
+}
+
 /// Whether the request says its body is JSON: `application/json`, parameters allowed. A JSON
 /// body under any other type is refused (415) from every client: `text/plain` and form types
 /// are what a cross-site form can send without a CORS preflight.
