@@ -421,6 +421,16 @@ impl Machines {
     ) -> Result<MachineView, DomainError> {
         let (machine, access) = self.resolve(owner, id).await?;
         access.require_manager("edit")?;
+        if matches!(access, Access::Org { .. })
+            && patch
+                .organization
+                .as_ref()
+                .is_some_and(|label| *label != machine.organization)
+        {
+            return Err(DomainError::invalid(
+                "organization names the organization that owns this machine; it cannot change",
+            ));
+        }
         let key = machine.owner_id.clone();
         let current = MachineSummary::from(machine);
         let mut updated = patched(&current, &patch);
