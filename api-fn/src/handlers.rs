@@ -2,15 +2,18 @@
 //! Handlers that change an account pass where the request came from ([`Client`]) to the
 //! domain, which records the change in the audit log.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
+use domain::DomainError;
 use domain::machine::MachineView;
+use domain::orgs::Slug;
 use domain::requests::{MachinePatch, MasterPasswordChange, NewMachine};
 use domain::service::MasterPasswordOutcome;
 use edge::extract::{Caller, Client, JsonBody, MachineId};
 use edge::{ApiError, Reply};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 
@@ -32,11 +35,26 @@ pub async fn create_machine(
     Ok(Reply::ok("Machine created successfully", machine))
 }
 
+/// `GET /api/v1/machines[?organization=slug]`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    organization: Option<String>,
+}
+
+/// The caller's machines and their organizations'; `?organization=` only that one's (a slug
+/// that cannot be one answers the 404 of an organization the caller does not belong to).
 pub async fn list_machines(
     State(state): State<AppState>,
     Caller(owner): Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Answer<Vec<MachineView>> {
-    let machines = state.machines.list(&owner).await?;
+    let Query(query) =
+        query.map_err(|_| ApiError::bad_request("Invalid query: organization is a slug"))?;
+    let organization = match query.organization.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(Slug::parse(raw).map_err(|_| DomainError::OrgNotFound)?),
+    };
+    let machines = state.machines.list(&owner, organization.as_ref()).await?;
     let size_hint = 64 + machines.len() * MACHINE_JSON_BYTES;
     Ok(Reply::ok("Machines fetched successfully", machines).with_size_hint(size_hint))
 }

@@ -62,6 +62,12 @@ pub fn api_routes(state: AppState) -> Router {
             "/api/v1/orgs/{slug}/members/{member}",
             put(orgs::set_role).delete(orgs::remove),
         )
+        .route(
+            "/api/v1/orgs/{slug}/members/{member}/key",
+            post(orgs::grant_key),
+        )
+        .route("/api/v1/orgs/{slug}/key", get(orgs::key_status))
+        .route("/api/v1/orgs/{slug}/key/rotate", post(orgs::rotate_key))
         .route("/api/v1/invitations", get(orgs::my_invitations))
         .route("/api/v1/invitations/{slug}/accept", post(orgs::accept))
         .route("/api/v1/recordings", get(recordings::list))

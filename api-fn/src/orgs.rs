@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use domain::orgs::{InvitationView, OrgDetails, OrgSummary, Organizations};
-use domain::requests::{NewOrg, OrgInvite, RoleUpdate};
-use edge::extract::{Caller, Client, JsonBody, OrgPath};
+use domain::requests::{NewOrg, OrgInvite, OrgKeyAction, RoleUpdate};
+use domain::service::{OrgKeyRotation, OrgKeyStatus};
+use edge::extract::{Caller, Client, JsonBody, OptionalJsonBody, OrgPath};
 use edge::{ApiError, ErrorCode, Reply};
 
 use crate::AppState;
@@ -94,16 +95,70 @@ pub async fn set_role(
     Ok(Reply::ok("Role changed successfully", ()))
 }
 
+/// Removing a member who holds the organization's key takes the caller's master password
+/// (`{"password"}`) and rotates the key; leaving or removing anyone else takes no body.
 pub async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Client(client): Client,
     path: OrgPath,
-) -> Answer<()> {
-    service(&state)?
-        .remove(&caller, &client, &path.slug, person(&path)?)
+    OptionalJsonBody(body): OptionalJsonBody<OrgKeyAction>,
+) -> Answer<OrgKeyRotation> {
+    service(&state)?;
+    let rotation = state
+        .machines
+        .remove_org_member(
+            &caller,
+            &client,
+            &path.slug,
+            person(&path)?,
+            body.map(|b| b.password),
+        )
         .await?;
-    Ok(Reply::ok("Member removed successfully", ()))
+    Ok(Reply::ok("Member removed successfully", rotation))
+}
+
+/// `GET /api/v1/orgs/{slug}/key`: who holds the organization's key (owners and admins).
+pub async fn key_status(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    path: OrgPath,
+) -> Answer<OrgKeyStatus> {
+    service(&state)?;
+    let status = state.machines.org_key_status(&caller, &path.slug).await?;
+    Ok(Reply::ok("Organization key fetched successfully", status))
+}
+
+/// `POST /api/v1/orgs/{slug}/members/{member}/key {"password"}`: grant the key to a member.
+pub async fn grant_key(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Client(client): Client,
+    path: OrgPath,
+    JsonBody(body): JsonBody<OrgKeyAction>,
+) -> Answer<OrgKeyStatus> {
+    service(&state)?;
+    let status = state
+        .machines
+        .grant_org_key(&caller, &client, &path.slug, person(&path)?, body.password)
+        .await?;
+    Ok(Reply::ok("Organization key granted successfully", status))
+}
+
+/// `POST /api/v1/orgs/{slug}/key/rotate {"password"}`: rotate the key now.
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Client(client): Client,
+    path: OrgPath,
+    JsonBody(body): JsonBody<OrgKeyAction>,
+) -> Answer<OrgKeyRotation> {
+    service(&state)?;
+    let rotation = state
+        .machines
+        .rotate_org_key(&caller, &client, &path.slug, body.password)
+        .await?;
+    Ok(Reply::ok("Organization key rotated successfully", rotation))
 }
 
 pub async fn my_invitations(

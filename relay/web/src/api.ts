@@ -24,6 +24,9 @@ export interface Machine {
   username: string;
   hostname: string;
   port: string;
+  /** The owning user's identity, or the owning organization's slug. */
+  owner_id: string;
+  owner_type: 'user' | 'organization';
   organization: string | null;
   host_key_fingerprint: string | null;
   persistent_shell: boolean;
@@ -58,6 +61,21 @@ export interface OrgDetails {
   created_at: number;
   members: { member: string; role: OrgRole; since: number }[];
   invitations: OrgInvitation[] | null;
+}
+
+/** Who holds an organization's key (owners and admins see it). */
+export interface OrgKeyStatus {
+  generation: number | null;
+  holders: string[];
+  rotation_pending: boolean;
+}
+
+/** What a rotation of an organization's key did (`generation` null: nothing rotated). */
+export interface OrgKeyRotation {
+  generation: number | null;
+  resealed: number;
+  copies: number;
+  unopenable: number[];
 }
 
 /** One row of `GET /api/v1/recordings` (times in Unix ms). */
@@ -172,9 +190,21 @@ export const api = {
   setRole: (slug: string, member: string, role: OrgRole) =>
     call<null>('PUT',
       `/api/v1/orgs/${encodeURIComponent(slug)}/members/${encodeURIComponent(member)}`, { role }),
-  removeMember: (slug: string, member: string) =>
-    call<null>('DELETE',
-      `/api/v1/orgs/${encodeURIComponent(slug)}/members/${encodeURIComponent(member)}`),
+  /** Remove (or leave); removing a holder of the organization's key takes the caller's
+   * master password and rotates the key. */
+  removeMember: (slug: string, member: string, password?: string) =>
+    call<OrgKeyRotation>('DELETE',
+      `/api/v1/orgs/${encodeURIComponent(slug)}/members/${encodeURIComponent(member)}`,
+      password ? { password } : undefined),
+  orgKey: (slug: string) =>
+    call<OrgKeyStatus>('GET', `/api/v1/orgs/${encodeURIComponent(slug)}/key`),
+  grantOrgKey: (slug: string, member: string, password: string) =>
+    call<OrgKeyStatus>('POST',
+      `/api/v1/orgs/${encodeURIComponent(slug)}/members/${encodeURIComponent(member)}/key`,
+      { password }),
+  rotateOrgKey: (slug: string, password: string) =>
+    call<OrgKeyRotation>('POST', `/api/v1/orgs/${encodeURIComponent(slug)}/key/rotate`,
+      { password }),
   myInvitations: () => call<OrgInvitation[]>('GET', '/api/v1/invitations'),
   acceptInvitation: (slug: string) =>
     call<OrgSummary>('POST', `/api/v1/invitations/${encodeURIComponent(slug)}/accept`),

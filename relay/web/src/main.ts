@@ -3,7 +3,7 @@
 // screens do not need a framework): every piece of user or server data reaches the page
 // through textContent / value / attributes, never innerHTML.
 
-import { api, ApiError, Machine, type Recording } from './api';
+import { api, ApiError, Machine, type OrgSummary, type Recording } from './api';
 import { formatTime, parseCast } from './cast';
 import { el } from './dom';
 import { machineMatches } from './filter';
@@ -117,8 +117,24 @@ async function showApp(email: string): Promise<void> {
 let machines: Machine[] = [];
 
 async function refreshMachines(): Promise<void> {
-  machines = await api.machines();
+  const [listed, orgs] = await Promise.all([api.machines(), api.orgs()]);
+  machines = listed;
   renderMachines();
+  fillOwners(orgs);
+}
+
+/** The create form's Owner choices: the caller, and each organization they manage (the
+ * server decides; members and auditors would be refused). */
+function fillOwners(orgs: OrgSummary[]): void {
+  const select = $<HTMLSelectElement>('m-owner');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '' }, 'me'));
+  for (const org of orgs) {
+    if (org.role !== 'owner' && org.role !== 'admin') continue;
+    const option = el('option', { value: org.slug }, `${org.name} (organization)`);
+    option.selected = org.slug === chosen;
+    select.append(option);
+  }
 }
 
 /** The machine table, as filtered: people with hundreds of machines search, not scroll. */
@@ -243,6 +259,11 @@ function setupAddForm(): void {
       if (data.get('persistent_shell') !== null) body.persistent_shell = true;
       body.recording = data.get('recording') !== null;
       if (data.get('record_input') !== null) body.record_input = true;
+      const owner = String(data.get('owner') ?? '');
+      if (owner !== '') {
+        body.owner_type = 'organization';
+        body.organization = owner;
+      }
       const created = await api.addMachine(body);
       form.reset();
       await refreshMachines();

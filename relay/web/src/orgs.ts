@@ -2,10 +2,19 @@
 // and one organization's members and invitations, with the actions the caller's role allows
 // (the server decides; the page only hides what would be refused). Plain DOM through `el`.
 
-import { api, type OrgDetails, type OrgRole } from './api';
+import { api, type OrgDetails, type OrgKeyStatus, type OrgRole } from './api';
 import { el } from './dom';
 
 const ROLES: OrgRole[] = ['owner', 'admin', 'member', 'auditor'];
+
+/** Members an owner or admin may grant the organization's key to: not auditors (they do not
+ * connect), not those who hold it already. */
+export function grantable(org: OrgDetails, key: OrgKeyStatus | null): string[] {
+  if (!key || key.generation === null) return [];
+  return org.members
+    .filter((m) => m.role !== 'auditor' && !key.holders.includes(m.member))
+    .map((m) => m.member);
+}
 
 /** Roles a caller with `role` may give (or take from someone holding `from`). */
 export function assignableRoles(role: OrgRole, from: OrgRole | null): OrgRole[] {
@@ -96,14 +105,50 @@ export class OrgsView {
       return;
     }
     const org = await api.org(this.open);
+    const manages = org.role === 'owner' || org.role === 'admin';
+    const key = manages ? await api.orgKey(org.slug) : null;
     host.hidden = false;
     host.replaceChildren(el('h2', { id: 'org-detail-title' }, `${org.name}`),
-      el('p', { class: 'hint' }, `Slug ${org.slug}; your role: ${org.role}.`),
-      this.membersTable(org));
+      el('p', { class: 'hint' }, `Slug ${org.slug}; your role: ${org.role}.`));
+    if (key) host.append(this.keyPanel(org, key));
+    host.append(this.membersTable(org, key));
     if (org.invitations) host.append(this.invitations(org), this.inviteForm(org));
   }
 
-  private membersTable(org: OrgDetails): HTMLElement {
+  /** The organization's key, for its managers: the master password that grants, removes
+   * holders and rotates (their own; it opens their copy), and a pending rotation. */
+  private keyPanel(org: OrgDetails, key: OrgKeyStatus): HTMLElement {
+    const panel = el('div', { class: 'org-key' });
+    panel.append(el('h3', {}, 'Shared key'), el('p', { class: 'hint' }, key.generation === null
+      ? 'Made with the organization\'s first machine.'
+      : `Generation ${key.generation}; held by ${key.holders.join(', ') || 'nobody'}. `
+        + 'Members connect once granted; joining does not grant it.'));
+    const password = el('input', { id: 'org-key-password', type: 'password',
+      autocomplete: 'current-password' });
+    panel.append(el('label', { for: 'org-key-password' },
+      'Your master password (to grant, to remove a key holder, to rotate)'), password);
+    if (key.rotation_pending) {
+      const rotate = el('button', { type: 'button', class: 'small' }, 'Rotate key');
+      rotate.addEventListener('click', () => void this.busy(rotate, async () => {
+        const done = await api.rotateOrgKey(org.slug, this.keyPassword());
+        this.notify(`Key rotated (generation ${done.generation}): ${done.resealed} machines `
+          + 're-sealed.', 'info');
+        await this.showOrg();
+      }));
+      panel.append(el('p', { class: 'hint' },
+        'Someone who left still holds the previous key: rotate it.'), rotate);
+    }
+    return panel;
+  }
+
+  private keyPassword(): string {
+    const input = this.root.querySelector<HTMLInputElement>('#org-key-password');
+    const value = input?.value ?? '';
+    if (value === '') throw new Error('Type your master password first.');
+    return value;
+  }
+
+  private membersTable(org: OrgDetails, key: OrgKeyStatus | null): HTMLElement {
     const table = el('table', { class: 'machines', 'aria-label': 'Members' });
     const head = el('tr');
     for (const title of ['Member', 'Role', 'Since']) head.append(el('th', { scope: 'col' }, title));
@@ -127,12 +172,23 @@ export class OrgsView {
         }));
         actions.append(select);
       }
+      if (grantable(org, key).includes(m.member)) {
+        const grant = el('button', { type: 'button', class: 'small',
+          'aria-label': `Grant access to ${m.member}` }, 'Grant access');
+        grant.addEventListener('click', () => void this.busy(grant, async () => {
+          await api.grantOrgKey(org.slug, m.member, this.keyPassword());
+          this.notify(`${m.member} can now connect to the organization's machines.`, 'info');
+          await this.showOrg();
+        }));
+        actions.append(grant);
+      }
       const mine = m.member === this.whoami();
       if (roles.length > 0 || mine) {
         const remove = el('button', { type: 'button', class: 'small secondary',
           'aria-label': mine ? `Leave ${org.name}` : `Remove ${m.member}` }, mine ? 'Leave' : 'Remove');
+        const holder = !mine && (key?.holders.includes(m.member) ?? false);
         remove.addEventListener('click', () => void this.busy(remove, async () => {
-          await api.removeMember(org.slug, m.member);
+          await api.removeMember(org.slug, m.member, holder ? this.keyPassword() : undefined);
           this.notify(mine ? `You left "${org.name}".` : `${m.member} removed.`, 'info');
           await this.refresh();
         }));

@@ -1,7 +1,7 @@
 // What the Organizations tab offers each role (src/orgs.ts); the server enforces the same rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assignableRoles } from '../src/orgs.ts';
+import { assignableRoles, grantable } from '../src/orgs.ts';
 
 test('owners assign any role; admins never ownership; others nothing', () => {
   assert.deepEqual(assignableRoles('owner', 'owner'), ['owner', 'admin', 'member', 'auditor']);
@@ -10,4 +10,14 @@ test('owners assign any role; admins never ownership; others nothing', () => {
   assert.deepEqual(assignableRoles('admin', 'owner'), []);
   assert.deepEqual(assignableRoles('member', 'auditor'), []);
   assert.deepEqual(assignableRoles('auditor', null), []);
+});
+
+test('the key is offered to members and admins without a copy, never to auditors', () => {
+  const org = { slug: 'p', name: 'P', role: 'owner', created_at: 0, invitations: [],
+    members: [{ member: 'a@x', role: 'owner', since: 0 }, { member: 'b@x', role: 'member', since: 0 },
+      { member: 'c@x', role: 'auditor', since: 0 }, { member: 'd@x', role: 'admin', since: 0 }] };
+  const key = { generation: 1, holders: ['a@x'], rotation_pending: false };
+  assert.deepEqual(grantable(org, key), ['b@x', 'd@x']);
+  assert.deepEqual(grantable(org, { ...key, generation: null, holders: [] }), []);
+  assert.deepEqual(grantable(org, null), []);
 });

@@ -100,3 +100,39 @@ fn absurd_kdf_parameters_are_refused_before_running() {
         Err(VaultError::Corrupt(_))
     ));
 }
+
+#[tokio::test]
+async fn an_organization_key_opens_through_a_members_copy_and_rotation_retires_old_copies() {
+    let (_dir, keys) = keys();
+    let org = org_owner_id("platform");
+    let (record, opened) = VaultRecord::new_organization(&org);
+    assert!(record.is_organization());
+    // No password opens an organization's record: its seed lives only in copies.
+    assert!(record.unlock(&pw("anything")).is_err());
+    let alice = VaultRecord::create("alice@x", &pw("alice pw")).unwrap();
+    let bob = VaultRecord::create("bob@x", &pw("bob pw")).unwrap();
+    let alices = opened.seal_copy(&alice).unwrap();
+    let bobs = opened.seal_copy(&bob).unwrap();
+    let sealed = seal(&keys, &record, 7, &secrets()).await.unwrap();
+
+    let alice_unlocked = alice.unlock(&pw("alice pw")).unwrap();
+    let via_alice = alice_unlocked.open_copy(&alices).unwrap();
+    let secret = via_alice.open(&keys, 7, &sealed).await.unwrap();
+    assert_eq!(secret.password.unwrap().expose_secret(), "ssh-password");
+    // A copy is bound to its member: Alice cannot use Bob's.
+    assert!(alice_unlocked.open_copy(&bobs).is_err());
+
+    // Rotation: the new copies carry both seeds; machines re-sealed to the new key no longer
+    // open with an old copy, whatever generation it claims.
+    let (rotated, reopened) = via_alice.rotate_org(&record).unwrap();
+    assert_eq!(reopened.generations(), vec![2, 1]);
+    let resealed = reopened.reseal(7, &sealed, &rotated).unwrap();
+    let alices_new = reopened.seal_copy(&alice).unwrap();
+    let fresh = alice_unlocked.open_copy(&alices_new).unwrap();
+    assert!(fresh.open(&keys, 7, &resealed).await.is_ok());
+    let bob_old = bob.unlock(&pw("bob pw")).unwrap().open_copy(&bobs).unwrap();
+    assert!(bob_old.open(&keys, 7, &resealed).await.is_err());
+    let mut forged = resealed.clone();
+    forged.vault_gen = 1;
+    assert!(bob_old.open(&keys, 7, &forged).await.is_err());
+}

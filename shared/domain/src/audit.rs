@@ -89,6 +89,9 @@ pub enum AuditKind {
     OrgJoined,
     OrgRoleChanged,
     OrgMemberRemoved,
+    OrgKeyCreated,
+    OrgKeyGranted,
+    OrgKeyRotated,
     FileTransferred,
     FileChanged,
 }
@@ -124,6 +127,9 @@ impl AuditKind {
         Self::OrgJoined,
         Self::OrgRoleChanged,
         Self::OrgMemberRemoved,
+        Self::OrgKeyCreated,
+        Self::OrgKeyGranted,
+        Self::OrgKeyRotated,
         Self::FileTransferred,
         Self::FileChanged,
     ];
@@ -159,6 +165,9 @@ impl AuditKind {
             Self::OrgJoined => "org_joined",
             Self::OrgRoleChanged => "org_role_changed",
             Self::OrgMemberRemoved => "org_member_removed",
+            Self::OrgKeyCreated => "org_key_created",
+            Self::OrgKeyGranted => "org_key_granted",
+            Self::OrgKeyRotated => "org_key_rotated",
             Self::FileTransferred => "file_transferred",
             Self::FileChanged => "file_changed",
         }

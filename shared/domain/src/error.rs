@@ -87,6 +87,17 @@ pub enum DomainError {
     /// A member whose role does not allow the action (they know the organization exists).
     #[error("{0}")]
     Forbidden(Cow<'static, str>),
+    /// An organization machine opened by a member who holds no (usable) copy of the
+    /// organization's key.
+    #[error(
+        "You hold no copy of this organization's key: ask an owner or admin of the organization to grant you access"
+    )]
+    OrgKeyNotGranted,
+    /// Granting the organization's key to a member who has no vault to seal it to.
+    #[error(
+        "That member has not set a master password yet: the organization's key can be granted once they have"
+    )]
+    MemberMasterPasswordNotSet,
     /// A blocking task died (a bug, not an input).
     #[error("internal: {0}")]
     Internal(&'static str),

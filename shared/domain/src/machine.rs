@@ -128,15 +128,20 @@ impl From<Machine> for MachineSummary {
 }
 
 impl From<MachineSummary> for MachineView {
+    /// An organization's machine (stored under `org:<slug>`) shows the slug as its owner.
     fn from(m: MachineSummary) -> Self {
+        let (owner_id, owner_type) = match crate::vault::org_slug_of(&m.owner_id) {
+            Some(slug) => (slug.to_owned(), "organization"),
+            None => (m.owner_id, "user"),
+        };
         Self {
             id: m.id,
             name: m.name,
             username: m.username,
             hostname: m.hostname,
             port: m.port,
-            owner_id: m.owner_id,
-            owner_type: "user",
+            owner_id,
+            owner_type,
             organization: m.organization,
             host_key_fingerprint: m.host_key_fingerprint,
             persistent_shell: m.persistent_shell,

@@ -45,6 +45,10 @@ pub struct NewMachine {
     pub port: u16,
     pub username: String,
     pub organization: Option<String>,
+    /// `owner_type: "organization"`: the organization (`organization`, then a slug) owns the
+    /// machine; `None` for the caller's own machine (`owner_type` absent or `"user"`), where
+    /// `organization` stays a free label.
+    pub owner_org: Option<Slug>,
     pub host_key_fingerprint: Option<String>,
     /// Terminals run inside tmux (or screen) on the target; absent means `false`.
     pub persistent_shell: bool,
@@ -65,6 +69,7 @@ pub const NEW_MACHINE_FIELDS: &[&str] = &[
     "private_key",
     "passphrase",
     "organization",
+    "owner_type",
     "host_key_fingerprint",
     "persistent_shell",
     "recording",
@@ -81,6 +86,22 @@ impl FromJson for NewMachine {
         let port = parse_port(fields.get("port"))?;
         let username = required_text(fields, "username", limits::USERNAME)?;
         let organization = optional_text(fields, "organization", limits::ORGANIZATION)?;
+        let owner_org = match optional_text(fields, "owner_type", 16)?.as_deref() {
+            None | Some("user") => None,
+            Some("organization") => {
+                let slug = organization.as_deref().ok_or_else(|| {
+                    DomainError::invalid(
+                        "organization (the organization's slug) is required with owner_type \"organization\"",
+                    )
+                })?;
+                Some(Slug::parse(slug)?)
+            }
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    "owner_type must be \"user\" or \"organization\"",
+                ));
+            }
+        };
         let host_key_fingerprint = optional_text(fields, "host_key_fingerprint", 128)?;
         if let Some(fp) = &host_key_fingerprint {
             if !is_valid_fingerprint(fp) {
@@ -99,6 +120,7 @@ impl FromJson for NewMachine {
             port,
             username,
             organization,
+            owner_org,
             host_key_fingerprint,
             persistent_shell,
             recording,
@@ -262,6 +284,22 @@ fn parse_role(fields: &Map<String, Value>) -> Result<Role, DomainError> {
     let raw = required_text(fields, "role", 16)?;
     Role::parse(&raw)
         .ok_or_else(|| DomainError::invalid("role must be owner, admin, member or auditor"))
+}
+
+/// `POST /api/v1/orgs/{slug}/members/{member}/key`, `POST /api/v1/orgs/{slug}/key/rotate` and
+/// the optional body of `DELETE /api/v1/orgs/{slug}/members/{member}`: `{"password": master}`,
+/// the caller's own master password (it opens their copy of the organization's key).
+pub struct OrgKeyAction {
+    pub password: SecretString,
+}
+
+impl FromJson for OrgKeyAction {
+    fn from_json(body: Value) -> Result<Self, DomainError> {
+        let fields = object_with_only(&body, &["password"])?;
+        let password = optional_secret(fields, "password", MAX_MASTER_PASSWORD * 4)?
+            .ok_or_else(|| DomainError::invalid("password (your master password) is required"))?;
+        Ok(Self { password })
+    }
 }
 
 /// `PUT /api/v1/master-password`: `{"password": new, "current_password": old}`, the latter only

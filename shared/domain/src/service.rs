@@ -18,6 +18,12 @@
 //! entry point (the API, the relay, the local binary) records it the same way; the caller passes
 //! where the request came from ([`AuditContext`]).
 //!
+//! Organization machines (owner `org:<slug>`, see `vault::org_owner_id`) go through the same
+//! operations: [`Machines::resolve`] finds a machine among the caller's own and then among
+//! their organizations', and says with which role; someone who is neither owner nor member
+//! gets the 404 of a missing machine. The organization's key (create, grant, rotation) lives
+//! in [`org_keys`].
+//!
 //! Errors are [`DomainError`]s; which HTTP status and code each becomes is the edge's business.
 
 use std::borrow::Cow;
@@ -36,13 +42,46 @@ use crate::kdf::KdfGate;
 use crate::keys::KeyProvider;
 use crate::limiter::{AttemptLimiter, Reservation};
 use crate::machine::{Machine, MachineSummary, MachineView};
-use crate::orgs::{OrgStore, Organizations};
+use crate::orgs::{OrgStore, Organizations, Role, Slug};
 use crate::recording::Recordings;
 use crate::requests::{MachinePatch, MasterPasswordChange, NewMachine};
 use crate::secret::MachineSecrets;
 use crate::sshkey;
 use crate::store::{Store, StoreError, VaultPrecondition};
-use crate::vault::{self, UnlockedVault, VaultError, VaultRecord};
+use crate::vault::{self, UnlockedVault, VaultError, VaultRecord, org_owner_id};
+
+mod org_keys;
+pub use org_keys::{OrgKeyRotation, OrgKeyStatus};
+
+/// How the caller reaches a machine: their own, or through an organization with a role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    Own,
+    Org { slug: Slug, role: Role },
+}
+
+impl Access {
+    /// Whether the caller may edit, delete or re-pin the machine (owners and admins of an
+    /// organization; always for one's own).
+    fn manages(&self) -> bool {
+        match self {
+            Access::Own => true,
+            Access::Org { role, .. } => role.manages_members(),
+        }
+    }
+
+    fn require_manager(&self, what: &str) -> Result<(), DomainError> {
+        match self {
+            Access::Org { role, .. } if !self.manages() => {
+                Err(DomainError::Forbidden(Cow::Owned(format!(
+                    "An organization {} may not {what} its machines",
+                    role.as_str()
+                ))))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 pub struct Machines {
     store: Arc<dyn Store>,
@@ -167,6 +206,11 @@ impl Machines {
         &self.store
     }
 
+    /// The key provider (KMS or the local key file) machine secrets are sealed with.
+    pub fn keys(&self) -> &Arc<dyn KeyProvider> {
+        &self.keys
+    }
+
     /// The process's key-derivation gate, for KDFs outside the vault (the relay decrypting a
     /// stored private key at connect).
     pub fn kdf(&self) -> &Arc<KdfGate> {
@@ -214,10 +258,25 @@ impl Machines {
         context: &AuditContext,
         new: NewMachine,
     ) -> Result<MachineView, DomainError> {
-        if self.store.get_vault(&owner.0).await?.is_none() {
-            return Err(DomainError::MasterPasswordRequired);
-        }
-        if self.store.count_machines(&owner.0).await? >= self.max_per_user {
+        let key = match &new.owner_org {
+            None => {
+                if self.store.get_vault(&owner.0).await?.is_none() {
+                    return Err(DomainError::MasterPasswordRequired);
+                }
+                owner.0.clone()
+            }
+            Some(slug) => {
+                let role = self.org_service()?.role_of_caller(owner, slug).await?;
+                Access::Org {
+                    slug: slug.clone(),
+                    role,
+                }
+                .require_manager("create")?;
+                self.ensure_org_key(owner, context, slug).await?;
+                org_owner_id(slug.as_str())
+            }
+        };
+        if self.store.count_machines(&key).await? >= self.max_per_user {
             return Err(DomainError::MachineLimit {
                 limit: self.max_per_user,
             });
@@ -226,14 +285,14 @@ impl Machines {
         for _ in 0..CREATE_ATTEMPTS {
             let vault = self
                 .store
-                .get_vault(&owner.0)
+                .get_vault(&key)
                 .await?
                 .ok_or(DomainError::MasterPasswordRequired)?;
             let id = self.store.next_machine_id().await?;
             let sealed = vault::seal(self.keys.as_ref(), &vault, id, &new.secrets).await?;
             let machine = Machine {
                 id,
-                owner_id: owner.0.clone(),
+                owner_id: key.clone(),
                 name: new.name.clone(),
                 hostname: new.hostname.clone(),
                 port: new.port,
@@ -255,6 +314,7 @@ impl Machines {
                         "hostname": machine.hostname,
                         "port": machine.port,
                         "username": machine.username,
+                        "org": new.owner_org,
                     });
                     self.audit
                         .record(owner, context, AuditKind::MachineCreated, details)
@@ -276,9 +336,34 @@ impl Machines {
         )))
     }
 
-    pub async fn list(&self, owner: &Identity) -> Result<Vec<MachineView>, DomainError> {
-        let machines = self.store.list_summaries(&owner.0).await?;
-        Ok(machines.into_iter().map(MachineView::from).collect())
+    /// The caller's machines, then those of each of their organizations (by slug); with
+    /// `organization`, only that organization's (404 `org_not_found` for a non-member).
+    pub async fn list(
+        &self,
+        owner: &Identity,
+        organization: Option<&Slug>,
+    ) -> Result<Vec<MachineView>, DomainError> {
+        let mut owners = Vec::new();
+        match organization {
+            Some(slug) => {
+                self.org_service()?.role_of_caller(owner, slug).await?;
+                owners.push(org_owner_id(slug.as_str()));
+            }
+            None => {
+                owners.push(owner.0.clone());
+                if let Some(orgs) = &self.orgs {
+                    for membership in orgs.store().memberships_of(&owner.0).await? {
+                        owners.push(org_owner_id(membership.slug.as_str()));
+                    }
+                }
+            }
+        }
+        let mut views = Vec::new();
+        for key in owners {
+            let machines = self.store.list_summaries(&key).await?;
+            views.extend(machines.into_iter().map(MachineView::from));
+        }
+        Ok(views)
     }
 
     pub async fn get(&self, owner: &Identity, id: u64) -> Result<MachineView, DomainError> {
@@ -287,10 +372,38 @@ impl Machines {
 
     /// The stored machine, or the same 404 whether it is missing or someone else's.
     pub async fn load(&self, owner: &Identity, id: u64) -> Result<Machine, DomainError> {
-        self.store
-            .get_machine(&owner.0, id)
-            .await?
-            .ok_or(DomainError::MachineNotFound)
+        self.resolve(owner, id).await.map(|(machine, _)| machine)
+    }
+
+    /// The machine `id` as the caller reaches it: their own first, then each of their
+    /// organizations' (at most the per-user organization bound, one read each). A machine
+    /// that is neither is the same 404 as a missing one, so ids cannot be probed.
+    pub async fn resolve(
+        &self,
+        caller: &Identity,
+        id: u64,
+    ) -> Result<(Machine, Access), DomainError> {
+        if let Some(machine) = self.store.get_machine(&caller.0, id).await? {
+            return Ok((machine, Access::Own));
+        }
+        if let Some(orgs) = &self.orgs {
+            for membership in orgs.store().memberships_of(&caller.0).await? {
+                let key = org_owner_id(membership.slug.as_str());
+                if let Some(machine) = self.store.get_machine(&key, id).await? {
+                    let access = Access::Org {
+                        slug: membership.slug,
+                        role: membership.role,
+                    };
+                    return Ok((machine, access));
+                }
+            }
+        }
+        Err(DomainError::MachineNotFound)
+    }
+
+    /// The organizations service, or the 404 of an organization when none is wired.
+    fn org_service(&self) -> Result<&Arc<Organizations>, DomainError> {
+        self.orgs.as_ref().ok_or(DomainError::OrgNotFound)
     }
 
     /// `PATCH`: change some of a machine's fields. Only the fields that differ are written,
@@ -306,7 +419,20 @@ impl Machines {
         id: u64,
         patch: MachinePatch,
     ) -> Result<MachineView, DomainError> {
-        let current = MachineSummary::from(self.load(owner, id).await?);
+        let (machine, access) = self.resolve(owner, id).await?;
+        access.require_manager("edit")?;
+        if matches!(access, Access::Org { .. })
+            && patch
+                .organization
+                .as_ref()
+                .is_some_and(|label| *label != machine.organization)
+        {
+            return Err(DomainError::invalid(
+                "organization names the organization that owns this machine; it cannot change",
+            ));
+        }
+        let key = machine.owner_id.clone();
+        let current = MachineSummary::from(machine);
         let mut updated = patched(&current, &patch);
         let moves = updated.hostname != current.hostname || updated.port != current.port;
         if moves && current.host_key_fingerprint.is_some() {
@@ -333,7 +459,7 @@ impl Machines {
                 Some(secrets) => {
                     let vault = self
                         .store
-                        .get_vault(&owner.0)
+                        .get_vault(&key)
                         .await?
                         .ok_or(DomainError::MasterPasswordNotSet)?;
                     Some(vault::seal(self.keys.as_ref(), &vault, id, secrets).await?)
@@ -342,7 +468,7 @@ impl Machines {
             };
             let written = self
                 .store
-                .update_machine(&owner.0, id, &changes, sealed.as_ref())
+                .update_machine(&key, id, &changes, sealed.as_ref())
                 .await;
             match written {
                 Ok(true) => {
@@ -361,7 +487,7 @@ impl Machines {
                 }
                 Ok(false) => return Err(DomainError::MachineNotFound),
                 // The vault rotated while we sealed: seal again, to the new key.
-                Err(StoreError::Conflict) if self.vault_moved(owner, sealed.as_ref()).await? => {
+                Err(StoreError::Conflict) if self.vault_moved(&key, sealed.as_ref()).await? => {
                     tracing::info!(machine_id = id, "vault rotated during edit; sealing again");
                 }
                 Err(StoreError::Conflict) => {
@@ -380,13 +506,13 @@ impl Machines {
     /// Whether the owner's vault is no longer at the generation `sealed` was sealed to.
     async fn vault_moved(
         &self,
-        owner: &Identity,
+        key: &str,
         sealed: Option<&crate::machine::SealedSecrets>,
     ) -> Result<bool, DomainError> {
         let Some(sealed) = sealed else {
             return Ok(false);
         };
-        let vault = self.store.get_vault(&owner.0).await?;
+        let vault = self.store.get_vault(key).await?;
         Ok(vault.is_none_or(|vault| vault.generation != sealed.vault_gen))
     }
 
@@ -396,7 +522,9 @@ impl Machines {
         context: &AuditContext,
         id: u64,
     ) -> Result<(), DomainError> {
-        if self.store.delete_machine(&owner.0, id).await? {
+        let (machine, access) = self.resolve(owner, id).await?;
+        access.require_manager("delete")?;
+        if self.store.delete_machine(&machine.owner_id, id).await? {
             tracing::info!(machine_id = id, "machine deleted");
             self.audit
                 .record(
@@ -470,7 +598,8 @@ impl Machines {
                 )),
                 other => other.into(),
             })?;
-        let (resealed, unopenable) = self.reseal_all(owner, &unlocked, &rotated).await?;
+        let (resealed, unopenable) = self.reseal_all(&owner.0, &unlocked, &rotated).await?;
+        self.reseal_org_copies(owner, &unlocked, &rotated).await?;
         self.store
             .put_vault(
                 &rotated.without_previous(),
@@ -504,7 +633,8 @@ impl Machines {
         if target.previous.is_none() {
             return Ok(target.clone());
         }
-        self.reseal_all(owner, unlocked, target).await?;
+        self.reseal_all(&owner.0, unlocked, target).await?;
+        self.reseal_org_copies(owner, unlocked, target).await?;
         let finished = target.without_previous();
         self.store
             .put_vault(&finished, VaultPrecondition::matching(target))
@@ -517,7 +647,7 @@ impl Machines {
     /// listing was read). Machines whose secrets do not open are reported, not fatal.
     async fn reseal_all(
         &self,
-        owner: &Identity,
+        owner: &str,
         unlocked: &UnlockedVault,
         target: &VaultRecord,
     ) -> Result<(usize, Vec<u64>), DomainError> {
@@ -526,7 +656,7 @@ impl Machines {
         for _ in 0..RESEAL_PASSES {
             let behind: Vec<Machine> = self
                 .store
-                .list_machines(&owner.0)
+                .list_machines(owner)
                 .await?
                 .into_iter()
                 .filter(|m| m.sealed.vault_gen != target.generation)
@@ -546,7 +676,7 @@ impl Machines {
                 };
                 if self
                     .store
-                    .replace_sealed(&owner.0, machine.id, machine.sealed.vault_gen, &sealed)
+                    .replace_sealed(owner, machine.id, machine.sealed.vault_gen, &sealed)
                     .await?
                 {
                     resealed += 1;
@@ -628,13 +758,26 @@ impl Machines {
         id: u64,
         master_password: SecretString,
     ) -> Result<(Machine, MachineSecrets), DomainError> {
-        let machine = self.load(owner, id).await?;
-        let vault = self
-            .store
-            .get_vault(&owner.0)
-            .await?
-            .ok_or(DomainError::MasterPasswordNotSet)?;
-        let unlocked = self.unlock(owner, &vault, master_password).await?;
+        let (machine, access) = self.resolve(owner, id).await?;
+        let unlocked = match &access {
+            Access::Own => {
+                let vault = self
+                    .store
+                    .get_vault(&owner.0)
+                    .await?
+                    .ok_or(DomainError::MasterPasswordNotSet)?;
+                self.unlock(owner, &vault, master_password).await?
+            }
+            Access::Org { role, .. } if *role == Role::Auditor => {
+                return Err(DomainError::Forbidden(Cow::Borrowed(
+                    "An organization auditor may not connect to its machines",
+                )));
+            }
+            Access::Org { .. } => {
+                self.open_org_key(owner, &machine.owner_id, master_password)
+                    .await?
+            }
+        };
         let secrets = unlocked
             .open(self.keys.as_ref(), machine.id, &machine.sealed)
             .await?;
@@ -653,7 +796,8 @@ impl Machines {
         new: Option<&str>,
         master_password: Option<SecretString>,
     ) -> Result<MachineView, DomainError> {
-        let machine = self.load(owner, id).await?;
+        let (machine, access) = self.resolve(owner, id).await?;
+        access.require_manager("re-pin host keys of")?;
         let current = machine.host_key_fingerprint.as_deref();
         if current == new {
             return Ok(MachineView::from(machine));
@@ -691,7 +835,12 @@ impl Machines {
         expected: Option<&str>,
         new: Option<&str>,
     ) -> Result<(), DomainError> {
-        match self.store.set_host_key(&owner.0, id, expected, new).await {
+        let (machine, _) = self.resolve(owner, id).await?;
+        match self
+            .store
+            .set_host_key(&machine.owner_id, id, expected, new)
+            .await
+        {
             Ok(true) => {
                 let kind = if expected.is_none() {
                     AuditKind::HostKeyPinned

@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 use crate::machine::{FieldChange, Machine, MachineSummary, SealedSecrets};
-use crate::vault::VaultRecord;
+use crate::vault::{OrgKeyCopy, VaultRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -99,6 +99,17 @@ pub trait Store: Send + Sync {
         vault: &VaultRecord,
         precondition: VaultPrecondition,
     ) -> Result<(), StoreError>;
+    /// Write (or replace) a member's copy of an organization's key.
+    async fn put_org_key_copy(&self, copy: &OrgKeyCopy) -> Result<(), StoreError>;
+    async fn get_org_key_copy(
+        &self,
+        org_owner: &str,
+        member: &str,
+    ) -> Result<Option<OrgKeyCopy>, StoreError>;
+    /// Every copy of the organization's key, sorted by member (bounded by the member limit).
+    async fn list_org_key_copies(&self, org_owner: &str) -> Result<Vec<OrgKeyCopy>, StoreError>;
+    /// `false` when there was none.
+    async fn delete_org_key_copy(&self, org_owner: &str, member: &str) -> Result<bool, StoreError>;
     /// Deny the session token `jti` until `expires_at` (Unix seconds, the token's `exp`):
     /// signing out. Idempotent. Entries may be dropped once `expires_at` has passed, since the
     /// token is refused for its expiry from then on (DynamoDB's TTL does exactly that).

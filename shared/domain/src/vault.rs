@@ -15,6 +15,12 @@
 //!   seed wrapped under the *new* password until every machine is re-sealed, and re-seals only
 //!   the outer layer, which needs no KMS call. The old password stops working at once.
 //!
+//! * An organization has a vault too (owner id `org:<slug>`, see [`org_owner_id`]): the same
+//!   record shape, public key and generation, but its seed is not wrapped under a password.
+//!   Each member holding access has an [`OrgKeyCopy`]: the organization's seed(s) sealed with
+//!   HPKE to that member's own vault public key. Opening an organization machine is therefore
+//!   the member's password → their seed → their copy → the organization's seed → the machine.
+//!
 //! Argon2id is deliberately slow: callers run `create`, `unlock` and `rotate` on a blocking
 //! thread (`tokio::task::spawn_blocking`), never on the async runtime.
 
@@ -37,6 +43,25 @@ type Kdf = hpke::kdf::HkdfSha256;
 type Aead256 = hpke::aead::AesGcm256;
 
 const HPKE_INFO: &[u8] = b"sushi-vault/v1 machine secrets";
+const ORG_COPY_INFO: &[u8] = b"sushi-vault/v1 organization key";
+/// The prefix of an organization's owner id. A user's identity is an email (one `@`) or
+/// `sub:… iss:…` (a space); a slug has neither, so `org:<slug>` is never a user's identity.
+pub const ORG_OWNER_PREFIX: &str = "org:";
+/// What an organization's vault record holds where a user's holds a password-wrapped seed:
+/// its seed lives only in the members' copies.
+const ORG_SEED_MARKER: &[u8] = b"org: seed held in member copies";
+/// An organization copy carries the current seed and, after a rotation, the previous one.
+const MAX_COPY_SEEDS: usize = 2;
+
+/// The owner id of organization `slug`'s machines and vault.
+pub fn org_owner_id(slug: &str) -> String {
+    format!("{ORG_OWNER_PREFIX}{slug}")
+}
+
+/// The slug of an organization owner id, `None` for a user's.
+pub fn org_slug_of(owner_id: &str) -> Option<&str> {
+    owner_id.strip_prefix(ORG_OWNER_PREFIX)
+}
 const NONCE_LEN: usize = 12;
 
 /// The memory a freshly created vault's Argon2id uses, in MiB (what the KDF gate is told when
@@ -284,7 +309,168 @@ impl VaultRecord {
     }
 }
 
+/// One member's copy of an organization's private key seed(s), sealed with HPKE to the
+/// member's own vault public key at `member_gen`. `org_gen` is the newest organization
+/// generation it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgKeyCopy {
+    /// The organization's owner id (`org:<slug>`).
+    pub org_owner: String,
+    pub member: String,
+    pub org_gen: u32,
+    pub member_gen: u32,
+    pub hpke_enc: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+fn copy_aad(org_owner: &str, member: &str) -> Vec<u8> {
+    let mut aad = b"sushi-org-key/v1\0".to_vec();
+    for part in [org_owner, member] {
+        aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
+}
+
+impl VaultRecord {
+    /// A new organization vault (generation 1) and its opened seed. No KDF: the seed is sealed
+    /// to members with [`UnlockedVault::seal_copy`], never wrapped under a password.
+    pub fn new_organization(org_owner: &str) -> (Self, UnlockedVault) {
+        let seed = random_seed();
+        let record = Self {
+            owner_id: org_owner.to_owned(),
+            generation: 1,
+            public_key: public_key_of(&seed),
+            kdf: KdfParams::none(),
+            wrapped_seed: ORG_SEED_MARKER.to_vec(),
+            previous: None,
+        };
+        let unlocked = UnlockedVault {
+            owner_id: org_owner.to_owned(),
+            seeds: vec![(1, seed)],
+        };
+        (record, unlocked)
+    }
+
+    /// Whether this is an organization's vault (its seed held in member copies).
+    pub fn is_organization(&self) -> bool {
+        org_slug_of(&self.owner_id).is_some()
+    }
+}
+
+impl KdfParams {
+    /// An organization vault's: no password, no KDF (unlocking one with a password fails).
+    fn none() -> Self {
+        Self {
+            memory_kib: 0,
+            iterations: 0,
+            parallelism: 0,
+            salt: ORG_SEED_MARKER.to_vec(),
+        }
+    }
+}
+
 impl UnlockedVault {
+    /// The opened vault's owner id.
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    /// The generations whose seeds this opened vault holds, newest first.
+    pub fn generations(&self) -> Vec<u32> {
+        self.seeds.iter().map(|(g, _)| *g).collect()
+    }
+
+    /// Seal this (organization's) opened seeds to `member`'s vault: their copy.
+    pub fn seal_copy(&self, member_vault: &VaultRecord) -> Result<OrgKeyCopy, VaultError> {
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(36 * MAX_COPY_SEEDS));
+        for (generation, seed) in self.seeds.iter().take(MAX_COPY_SEEDS) {
+            plaintext.extend_from_slice(&generation.to_be_bytes());
+            plaintext.extend_from_slice(seed.as_slice());
+        }
+        let org_gen = self
+            .seeds
+            .first()
+            .map(|(g, _)| *g)
+            .ok_or(VaultError::Corrupt("no seed to seal"))?;
+        let aad = copy_aad(&self.owner_id, &member_vault.owner_id);
+        let (hpke_enc, ciphertext) =
+            hpke_seal_info(&member_vault.public_key, &plaintext, &aad, ORG_COPY_INFO)?;
+        Ok(OrgKeyCopy {
+            org_owner: self.owner_id.clone(),
+            member: member_vault.owner_id.clone(),
+            org_gen,
+            member_gen: member_vault.generation,
+            hpke_enc,
+            ciphertext,
+        })
+    }
+
+    /// Open `copy` with this (member's) opened vault: the organization's opened seeds.
+    pub fn open_copy(&self, copy: &OrgKeyCopy) -> Result<UnlockedVault, VaultError> {
+        if copy.member != self.owner_id {
+            return Err(VaultError::Tampered);
+        }
+        let aad = copy_aad(&copy.org_owner, &copy.member);
+        let (private, _) = Kem::derive_keypair(self.seed(copy.member_gen)?.as_slice());
+        let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&copy.hpke_enc)
+            .map_err(|_| VaultError::Tampered)?;
+        let plaintext = hpke::single_shot_open::<Aead256, Kdf, Kem>(
+            &OpModeR::Base,
+            &private,
+            &encapped,
+            ORG_COPY_INFO,
+            &copy.ciphertext,
+            &aad,
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| VaultError::Tampered)?;
+        if plaintext.is_empty()
+            || plaintext.len() % 36 != 0
+            || plaintext.len() > 36 * MAX_COPY_SEEDS
+        {
+            return Err(VaultError::Tampered);
+        }
+        let mut seeds = Vec::with_capacity(MAX_COPY_SEEDS);
+        for entry in plaintext.chunks_exact(36) {
+            let (generation, seed) = entry.split_at(4);
+            let generation: [u8; 4] = generation.try_into().map_err(|_| VaultError::Tampered)?;
+            seeds.push((u32::from_be_bytes(generation), to_seed(seed)?));
+        }
+        Ok(UnlockedVault {
+            owner_id: copy.org_owner.clone(),
+            seeds,
+        })
+    }
+
+    /// A rotation of this (organization's) opened vault, whose stored record is `record`: a new
+    /// record (generation + 1, `previous` marking the rotation unfinished until every machine is
+    /// re-sealed) and the opened seeds, new first, then the current one.
+    pub fn rotate_org(&self, record: &VaultRecord) -> Result<(VaultRecord, Self), VaultError> {
+        let generation = record
+            .generation
+            .checked_add(1)
+            .ok_or(VaultError::Corrupt("generation overflow"))?;
+        let current = self.seed(record.generation)?.clone();
+        let seed = random_seed();
+        let rotated = VaultRecord {
+            owner_id: record.owner_id.clone(),
+            generation,
+            public_key: public_key_of(&seed),
+            kdf: KdfParams::none(),
+            wrapped_seed: ORG_SEED_MARKER.to_vec(),
+            previous: Some(PreviousKey {
+                generation: record.generation,
+                wrapped_seed: ORG_SEED_MARKER.to_vec(),
+            }),
+        };
+        let unlocked = Self {
+            owner_id: self.owner_id.clone(),
+            seeds: vec![(generation, seed), (record.generation, current)],
+        };
+        Ok((rotated, unlocked))
+    }
+
     fn seed(&self, generation: u32) -> Result<&Zeroizing<[u8; 32]>, VaultError> {
         self.seeds
             .iter()
@@ -356,12 +542,21 @@ fn hpke_seal(
     inner: &[u8],
     aad: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
+    hpke_seal_info(public_key, inner, aad, HPKE_INFO)
+}
+
+fn hpke_seal_info(
+    public_key: &[u8],
+    inner: &[u8],
+    aad: &[u8],
+    info: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
     let public = <Kem as hpke::Kem>::PublicKey::from_bytes(public_key)
         .map_err(|_| VaultError::Corrupt("public key is not X25519"))?;
     let (encapped, ciphertext) = hpke::single_shot_seal::<Aead256, Kdf, Kem, _>(
         &OpModeS::Base,
         &public,
-        HPKE_INFO,
+        info,
         inner,
         aad,
         &mut UnwrapErr(rand_core_hpke::OsRng),

@@ -56,6 +56,7 @@ error_codes! {
     SignInFailed = ("sign_in_failed", 401, "The identity provider did not complete the sign-in."),
     SessionExpired = ("session_expired", 400, "The sign-in attempt is missing, expired or does not match; start again."),
     Forbidden = ("forbidden", 403, "Not allowed for this caller."),
+    OrgKeyNotGranted = ("org_key_not_granted", 403, "The caller holds no copy of the organization's key (or one their master password no longer opens); ask an owner or admin of the organization to grant access."),
     CrossSiteRequest = ("cross_site_request", 403, "A write with the session cookie came from another site (`Origin` or `Sec-Fetch-Site`); the web app's own requests never do."),
     OriginNotAllowed = ("origin_not_allowed", 403, "The browser Origin is not allowed to open a terminal."),
     TargetNotAllowed = ("target_not_allowed", 403, "The SSH target's address is refused by the relay's target policy."),
@@ -74,6 +75,7 @@ error_codes! {
     MethodNotAllowed = ("method_not_allowed", 405, "The route exists but not with this method."),
     MasterPasswordRequired = ("master_password_required", 409, "Set a master password before saving machines."),
     MasterPasswordNotSet = ("master_password_not_set", 409, "The user has no master password yet, so nothing can be opened."),
+    MemberMasterPasswordNotSet = ("member_master_password_not_set", 409, "The member has no master password yet, so the organization's key cannot be sealed to them; they set one first."),
     MachineLimitReached = ("machine_limit_reached", 409, "The per-user machine quota is used up."),
     HostKeyChanged = ("host_key_changed", 409, "The target presented another host key than the pinned one; `data` has both fingerprints."),
     Conflict = ("conflict", 409, "A concurrent change won; retry the request."),
@@ -274,6 +276,12 @@ impl From<DomainError> for ApiError {
             DomainError::LastOwner => Self::new(ErrorCode::LastOwner, err.to_string()),
             DomainError::OrgLimit(_) => Self::new(ErrorCode::OrgLimitReached, err.to_string()),
             DomainError::Forbidden(message) => Self::new(ErrorCode::Forbidden, message),
+            DomainError::OrgKeyNotGranted => {
+                Self::new(ErrorCode::OrgKeyNotGranted, err.to_string())
+            }
+            DomainError::MemberMasterPasswordNotSet => {
+                Self::new(ErrorCode::MemberMasterPasswordNotSet, err.to_string())
+            }
             DomainError::Store(store) => store.into(),
             DomainError::Keys(keys) => keys.into(),
             DomainError::Vault(vault) => {

@@ -58,24 +58,52 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for JsonBody<T> {
         if !is_json(req.headers()) {
             return Err(ApiError::unsupported_media_type());
         }
-        let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|rejection: BytesRejection| {
-                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::payload_too_large(MAX_BODY_BYTES)
-                    } else {
-                        ApiError::bad_request("Request body could not be read")
-                    }
-                })?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request("Request body is required (JSON)"));
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
-            ApiError::bad_request(format!("Request body is not valid JSON: {err}"))
-        })?;
-        T::from_json(value).map(JsonBody).map_err(ApiError::from)
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A JSON body that may be absent: an empty body (with or without `Content-Type`; the web
+/// app types every write) is `None`; any other is held to [`JsonBody`]'s rules (415 without
+/// the JSON type, 400, 413).
+pub struct OptionalJsonBody<T = Value>(pub Option<T>);
+
+impl<S: Send + Sync, T: FromJson> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        if !json {
+            return Err(ApiError::unsupported_media_type());
+        }
+        parse_json(&bytes).map(|body| OptionalJsonBody(Some(body)))
+    }
+}
+
+/// The body, at most [`MAX_BODY_BYTES`] (the router's limit layer), else 413.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection: BytesRejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(MAX_BODY_BYTES)
+            } else {
+                ApiError::bad_request("Request body could not be read")
+            }
+        })
+}
+
+fn parse_json<T: FromJson>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::bad_request(format!("Request body is not valid JSON: {err}")))?;
+    T::from_json(value).map_err(ApiError::from)
 }
 
 /// Whether the request says its body is JSON: `application/json`, parameters allowed. A JSON

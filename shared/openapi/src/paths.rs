@@ -17,15 +17,18 @@ use crate::schemas::{
     ErrorEnvelope, HealthReply, HostKeyPinRequest, InvitationListReply, InvitationReply,
     MachineListReply, MachinePatchRequest, MachineReply, MasterPasswordReply,
     MasterPasswordRequest, NewMachineRequest, NewOrgRequest, OrgDetailsReply, OrgInviteRequest,
-    OrgListReply, OrgReply, RecordingListReply, RemoteListingReply, RemotePathReply,
-    RoleUpdateRequest, SessionOwnerReply, ShareListReply, SignInOptionsReply, SignInUrlReply,
-    TicketReply, UploadedReply,
+    OrgKeyRequest, OrgKeyRotationReply, OrgKeyStatusReply, OrgListReply, OrgReply,
+    RecordingListReply, RemoteListingReply, RemotePathReply, RoleUpdateRequest, SessionOwnerReply,
+    ShareListReply, SignInOptionsReply, SignInUrlReply, TicketReply, UploadedReply,
 };
 
 #[utoipa::path(
     post, path = "/api/v1/machine", tag = "machines", operation_id = "create_machine",
     summary = "Save a machine",
     description = "Seals its secrets under the caller's master password (set one first). \
+                   With `owner_type: \"organization\"` the organization named by `organization` \
+                   owns it (its owners and admins create; members list and connect) and its \
+                   secrets are sealed to the organization's key. \
                    Answers 200 \"OK\", as the seed does, not 201.",
     request_body = NewMachineRequest,
     responses(
@@ -42,6 +45,8 @@ use crate::schemas::{
                 ("SetHostKey" = (operation_id = "set_host_key",
                     parameters(("id" = "$response.body#/data/id")))),
             )),
+        (status = 403, description = "`forbidden`: an organization machine and the caller is neither owner nor admin of it", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`: `owner_type: \"organization\"` names one the caller does not belong to", body = ErrorEnvelope),
         (status = 409, description = "`master_password_required`, `machine_limit_reached` or `conflict`", body = ErrorEnvelope),
         (status = 503, description = "`unavailable` (store or key service) or `busy` (checking the private key's passphrase waited too long for key-derivation capacity); `Retry-After` says when to retry", body = ErrorEnvelope),
     ),
@@ -51,8 +56,13 @@ fn create_machine() {}
 
 #[utoipa::path(
     get, path = "/api/v1/machines", tag = "machines", operation_id = "list_machines",
-    summary = "The caller's machines",
-    responses((status = 200, description = "Machines fetched successfully", body = MachineListReply)),
+    summary = "The caller's machines, then those of each of their organizations",
+    params(("organization" = Option<String>, Query, description = "Only this organization's machines (its slug)")),
+    responses(
+        (status = 200, description = "Machines fetched successfully", body = MachineListReply),
+        (status = 400, description = "`invalid_request`: the query could not be read", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`: `organization` names none the caller belongs to", body = ErrorEnvelope),
+    ),
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn list_machines() {}
@@ -83,6 +93,7 @@ fn get_machine() {}
         (status = 200, description = "Machine updated successfully", body = MachineReply),
         (status = 400, description = "`invalid_request` (a field, nothing to change, or `master_password` missing for a move) or `master_password_not_set`", body = ErrorEnvelope),
         (status = 401, description = "`invalid_master_password`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: an organization machine and the caller is neither its owner nor admin", body = ErrorEnvelope),
         (status = 404, description = "`machine_not_found` (another user's machine answers the same)", body = ErrorEnvelope),
         (status = 409, description = "`conflict`: the machine (or the vault) was changed concurrently", body = ErrorEnvelope),
         (status = 429, description = "`too_many_attempts`: the master-password guess budget is spent", body = ErrorEnvelope),
@@ -98,6 +109,7 @@ fn update_machine() {}
     responses(
         (status = 200, description = "Machine deleted successfully", body = EmptyReply),
         (status = 400, description = "`invalid_request`: the id is not a positive integer", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: an organization machine and the caller is neither its owner nor admin", body = ErrorEnvelope),
         (status = 404, description = "`machine_not_found`", body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("jwt" = [])),
@@ -134,8 +146,8 @@ fn set_master_password() {}
         (status = 200, description = "The ticket", body = TicketReply),
         (status = 400, description = "`invalid_request`", body = ErrorEnvelope),
         (status = 401, description = "`unauthorized` or `invalid_master_password`", body = ErrorEnvelope),
-        (status = 403, description = "`target_not_allowed` (the target policy), or `cross_site_request`", body = ErrorEnvelope),
-        (status = 404, description = "`machine_not_found`", body = ErrorEnvelope),
+        (status = 403, description = "`target_not_allowed` (the target policy), `cross_site_request`, `forbidden` (an organization machine and the caller is its auditor) or `org_key_not_granted` (an organization machine and the caller holds no copy of its key)", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found` (another user's, or an organization's the caller is not a member of, answers the same)", body = ErrorEnvelope),
         (status = 409, description = "`master_password_not_set`, or `host_key_changed` (`data` has both fingerprints)", body = ErrorEnvelope),
         (status = 429, description = "`too_many_attempts` or `user_limit_reached`; `Retry-After` says when", body = ErrorEnvelope),
         (status = 502, description = "`ssh_failed`: refused, unreachable, or the login failed", body = ErrorEnvelope),
@@ -156,6 +168,7 @@ fn connect() {}
     responses(
         (status = 200, description = "Host key pin updated", body = MachineReply),
         (status = 401, description = "`unauthorized` or `invalid_master_password`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: an organization machine and the caller is neither owner nor admin of it", body = ErrorEnvelope),
         (status = 404, description = "`machine_not_found`", body = ErrorEnvelope),
         (status = 409, description = "`master_password_not_set` or `conflict`", body = ErrorEnvelope),
         (status = 429, description = "`too_many_attempts`; `Retry-After` says when", body = ErrorEnvelope),
@@ -617,19 +630,81 @@ fn set_member_role() {}
 #[utoipa::path(
     delete, path = "/api/v1/orgs/{slug}/members/{member}", tag = "organizations",
     operation_id = "remove_member",
-    summary = "Remove a member, or leave (the member is the caller)",
+    summary = "Remove a member, or leave (the member is the caller); removing a holder of the organization's key rotates it",
+    description = "Removing a member who holds a copy of the organization's key needs the caller's master password (`{\"password\"}`) and rotates the key in the same request. Leaving, or removing someone without a copy, takes no body.",
     params(("slug" = String, Path, description = ORG_SLUG),
         ("member" = String, Path, description = "The member's identity")),
+    request_body(content = Option<OrgKeyRequest>, description = "Only to remove a holder of the organization's key"),
     responses(
-        (status = 200, description = "Member removed successfully", body = EmptyReply),
-        (status = 400, description = "`invalid_request`: the member in the path is over 254 bytes or holds control characters", body = ErrorEnvelope),
-        (status = 403, description = "`forbidden`", body = ErrorEnvelope),
+        (status = 200, description = "Member removed successfully", body = OrgKeyRotationReply),
+        (status = 400, description = "`invalid_request`: the member in the path is over 254 bytes or holds control characters, or the password is missing", body = ErrorEnvelope),
+        (status = 401, description = "`invalid_master_password`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`, or `org_key_not_granted` (the caller holds no copy of the key)", body = ErrorEnvelope),
         (status = 404, description = "`org_not_found` or `member_not_found`", body = ErrorEnvelope),
-        (status = 409, description = "`last_owner` or `conflict`", body = ErrorEnvelope),
+        (status = 409, description = "`last_owner`, `master_password_not_set` or `conflict`", body = ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts`", body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn remove_member() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{slug}/key", tag = "organizations", operation_id = "org_key_status",
+    summary = "Who holds the organization's key (owners and admins)",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    responses(
+        (status = 200, description = "Organization key fetched successfully", body = OrgKeyStatusReply),
+        (status = 403, description = "`forbidden`", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn org_key_status() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{slug}/members/{member}/key", tag = "organizations",
+    operation_id = "grant_org_key",
+    summary = "Grant the organization's key to a member (owners and admins, with their master password)",
+    params(("slug" = String, Path, description = ORG_SLUG),
+        ("member" = String, Path, description = "The member's identity")),
+    request_body = OrgKeyRequest,
+    responses(
+        (status = 200, description = "Organization key granted successfully", body = OrgKeyStatusReply),
+        (status = 400, description = "`invalid_request` (the body, the member in the path, or an auditor named)", body = ErrorEnvelope),
+        (status = 401, description = "`invalid_master_password`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`, or `org_key_not_granted` (the caller holds no copy of the key)", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found` or `member_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`member_master_password_not_set`, `master_password_not_set` or `conflict` (no key yet)", body = ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn grant_org_key() {}
+
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{slug}/key/rotate", tag = "organizations",
+    operation_id = "rotate_org_key",
+    summary = "Rotate the organization's key now (owners and admins, with their master password)",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    request_body = OrgKeyRequest,
+    responses(
+        (status = 200, description = "Organization key rotated successfully", body = OrgKeyRotationReply),
+        (status = 400, description = "`invalid_request`", body = ErrorEnvelope),
+        (status = 401, description = "`invalid_master_password`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden` or `org_key_not_granted`", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`", body = ErrorEnvelope),
+        (status = 409, description = "`master_password_not_set` or `conflict`", body = ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
+        (status = 429, description = "`too_many_attempts`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn rotate_org_key() {}
 
 #[utoipa::path(
     get, path = "/api/v1/invitations", tag = "organizations", operation_id = "my_invitations",

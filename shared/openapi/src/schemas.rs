@@ -41,8 +41,13 @@ pub struct NewMachineRequest {
     pub private_key: Option<String>,
     #[schema(max_length = 1024)]
     pub passphrase: Option<String>,
+    /// A free label; with `owner_type: "organization"`, the owning organization's slug.
     #[schema(max_length = 128)]
     pub organization: Option<String>,
+    /// `user` (the default: the caller's own) or `organization` (owned by `organization`;
+    /// its owners and admins may create one).
+    #[schema(pattern = "^(user|organization)$", max_length = 16)]
+    pub owner_type: Option<String>,
     /// Pin the host key up front instead of on first connect.
     #[schema(
         pattern = r"^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$",
@@ -176,7 +181,10 @@ pub struct Machine {
     /// As the seed sends it: a string (`"22"`).
     #[schema(pattern = "^[0-9]{1,5}$")]
     pub port: String,
+    /// The owning user's identity, or the owning organization's slug.
     pub owner_id: String,
+    /// `user` or `organization`.
+    #[schema(pattern = "^(user|organization)$")]
     pub owner_type: String,
     #[schema(required = true)]
     pub organization: Option<String>,
@@ -489,6 +497,44 @@ pub struct RoleUpdateRequest {
     pub role: OrgRole,
 }
 
+/// `POST /api/v1/orgs/{slug}/members/{member}/key`, `POST /api/v1/orgs/{slug}/key/rotate`,
+/// and the optional body of `DELETE /api/v1/orgs/{slug}/members/{member}`: the caller's own
+/// master password (it opens their copy of the organization's key).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgKeyRequest {
+    #[schema(min_length = 1, max_length = 4096)]
+    pub password: String,
+}
+
+/// Who holds the organization's key (owners and admins see it).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgKeyStatus {
+    /// The key's generation; `null` until the organization's first machine makes it.
+    #[schema(required = true)]
+    pub generation: Option<u32>,
+    /// Members holding a copy.
+    pub holders: Vec<String>,
+    /// Someone no longer a member still holds a copy (they left): rotate the key.
+    pub rotation_pending: bool,
+}
+
+/// What a rotation of the organization's key did (a removal that rotated, or an explicit
+/// rotation); `generation` is `null` when nothing rotated.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgKeyRotation {
+    #[schema(required = true)]
+    pub generation: Option<u32>,
+    /// Machines re-sealed to the new key.
+    pub resealed: u64,
+    /// Members who received a copy of the new key.
+    pub copies: u64,
+    /// Machines whose secrets did not open with the old key (left as they were).
+    pub unopenable: Vec<u64>,
+}
+
 /// One of the caller's organizations.
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -586,7 +632,9 @@ macro_rules! replies {
 
 replies! {
     MachineReply => Machine, "One machine.";
-    MachineListReply => Vec<Machine>, "The caller's machines.";
+    MachineListReply => Vec<Machine>, "The caller's machines and their organizations'.";
+    OrgKeyStatusReply => OrgKeyStatus, "Who holds the organization's key.";
+    OrgKeyRotationReply => OrgKeyRotation, "What a rotation of the organization's key did.";
     EmptyReply => Null, "No data.";
     MasterPasswordReply => MasterPasswordOutcome, "A master password set or changed.";
     HealthReply => Health, "Health.";

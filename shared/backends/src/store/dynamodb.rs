@@ -4,6 +4,9 @@
 //! |---------|-----------------|-----------------------------|
 //! | vault   | `USER#<owner>`  | `VAULT`                     |
 //! | machine | `USER#<owner>`  | `MACHINE#<id, 20 digits>`   |
+//! | organization vault | `ORG#<slug>` | `VAULT`              |
+//! | organization machine | `ORG#<slug>` | `MACHINE#<id, 20 digits>` |
+//! | member's copy of the organization key | `ORG#<slug>` | `KEYCOPY#<member>` |
 //! | counter | `COUNTER`       | `MACHINE_ID`                |
 //! | revoked session token | `REVOKED#<jti>` | `TOKEN` (with `ttl` = the token's `exp`) |
 //!
@@ -26,7 +29,7 @@ use aws_sdk_dynamodb::types::{
 use crate::aws::{AwsFailure, classify};
 use domain::machine::{FieldChange, FieldValue, Machine, MachineSummary, SealedSecrets};
 use domain::store::{Store, StoreError, VaultPrecondition};
-use domain::vault::{KdfParams, PreviousKey, VaultRecord};
+use domain::vault::{KdfParams, OrgKeyCopy, PreviousKey, VaultRecord};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -94,8 +97,42 @@ impl DynamoStore {
     }
 }
 
+/// The partition of an owner: a user's `USER#<identity>`, an organization's (owner id
+/// `org:<slug>`) the organization's own `ORG#<slug>`, beside its members and invitations.
 fn user_pk(owner_id: &str) -> AttributeValue {
-    AttributeValue::S(format!("USER#{owner_id}"))
+    match domain::vault::org_slug_of(owner_id) {
+        Some(slug) => AttributeValue::S(format!("ORG#{slug}")),
+        None => AttributeValue::S(format!("USER#{owner_id}")),
+    }
+}
+
+fn copy_sk(member: &str) -> AttributeValue {
+    AttributeValue::S(format!("KEYCOPY#{member}"))
+}
+
+fn copy_to_item(c: &OrgKeyCopy) -> Item {
+    let mut item = Item::new();
+    item.insert("PK".into(), user_pk(&c.org_owner));
+    item.insert("SK".into(), copy_sk(&c.member));
+    item.insert("org_owner".into(), s(&c.org_owner));
+    item.insert("member".into(), s(&c.member));
+    item.insert("org_gen".into(), n(c.org_gen));
+    item.insert("member_gen".into(), n(c.member_gen));
+    item.insert("hpke_enc".into(), b(&c.hpke_enc));
+    item.insert("ciphertext".into(), b(&c.ciphertext));
+    item
+}
+
+fn copy_from_item(item: &Item) -> Result<OrgKeyCopy, StoreError> {
+    let f = Fields(item);
+    Ok(OrgKeyCopy {
+        org_owner: f.s("org_owner")?,
+        member: f.s("member")?,
+        org_gen: f.n("org_gen")?,
+        member_gen: f.n("member_gen")?,
+        hpke_enc: f.b("hpke_enc")?,
+        ciphertext: f.b("ciphertext")?,
+    })
 }
 
 fn revoked_pk(jti: &str) -> AttributeValue {
@@ -724,6 +761,79 @@ impl Store for DynamoStore {
         };
         request.send().await.map_err(store_error)?;
         Ok(())
+    }
+
+    async fn put_org_key_copy(&self, copy: &OrgKeyCopy) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(copy_to_item(copy)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn get_org_key_copy(
+        &self,
+        org_owner: &str,
+        member: &str,
+    ) -> Result<Option<OrgKeyCopy>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(org_owner))
+            .key("SK", copy_sk(member))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.as_ref().map(copy_from_item).transpose()
+    }
+
+    async fn list_org_key_copies(&self, org_owner: &str) -> Result<Vec<OrgKeyCopy>, StoreError> {
+        let mut copies = Vec::new();
+        let mut start_key: Option<Item> = None;
+        for _ in 0..MAX_QUERY_PAGES {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", user_pk(org_owner))
+                .expression_attribute_values(":prefix", s("KEYCOPY#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in output.items() {
+                copies.push(copy_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        Ok(copies)
+    }
+
+    async fn delete_org_key_copy(&self, org_owner: &str, member: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(org_owner))
+            .key("SK", copy_sk(member))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match result.map_err(store_error) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {

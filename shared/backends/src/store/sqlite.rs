@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use domain::machine::{FieldChange, FieldValue, Machine, MachineSummary, SealedSecrets};
 use domain::store::{Store, StoreError, VaultPrecondition};
-use domain::vault::{KdfParams, PreviousKey, VaultRecord};
+use domain::vault::{KdfParams, OrgKeyCopy, PreviousKey, VaultRecord};
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -65,6 +65,17 @@ CREATE TABLE IF NOT EXISTS vaults (
     prev_generation INTEGER,
     prev_wrapped_seed BLOB
 );
+-- Organization key copies: an organization's vault seed(s) sealed to one member's vault key
+-- (the organization's own vault is a row of `vaults`, owner `org:<slug>`).
+CREATE TABLE IF NOT EXISTS org_key_copies (
+    org_owner TEXT NOT NULL,
+    member TEXT NOT NULL,
+    org_gen INTEGER NOT NULL,
+    member_gen INTEGER NOT NULL,
+    hpke_enc BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    PRIMARY KEY (org_owner, member)
+) WITHOUT ROWID;
 -- Master-password guess windows (limiter_sqlite.rs): per user, attempts taken (in flight or
 -- failed) and, of those, failures.
 CREATE TABLE IF NOT EXISTS guess_windows (
@@ -300,6 +311,19 @@ fn machine_from_row(row: &Row<'_>) -> rusqlite::Result<Machine> {
             ciphertext: row.get(14)?,
         },
         created_at: row.get(15)?,
+    })
+}
+
+const COPY_COLUMNS: &str = "org_owner, member, org_gen, member_gen, hpke_enc, ciphertext";
+
+fn copy_from_row(row: &Row<'_>) -> rusqlite::Result<OrgKeyCopy> {
+    Ok(OrgKeyCopy {
+        org_owner: row.get(0)?,
+        member: row.get(1)?,
+        org_gen: row.get(2)?,
+        member_gen: row.get(3)?,
+        hpke_enc: row.get(4)?,
+        ciphertext: row.get(5)?,
     })
 }
 
@@ -705,6 +729,78 @@ impl Store for SqliteStore {
             } else {
                 Err(StoreError::Conflict)
             }
+        })
+        .await
+    }
+
+    async fn put_org_key_copy(&self, copy: &OrgKeyCopy) -> Result<(), StoreError> {
+        let c = copy.clone();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO org_key_copies (org_owner, member, org_gen, member_gen, hpke_enc, \
+                 ciphertext) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (org_owner, member) \
+                 DO UPDATE SET org_gen = excluded.org_gen, member_gen = excluded.member_gen, \
+                 hpke_enc = excluded.hpke_enc, ciphertext = excluded.ciphertext",
+                params![
+                    c.org_owner,
+                    c.member,
+                    c.org_gen,
+                    c.member_gen,
+                    c.hpke_enc,
+                    c.ciphertext
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_org_key_copy(
+        &self,
+        org_owner: &str,
+        member: &str,
+    ) -> Result<Option<OrgKeyCopy>, StoreError> {
+        let (org_owner, member) = (org_owner.to_owned(), member.to_owned());
+        self.with_reader(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {COPY_COLUMNS} FROM org_key_copies WHERE org_owner = ?1 AND member = ?2"
+                ),
+                params![org_owner, member],
+                copy_from_row,
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_org_key_copies(&self, org_owner: &str) -> Result<Vec<OrgKeyCopy>, StoreError> {
+        let org_owner = org_owner.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {COPY_COLUMNS} FROM org_key_copies WHERE org_owner = ?1 ORDER BY member"
+                ))
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![org_owner], copy_from_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete_org_key_copy(&self, org_owner: &str, member: &str) -> Result<bool, StoreError> {
+        let (org_owner, member) = (org_owner.to_owned(), member.to_owned());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "DELETE FROM org_key_copies WHERE org_owner = ?1 AND member = ?2",
+                params![org_owner, member],
+            )
+            .map(|deleted| deleted > 0)
+            .map_err(unavailable)
         })
         .await
     }

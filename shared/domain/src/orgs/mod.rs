@@ -387,8 +387,17 @@ impl Organizations {
         Ok(())
     }
 
+    /// The store, for the organization machines' service (memberships, roles).
+    pub fn store(&self) -> &Arc<dyn OrgStore> {
+        &self.store
+    }
+
     /// The caller's role, or the 404 a non-member gets for an organization that exists or not.
-    async fn role_of_caller(&self, caller: &Identity, slug: &Slug) -> Result<Role, DomainError> {
+    pub async fn role_of_caller(
+        &self,
+        caller: &Identity,
+        slug: &Slug,
+    ) -> Result<Role, DomainError> {
         self.store
             .role_of(slug, &caller.0)
             .await?

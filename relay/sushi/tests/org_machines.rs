@@ -1,0 +1,543 @@
+//! Organization machines and the organization's key, over real HTTP against one `sushi`
+//! process (the api-fn routes and connect on one port, so a member's connect logs in to the
+//! real sshd), on both backends (embedded SQLite with the key file; DynamoDB and KMS on moto):
+//! members list and connect with their own master password, auditors list but do not connect,
+//! outsiders get the 404 of a missing machine everywhere, a member without a copy of the key
+//! gets `org_key_not_granted`, and removing a holder rotates the key so that the copy they had
+//! opens nothing while every machine still opens for everyone else.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::Machines;
+use domain::vault::org_owner_id;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use testkit::{Answer, AwsBackend, Client, JWT_SECRET, Process};
+
+const ORG: &str = "/api/v1/orgs/platform-team";
+const SLUG: &str = "platform-team";
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
+const CAROL: &str = "carol@example.com";
+const DAVE: &str = "dave@example.com";
+const EVE: &str = "eve@example.com";
+
+fn password_of(email: &str) -> String {
+    format!("master password of {email}")
+}
+
+enum Backend {
+    Embedded,
+    DynamoDbKms,
+}
+
+/// One `sushi` on a fresh data dir (or a fresh DynamoDB table and KMS key on moto).
+struct World {
+    sushi: Process,
+    dir: tempfile::TempDir,
+    aws: Option<AwsBackend>,
+}
+
+impl World {
+    fn start(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = HashMap::from([
+            ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+            ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+            ("SSH_ALLOW_LOOPBACK".to_owned(), "true".to_owned()),
+        ]);
+        let aws = match backend {
+            Backend::Embedded => None,
+            Backend::DynamoDbKms => {
+                let aws = testkit::provision_aws();
+                env.insert("DYNAMODB_TABLE".to_owned(), aws.table.clone());
+                env.insert("AUDIT_TABLE".to_owned(), aws.audit_table.clone());
+                env.insert("KMS_KEY_ID".to_owned(), aws.kms_key_id.clone());
+                env.insert("AWS_ENDPOINT_URL".to_owned(), aws.endpoint.clone());
+                for (k, v) in testkit::aws_test_credentials() {
+                    env.insert(k.to_owned(), v.to_owned());
+                }
+                Some(aws)
+            }
+        };
+        let sushi = Process::start(env!("CARGO_BIN_EXE_sushi"), &env);
+        Self { sushi, dir, aws }
+    }
+
+    fn user(&self, email: &str) -> Client {
+        Client::new(&self.sushi.base_url, None).as_user(email)
+    }
+
+    /// A user with their master password set.
+    async fn user_with_vault(&self, email: &str) -> Client {
+        let client = self.user(email);
+        let set = client.set_master_password(&password_of(email)).await;
+        assert_eq!(set.status, 200, "{:?}", set.body);
+        client
+    }
+
+    /// The domain service on this world's backend, in-process: to read what is stored and
+    /// try to open it as the relay would.
+    async fn domain(&self) -> Arc<Machines> {
+        let mut config = testkit::embedded_config(self.dir.path());
+        if let Some(aws) = &self.aws {
+            assert_eq!(
+                std::env::var("AWS_ENDPOINT_URL").ok().as_deref(),
+                Some(aws.endpoint.as_str()),
+                "export AWS_ENDPOINT_URL (localstack/services.sh env)"
+            );
+            config.backend = domain::config::Backend::Aws {
+                table: aws.table.clone(),
+                kms_key_id: aws.kms_key_id.clone(),
+            };
+            config.audit_table = Some(aws.audit_table.clone());
+        }
+        backends::wire(&config).await.unwrap()
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Embedded).await
+                }
+            )*
+        }
+        mod dynamodb_kms {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::DynamoDbKms).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    members_connect_with_their_own_password_and_auditors_do_not,
+    a_non_member_gets_not_found_on_every_org_machine_route,
+    removing_a_holder_rotates_the_key_and_their_copy_opens_nothing,
+    leaving_leaves_a_rotation_pending_until_an_admin_rotates,
+    a_master_password_change_reseals_the_members_copies,
+);
+
+/// `owner` creates the organization and `members` join it with their roles.
+async fn org_with(world: &World, owner: &Client, members: &[(&str, &str)]) {
+    let created = owner
+        .post_json("/api/v1/orgs", &json!({"slug": SLUG, "name": "Platform"}))
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    for (email, role) in members {
+        let invited = owner
+            .post_json(
+                &format!("{ORG}/invitations"),
+                &json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(invited.status, 200, "{:?}", invited.body);
+        let accepted = world
+            .user(email)
+            .post_json(&format!("/api/v1/invitations/{SLUG}/accept"), &json!({}))
+            .await;
+        assert_eq!(accepted.status, 200, "{:?}", accepted.body);
+    }
+}
+
+/// An organization machine on the shared sshd, created by `by`; its id.
+async fn org_machine(by: &Client, name: &str) -> u64 {
+    let sshd = testkit::ssh::shared_sshd();
+    let created = by
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": name, "hostname": sshd.host, "port": sshd.port.to_string(),
+                    "username": sshd.user, "password": sshd.password,
+                    "owner_type": "organization", "organization": SLUG}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    assert_eq!(created.data()["owner_type"], "organization");
+    assert_eq!(created.data()["owner_id"], SLUG);
+    created.data()["id"].as_u64().unwrap()
+}
+
+async fn connect(client: &Client, id: u64, password: &str) -> Answer {
+    client
+        .post_json(
+            &format!("/api/v1/machine/{id}/connect"),
+            &json!({ "password": password }),
+        )
+        .await
+}
+
+async fn connect_as(world: &World, email: &str, id: u64) -> Answer {
+    connect(&world.user(email), id, &password_of(email)).await
+}
+
+async fn grant(by: &Client, by_email: &str, member: &str) -> Answer {
+    by.post_json(
+        &format!("{ORG}/members/{member}/key"),
+        &json!({ "password": password_of(by_email) }),
+    )
+    .await
+}
+
+async fn remove(by: &Client, member: &str, body: Option<Value>) -> Answer {
+    let request = by.http.delete(by.url(&format!("{ORG}/members/{member}")));
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    by.send(request).await
+}
+
+fn code(answer: &Answer) -> (u16, Value) {
+    (answer.status, answer.body["code"].clone())
+}
+
+fn ids(listing: &Answer) -> Vec<u64> {
+    listing
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+async fn members_connect_with_their_own_password_and_auditors_do_not(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    let carol = world.user_with_vault(CAROL).await;
+    let dave = world.user(DAVE); // no master password yet
+    org_with(
+        &world,
+        &alice,
+        &[(BOB, "member"), (CAROL, "auditor"), (DAVE, "admin")],
+    )
+    .await;
+
+    // Members may not create organization machines; the owner may, without a password.
+    let sshd = testkit::ssh::shared_sshd();
+    let refused = bob
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "x", "hostname": sshd.host, "port": "22", "username": "u",
+                    "password": "p", "owner_type": "organization", "organization": SLUG}),
+        )
+        .await;
+    assert_eq!(code(&refused), (403, json!("forbidden")));
+    let id = org_machine(&alice, "shared").await;
+    let own = bob
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "bob's own", "hostname": "example.com", "port": "22",
+                    "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
+    let own_id = own.data()["id"].as_u64().unwrap();
+
+    // Listing: the caller's own and their organizations'; `?organization=` filters.
+    assert_eq!(ids(&bob.get("/api/v1/machines").await), vec![own_id, id]);
+    let filtered = bob
+        .get(&format!("/api/v1/machines?organization={SLUG}"))
+        .await;
+    assert_eq!(ids(&filtered), vec![id]);
+    assert_eq!(filtered.data()[0]["owner_type"], "organization");
+    assert_eq!(ids(&carol.get("/api/v1/machines").await), vec![id]);
+    assert_eq!(
+        carol.get(&format!("/api/v1/machine/{id}")).await.status,
+        200
+    );
+
+    // A member without a copy of the key gets the clear error, before any SSH.
+    let not_granted = connect_as(&world, BOB, id).await;
+    assert_eq!(code(&not_granted), (403, json!("org_key_not_granted")));
+    assert!(
+        not_granted.message().contains("grant"),
+        "{:?}",
+        not_granted.body
+    );
+    // Granting takes the granter's own master password, and a member with a vault.
+    let wrong = bob
+        .post_json(
+            &format!("{ORG}/members/{CAROL}/key"),
+            &json!({"password": "x"}),
+        )
+        .await;
+    assert_eq!(code(&wrong), (403, json!("forbidden")));
+    let no_vault = grant(&alice, ALICE, DAVE).await;
+    assert_eq!(
+        code(&no_vault),
+        (409, json!("member_master_password_not_set"))
+    );
+    let bad_password = alice
+        .post_json(
+            &format!("{ORG}/members/{BOB}/key"),
+            &json!({"password": "not alice's"}),
+        )
+        .await;
+    assert_eq!(code(&bad_password), (401, json!("invalid_master_password")));
+    let granted = grant(&alice, ALICE, BOB).await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    assert_eq!(granted.data()["holders"], json!([ALICE, BOB]));
+
+    // The member connects with their own master password, to the real sshd.
+    let connected = connect_as(&world, BOB, id).await;
+    assert_eq!(connected.status, 200, "{:?}", connected.body);
+    assert!(connected.data().as_str().is_some());
+    let wrong_password = connect(&bob, id, "not bob's").await;
+    assert_eq!(
+        code(&wrong_password),
+        (401, json!("invalid_master_password"))
+    );
+    // The auditor lists and reads but does not connect.
+    assert_eq!(
+        code(&connect_as(&world, CAROL, id).await),
+        (403, json!("forbidden"))
+    );
+    // Members do not edit or delete; admins and owners do.
+    let edit = bob
+        .patch_json(&format!("/api/v1/machine/{id}"), &json!({"name": "mine"}))
+        .await;
+    assert_eq!(code(&edit), (403, json!("forbidden")));
+    let delete = bob.delete(&format!("/api/v1/machine/{id}")).await;
+    assert_eq!(code(&delete), (403, json!("forbidden")));
+    let renamed = dave
+        .patch_json(
+            &format!("/api/v1/machine/{id}"),
+            &json!({"name": "renamed"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    assert_eq!(renamed.data()["name"], "renamed");
+
+    // Every step is in the actor's audit log.
+    let kinds = |log: Answer| -> Vec<String> {
+        log.data()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let alice_log = kinds(alice.get("/api/v1/audit").await);
+    for kind in ["org_key_created", "org_key_granted", "machine_created"] {
+        assert!(alice_log.iter().any(|k| k == kind), "{kind}: {alice_log:?}");
+    }
+}
+
+async fn a_non_member_gets_not_found_on_every_org_machine_route(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let eve = world.user_with_vault(EVE).await;
+    org_with(&world, &alice, &[]).await;
+    let id = org_machine(&alice, "shared").await;
+    let machine = format!("/api/v1/machine/{id}");
+    let missing = json!("machine_not_found");
+    assert_eq!(code(&eve.get(&machine).await), (404, missing.clone()));
+    let edit = eve.patch_json(&machine, &json!({"name": "x"})).await;
+    assert_eq!(code(&edit), (404, missing.clone()));
+    assert_eq!(code(&eve.delete(&machine).await), (404, missing.clone()));
+    let pin = eve
+        .put_json(
+            &format!("{machine}/host-key"),
+            &json!({"fingerprint": null, "master_password": password_of(EVE)}),
+        )
+        .await;
+    assert_eq!(code(&pin), (404, missing.clone()));
+    assert_eq!(
+        code(&connect_as(&world, EVE, id).await),
+        (404, missing.clone())
+    );
+    assert_eq!(ids(&eve.get("/api/v1/machines").await), Vec::<u64>::new());
+    let filtered = eve
+        .get(&format!("/api/v1/machines?organization={SLUG}"))
+        .await;
+    assert_eq!(code(&filtered), (404, json!("org_not_found")));
+    let nonexistent = eve.get("/api/v1/machines?organization=no-such-org").await;
+    assert_eq!(code(&nonexistent), (404, json!("org_not_found")));
+    let create = eve
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "x", "hostname": "example.com", "port": "22", "username": "u",
+                    "password": "p", "owner_type": "organization", "organization": SLUG}),
+        )
+        .await;
+    assert_eq!(code(&create), (404, json!("org_not_found")));
+    let status = eve.get(&format!("{ORG}/key")).await;
+    assert_eq!(code(&status), (404, json!("org_not_found")));
+    let granted = grant(&eve, EVE, ALICE).await;
+    assert_eq!(code(&granted), (404, json!("org_not_found")));
+    // The machine is intact for its organization.
+    assert_eq!(alice.get(&machine).await.status, 200);
+}
+
+async fn removing_a_holder_rotates_the_key_and_their_copy_opens_nothing(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    world.user_with_vault(BOB).await;
+    world.user_with_vault(DAVE).await;
+    org_with(&world, &alice, &[(BOB, "member"), (DAVE, "admin")]).await;
+    let first = org_machine(&alice, "first").await;
+    let second = org_machine(&alice, "second").await;
+    for member in [BOB, DAVE] {
+        assert_eq!(grant(&alice, ALICE, member).await.status, 200);
+    }
+    for member in [ALICE, BOB, DAVE] {
+        let answer = connect_as(&world, member, first).await;
+        assert_eq!(answer.status, 200, "{member}: {:?}", answer.body);
+    }
+
+    // What Bob could keep: his copy of the key, straight from the store.
+    let domain = world.domain().await;
+    let org_owner = org_owner_id(SLUG);
+    let bobs_copy = domain
+        .store()
+        .get_org_key_copy(&org_owner, BOB)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Removing a holder needs the remover's master password, and rotates the key.
+    let without = remove(&alice, BOB, None).await;
+    assert_eq!(code(&without), (400, json!("invalid_request")));
+    let removed = remove(&alice, BOB, Some(json!({"password": password_of(ALICE)}))).await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+    assert_eq!(removed.data()["generation"], 2);
+    assert_eq!(removed.data()["resealed"], 2);
+    assert_eq!(removed.data()["copies"], 2);
+    let status = alice.get(&format!("{ORG}/key")).await;
+    assert_eq!(status.data()["holders"], json!([ALICE, DAVE]));
+    assert_eq!(status.data()["rotation_pending"], false);
+
+    // Everyone left opens every machine; Bob reaches nothing.
+    for member in [ALICE, DAVE] {
+        for id in [first, second] {
+            let answer = connect_as(&world, member, id).await;
+            assert_eq!(answer.status, 200, "{member} {id}: {:?}", answer.body);
+        }
+    }
+    assert_eq!(
+        code(&connect_as(&world, BOB, first).await),
+        (404, json!("machine_not_found"))
+    );
+
+    // The saved copy still opens with Bob's password, but only to the old key, which opens
+    // no machine any more: not as stored (sealed to the new generation), nor with the
+    // generation forged to the old one (the HPKE layer is sealed to the new public key).
+    assert_eq!(
+        domain
+            .store()
+            .get_org_key_copy(&org_owner, BOB)
+            .await
+            .unwrap(),
+        None
+    );
+    let bobs_vault = domain.store().get_vault(BOB).await.unwrap().unwrap();
+    let bob_unlocked = bobs_vault
+        .unlock(&SecretString::from(password_of(BOB)))
+        .unwrap();
+    let old_key = bob_unlocked.open_copy(&bobs_copy).unwrap();
+    assert_eq!(old_key.generations(), vec![1]);
+    for id in [first, second] {
+        let machine = domain
+            .store()
+            .get_machine(&org_owner, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            old_key
+                .open(domain.keys().as_ref(), id, &machine.sealed)
+                .await
+                .is_err()
+        );
+        assert_eq!(machine.sealed.vault_gen, 2);
+        let mut forged = machine.sealed.clone();
+        forged.vault_gen = 1;
+        assert!(
+            old_key
+                .open(domain.keys().as_ref(), id, &forged)
+                .await
+                .is_err()
+        );
+    }
+    let log = alice.get("/api/v1/audit").await;
+    let rotated = log.data()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "org_key_rotated")
+        .cloned()
+        .unwrap();
+    assert_eq!(rotated["details"]["resealed"], 2);
+}
+
+async fn leaving_leaves_a_rotation_pending_until_an_admin_rotates(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    org_with(&world, &alice, &[(BOB, "member")]).await;
+    let id = org_machine(&alice, "shared").await;
+    assert_eq!(grant(&alice, ALICE, BOB).await.status, 200);
+    // Leaving needs no password and does not rotate (the leaver would learn the new key).
+    let left = remove(&bob, BOB, None).await;
+    assert_eq!(left.status, 200, "{:?}", left.body);
+    assert_eq!(left.data()["generation"], Value::Null);
+    let pending = alice.get(&format!("{ORG}/key")).await;
+    assert_eq!(pending.data()["rotation_pending"], true);
+    assert_eq!(pending.data()["holders"], json!([ALICE]));
+    let refused = bob
+        .post_json(
+            &format!("{ORG}/key/rotate"),
+            &json!({"password": password_of(BOB)}),
+        )
+        .await;
+    assert_eq!(code(&refused), (404, json!("org_not_found")));
+    let rotated = alice
+        .post_json(
+            &format!("{ORG}/key/rotate"),
+            &json!({"password": password_of(ALICE)}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    assert_eq!(rotated.data()["generation"], 2);
+    assert_eq!(rotated.data()["copies"], 1);
+    let done = alice.get(&format!("{ORG}/key")).await;
+    assert_eq!(done.data()["rotation_pending"], false);
+    assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
+}
+
+async fn a_master_password_change_reseals_the_members_copies(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    org_with(&world, &alice, &[(BOB, "member")]).await;
+    let id = org_machine(&alice, "shared").await;
+    assert_eq!(grant(&alice, ALICE, BOB).await.status, 200);
+    let changed = bob
+        .put_json(
+            "/api/v1/master-password",
+            &json!({"password": "bob's new master password", "current_password": password_of(BOB)}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    let old = connect(&bob, id, &password_of(BOB)).await;
+    assert_eq!(code(&old), (401, json!("invalid_master_password")));
+    let new = connect(&bob, id, "bob's new master password").await;
+    assert_eq!(new.status, 200, "{:?}", new.body);
+}
