@@ -785,11 +785,12 @@ async fn big_file_phase(relay: &testkit::Process, base: &str, email: &str, id: u
         let stop = Arc::clone(&stop);
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if let Some(Frame::Closed(code, reason)) =
-                    term.next(Duration::from_millis(500)).await
-                {
+                if let Some(Frame::Closed(code, reason)) = term.next(Duration::from_secs(5)).await {
                     panic!("the terminal closed during the transfer: {code} {reason}");
                 }
+                // A frame from the client, as a browser acknowledging output sends.
+                let offset = term.output.len() as u64;
+                term.ack(offset).await;
             }
             term
         })
