@@ -733,6 +733,124 @@ fn scp(keyfile: &std::path::Path, sshd: &testkit::ssh::SharedSshd, from: &str, t
     t0.elapsed().as_secs_f64()
 }
 
+/// Above this size the files phase streams from and to disk, once, and checks SHA-256 rather
+/// than comparing with `scp` (the file would not fit in the benchmark's memory).
+const BIG_FILE_MIB: usize = 1024;
+
+/// One upload and one download of an `mib` MiB random file through the relay, streamed from
+/// and to disk (`curl -T` up, a hashing reader down): both SHA-256 must equal the local
+/// file's, and the relay's peak RSS above its level before is printed.
+async fn big_file_phase(relay: &testkit::Process, base: &str, email: &str, id: u64, mib: usize) {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let ticket = relay_world::ticket(base, email, id).await;
+    let mut term = Terminal::open(base, &ticket, &[]).await.unwrap();
+    read_until(&mut term, 0, b"$ ", Duration::from_secs(10)).await;
+    let (session, _) = term.session();
+    let token = testkit::token(email);
+    let local = tempfile::tempdir_in("/var/tmp").unwrap();
+    let local_file = local.path().join("big.bin");
+    let mut sha = Sha256::new();
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&local_file).unwrap());
+        let mut piece = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            rand::thread_rng().fill_bytes(&mut piece);
+            sha.update(&piece);
+            out.write_all(&piece).unwrap();
+        }
+        out.flush().unwrap();
+    }
+    let sum = format!("{:x}", sha.finalize());
+    let remote = format!("bench-big-{}.bin", uuid::Uuid::new_v4().simple());
+    let url = |op: &str| format!("{base}/files/{session}/{op}");
+    let bytes = (mib as f64) * 1024.0 * 1024.0;
+
+    let pid = relay.pid();
+    let baseline = rss_kib(pid);
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampling = {
+        let peak = Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    // The transfers take minutes: keep reading the terminal meanwhile, so that it answers the
+    // relay's pings (a browser's tab does) and is not closed as gone, taking its SFTP channel.
+    let stop = Arc::new(AtomicBool::new(false));
+    let keeping = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(Frame::Closed(code, reason)) = term.next(Duration::from_secs(5)).await {
+                    panic!("the terminal closed during the transfer: {code} {reason}");
+                }
+                // A frame from the client, as a browser acknowledging output sends.
+                let offset = term.output.len() as u64;
+                term.ack(offset).await;
+            }
+            term
+        })
+    };
+
+    let t0 = Instant::now();
+    let upload = tokio::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-T"])
+        .arg(&local_file)
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/octet-stream"])
+        .arg(format!("{}?path={remote}", url("upload")))
+        .output()
+        .await
+        .unwrap();
+    let up_secs = t0.elapsed().as_secs_f64();
+    assert!(upload.status.success(), "upload failed: {upload:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&upload.stdout).unwrap();
+    assert_eq!(answer["data"]["sha256"], sum.as_str(), "upload: {answer}");
+    std::fs::remove_file(&local_file).unwrap();
+
+    let t0 = Instant::now();
+    let mut response = reqwest::Client::new()
+        .get(url("download"))
+        .query(&[("path", remote.as_str())])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "download failed");
+    let mut sha = Sha256::new();
+    let mut got = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        sha.update(&chunk);
+        got += chunk.len() as u64;
+    }
+    let down_secs = t0.elapsed().as_secs_f64();
+    sampling.abort();
+    let down_sum = format!("{:x}", sha.finalize());
+    let _ = reqwest::Client::new()
+        .delete(format!("{base}/files/{session}"))
+        .query(&[("path", remote.as_str())])
+        .bearer_auth(&token)
+        .send()
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    let term = keeping.await.unwrap();
+    assert_eq!(got, (mib as u64) << 20);
+    assert_eq!(down_sum, sum, "downloaded bytes differ");
+    println!(
+        "big file ({mib} MiB): upload {:.0} s ({:.0} MiB/s), download {:.0} s ({:.0} MiB/s), SHA-256 equal both ways ({sum}); relay RSS {baseline} KiB before, peak +{} KiB",
+        up_secs,
+        bytes / up_secs / 1048576.0,
+        down_secs,
+        bytes / down_secs / 1048576.0,
+        peak.load(Ordering::Relaxed).saturating_sub(baseline)
+    );
+    term.close().await;
+}
+
 /// Upload and download an `mib` MiB random file through the relay (`PUT`/`GET /files/…`, over
 /// SFTP on the terminal's connection) and with `scp` (a new SSH connection each time, its
 /// handshake measured apart and subtracted), rounds alternating; also the relay's peak RSS
@@ -870,7 +988,12 @@ async fn main() {
     let relay_bin = relay_bin();
 
     let gw = RelayWorld::new().await;
-    let env = relay_env(sessions);
+    let mut env = relay_env(sessions);
+    // The files phase moves one `--mib` file; let the relay take it (default limit 1 GiB).
+    env.push((
+        "FILES_MAX_BYTES",
+        ((mib as u64 + 1) << 20).max(1 << 30).to_string(),
+    ));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let relay = gw.start(&relay_bin, &env);
     let base = relay.base_url.clone();
@@ -1038,7 +1161,9 @@ async fn main() {
     }
 
     // 6. Files: upload and download through the relay's SFTP routes versus `scp`.
-    if phases.contains(&"files") {
+    if phases.contains(&"files") && mib > BIG_FILE_MIB {
+        big_file_phase(&relay, &base, &email, id, mib).await;
+    } else if phases.contains(&"files") {
         files_phase(&relay, &base, &email, id, &keyfile, &sshd, mib, rounds).await;
     }
 

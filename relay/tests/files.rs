@@ -8,7 +8,9 @@
 //! target too); a cancelled upload leaves no file under its name and no `.part`; the terminal
 //! echoes while an upload is mid-way and while a download is held still by a reader that
 //! stopped; another user (and anyone without the owner's identity, a share viewer included)
-//! gets 404; every transfer is in the audit log; a target without SFTP says so; limits hold.
+//! gets 404; every transfer is in the audit log and marked on the terminal's recording; an
+//! overwrite replaces the file in one step; a listing stops at its limit; a target without
+//! SFTP says so; limits hold.
 
 #![allow(
     clippy::unwrap_used,
@@ -71,17 +73,19 @@ impl Owner {
         }
     }
 
-    /// Run `line` in the terminal and return what it printed between two markers.
+    /// Run `line` in the terminal, wait until it finished, and return what it printed. The
+    /// markers around the output are assembled by `printf`, so the terminal's echo of the
+    /// typed line (which holds the tag apart from the letters) never matches them.
     async fn shell(&mut self, line: &str) -> String {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let start = self.term.output.len();
         self.term
-            .run(&format!("printf 'B{tag}%s' \"$({line})\"; echo E{tag}"))
+            .run(&format!("printf 'B%s:%s:E%s\\n' {tag} \"$({line})\" {tag}"))
             .await;
-        self.term.expect_output(&format!("E{tag}"), STEP * 2).await;
+        self.term.expect_output(&format!(":E{tag}"), STEP * 2).await;
         let text = String::from_utf8_lossy(&self.term.output[start..]).to_string();
-        let from = text.rfind(&format!("B{tag}")).unwrap() + tag.len() + 1;
-        let to = text.rfind(&format!("E{tag}")).unwrap();
+        let from = text.rfind(&format!("B{tag}:")).unwrap() + tag.len() + 2;
+        let to = text.rfind(&format!(":E{tag}")).unwrap();
         text[from..to].to_owned()
     }
 
@@ -172,6 +176,18 @@ impl Files {
             client
                 .put(self.url("upload"))
                 .query(&[("path", path)])
+                .header("content-type", "application/octet-stream")
+                .body(bytes),
+        )
+        .await
+    }
+
+    async fn overwrite(&self, path: &str, bytes: Vec<u8>) -> Answer {
+        let client = reqwest::Client::new();
+        self.send(
+            client
+                .put(self.url("upload"))
+                .query(&[("path", path), ("overwrite", "true")])
                 .header("content-type", "application/octet-stream")
                 .body(bytes),
         )
@@ -671,4 +687,173 @@ async fn files_off_and_a_target_without_sftp_say_so() {
         answer.body
     );
     owner.echoes().await;
+}
+
+/// The events of the owner's newest recording once it has ended, as `(code, data)`.
+async fn ended_recording(gw: &RelayWorld, email: &str) -> Vec<(String, String)> {
+    let recordings = gw.machines.recordings().expect("recordings are wired");
+    let owner = Identity(email.to_owned());
+    let deadline = Instant::now() + STEP;
+    let id = loop {
+        let listed = recordings.list(&owner).await.unwrap();
+        if let Some(newest) = listed.first().filter(|r| r.ended_at.is_some()) {
+            break newest.id.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ended recording: {}",
+            listed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = domain::recording::RecordingId::parse(&id).unwrap();
+    let cast = recordings.fetch(&owner, &id).await.unwrap();
+    String::from_utf8(cast)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (_, code, data): (f64, String, String) = serde_json::from_str(line).unwrap();
+            (code, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_transfer_is_marked_on_the_terminals_recording() {
+    let gw = RelayWorld::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let mut owner = Owner::open(&gw, &relay.base_url, "files-recorded").await;
+    let files = owner.files(&relay.base_url);
+    let dir = scratch(&files).await;
+    let path = format!("{dir}/marked.bin");
+    let bytes = random(70_000);
+    let sum = hex_sha(&bytes);
+
+    let up = files.upload(&path, bytes).await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    let (status, _, got, len) = files.download(&path).await;
+    assert_eq!((status, got.as_str(), len), (200, sum.as_str(), 70_000));
+    audited(&gw, &owner.email, |entries| entries.len() >= 2).await;
+    assert_eq!(files.delete(&path).await.status, 200);
+    assert_eq!(files.delete(&dir).await.status, 200);
+
+    // The terminal ends; its recording is complete and holds one marker per transfer.
+    owner.term.run("exit").await;
+    owner.term.expect_close(STEP).await;
+    let events = ended_recording(&gw, &owner.email).await;
+    let markers: Vec<&str> = events
+        .iter()
+        .filter(|(code, _)| code == "m")
+        .map(|(_, data)| data.as_str())
+        .collect();
+    for direction in ["upload", "download"] {
+        let expected = format!("file {direction} completed: {path} (70000 bytes, sha256 {sum})");
+        assert!(
+            markers.contains(&expected.as_str()),
+            "no marker {expected:?} in {markers:?}"
+        );
+    }
+    // The upload's marker comes before the download's, in the order they happened.
+    let position = |direction: &str| {
+        markers
+            .iter()
+            .position(|m| m.starts_with(&format!("file {direction} ")))
+            .unwrap()
+    };
+    assert!(position("upload") < position("download"), "{markers:?}");
+}
+
+#[tokio::test]
+async fn an_overwrite_puts_the_new_bytes_in_place_in_one_step() {
+    let gw = RelayWorld::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let mut owner = Owner::open(&gw, &relay.base_url, "files-overwrite").await;
+    let files = owner.files(&relay.base_url);
+    let dir = scratch(&files).await;
+    let path = format!("{dir}/report.txt");
+    assert_eq!(files.upload(&path, b"old bytes".to_vec()).await.status, 200);
+    // A hard link to the old file keeps its inode visible: a replace by rename leaves the
+    // link on the old bytes and gives the name a new inode.
+    owner
+        .shell(&format!("ln ~/{path} ~/{dir}/old-link.txt"))
+        .await;
+    let inode_before = owner.shell(&format!("stat -c %i ~/{path}")).await;
+
+    let replaced = files.overwrite(&path, b"new bytes, longer".to_vec()).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    let (_, _, sum, _) = files.download(&path).await;
+    assert_eq!(sum, hex_sha(b"new bytes, longer"));
+    let mut names = files.names(&dir).await;
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["old-link.txt", "report.txt"],
+        "a temporary file was left"
+    );
+    let (_, _, old, _) = files.download(&format!("{dir}/old-link.txt")).await;
+    assert_eq!(
+        old,
+        hex_sha(b"old bytes"),
+        "the old file was written over in place"
+    );
+    assert_ne!(
+        owner.shell(&format!("stat -c %i ~/{path}")).await,
+        inode_before
+    );
+    // OpenSSH offers posix-rename@openssh.com: the relay did not fall back to remove + rename.
+    assert!(
+        !relay.output().contains("replaced in two steps"),
+        "the replace was not atomic"
+    );
+    // Without overwrite the name stays taken.
+    let again = files.upload(&path, b"x".to_vec()).await;
+    assert_eq!((again.status, again.code()), (409, "remote_exists"));
+
+    owner.shell(&format!("rm -r ~/{dir}")).await;
+}
+
+#[tokio::test]
+async fn a_listing_stops_at_its_limit_and_says_so() {
+    let gw = RelayWorld::new().await;
+    let relay = gw.start(RELAY, &[]);
+    let mut owner = Owner::open(&gw, &relay.base_url, "files-many").await;
+    let files = owner.files(&relay.base_url);
+    let dir = scratch(&files).await;
+    // 5,100 files and one directory, made on the target directly.
+    owner
+        .shell(&format!(
+            "cd ~/{dir} && seq -f 'f%05g' 5100 | xargs touch && mkdir sub && ls | wc -l"
+        ))
+        .await;
+
+    let listing = files.list(&dir).await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    let entries = listing.body["data"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5000);
+    assert_eq!(listing.body["data"]["truncated"], true);
+    // What is shown is sorted, directories first, and has no duplicates.
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| (*n != "sub", *n));
+    assert_eq!(names, sorted);
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5000);
+
+    // Under the limit, nothing is cut.
+    owner
+        .shell(&format!(
+            "cd ~/{dir} && seq -f 'f%05g' 4001 5100 | xargs rm"
+        ))
+        .await;
+    let listing = files.list(&dir).await;
+    assert_eq!(
+        listing.body["data"]["entries"].as_array().unwrap().len(),
+        4001
+    );
+    assert_eq!(listing.body["data"]["truncated"], false);
+    owner.shell(&format!("rm -r ~/{dir}")).await;
 }

@@ -43,12 +43,11 @@ use edge::extract::Client;
 use edge::{ApiError, ErrorCode};
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, header};
-use russh_sftp::client::SftpSession;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use self::registry::Entry;
-use self::remote::SftpError;
+use self::remote::{Sftp, SftpError};
 use self::transfer::{Chunk, Ledger, STALL};
 use crate::ws::hop::{self, Hop};
 use crate::ws::protocol::HOP_HEADER;
@@ -200,7 +199,7 @@ async fn reach(relay: &Relay, raw: &str, headers: &HeaderMap) -> Result<(Uuid, R
 }
 
 /// The terminal's SFTP channel; a broken one is forgotten so the next request reopens it.
-async fn sftp(entry: &Entry) -> Result<Arc<SftpSession>, ApiError> {
+async fn sftp(entry: &Entry) -> Result<Arc<Sftp>, ApiError> {
     entry.sftp().await.map_err(ApiError::from)
 }
 
@@ -273,12 +272,12 @@ pub async fn list(
         Err(err) => return err.into_response(),
     };
     let listing = bounded(&entry, async {
-        let absolute = sftp.canonicalize(path.as_str()).await?;
-        let dir = sftp.read_dir(absolute.as_str()).await?;
-        let mut entries: Vec<DirEntry> = dir
-            .filter(|e| e.file_name() != "." && e.file_name() != "..")
+        let absolute = sftp.canonicalize(&path).await?;
+        let (named, truncated) = sftp.list(&absolute, MAX_ENTRIES).await?;
+        let mut entries: Vec<DirEntry> = named
+            .into_iter()
             .map(|e| {
-                let meta = e.metadata();
+                let meta = e.attrs;
                 let kind = if meta.is_dir() {
                     "dir"
                 } else if meta.is_symlink() {
@@ -289,7 +288,7 @@ pub async fn list(
                     "other"
                 };
                 DirEntry {
-                    name: e.file_name(),
+                    name: e.name,
                     kind,
                     size: meta.size.unwrap_or(0),
                     modified: meta.mtime,
@@ -298,8 +297,6 @@ pub async fn list(
             })
             .collect();
         entries.sort_by(|a, b| (a.kind != "dir", &a.name).cmp(&(b.kind != "dir", &b.name)));
-        let truncated = entries.len() > MAX_ENTRIES;
-        entries.truncate(MAX_ENTRIES);
         Ok(Listing {
             path: absolute,
             entries,
@@ -379,7 +376,7 @@ async fn start_download(
 ) -> Result<Response, ApiError> {
     let path = checked(path, "path")?;
     let sftp = sftp(&entry).await?;
-    let meta = bounded(&entry, async { Ok(sftp.metadata(path.as_str()).await?) }).await?;
+    let meta = bounded(&entry, sftp.metadata(&path)).await?;
     if meta.is_dir() {
         return Err(ApiError::bad_request("`path` is a directory"));
     }
@@ -388,14 +385,14 @@ async fn start_download(
         return Err(too_large(relay.config.files_max_bytes));
     }
     let permit = entry.transfer().ok_or_else(busy)?;
-    let file = bounded(&entry, async { Ok(sftp.open(path.as_str()).await?) }).await?;
+    let handle = bounded(&entry, sftp.open_read(&path)).await?;
     let ledger = Ledger {
         auditor: Arc::clone(relay.machines.audit()),
         client,
         entry: Arc::clone(&entry),
         session: id,
     };
-    let chunks = transfer::download(sftp, file, path.clone(), size, ledger, permit);
+    let chunks = transfer::download(sftp, handle, path.clone(), size, ledger, permit);
     let body = Body::from_stream(futures_util::stream::unfold(chunks, |mut chunks| async {
         chunks.recv().await.map(|chunk| (chunk, chunks))
     }));
@@ -474,14 +471,7 @@ async fn receive(
     let overwrite = matches!(query.overwrite.as_deref(), Some("true" | "1"));
     let sftp = sftp(&entry).await?;
     if !overwrite {
-        let exists = bounded(&entry, async {
-            match sftp.metadata(path.as_str()).await.map_err(SftpError::from) {
-                Ok(_) => Ok(true),
-                Err(SftpError::NotFound) => Ok(false),
-                Err(err) => Err(err),
-            }
-        })
-        .await?;
+        let exists = bounded(&entry, sftp.exists(&path)).await?;
         if exists {
             return Err(ApiError::new(
                 ErrorCode::RemoteExists,
@@ -615,17 +605,14 @@ async fn apply(
     match change {
         Change::Mkdir(query) => {
             let path = checked(query.path.as_deref(), "path")?;
-            bounded(entry, async { Ok(sftp.create_dir(path.as_str()).await?) }).await?;
+            bounded(entry, sftp.create_dir(&path)).await?;
             let details = serde_json::json!({ "action": "mkdir", "path": audit_path(&path) });
             Ok(("Directory created successfully", path, details))
         }
         Change::Rename(query) => {
             let from = checked(query.from.as_deref(), "from")?;
             let to = checked(query.to.as_deref(), "to")?;
-            bounded(entry, async {
-                Ok(sftp.rename(from.as_str(), to.as_str()).await?)
-            })
-            .await?;
+            bounded(entry, sftp.rename(&from, &to)).await?;
             let details = serde_json::json!({
                 "action": "rename",
                 "path": audit_path(&from),
@@ -636,13 +623,12 @@ async fn apply(
         Change::Delete(query) => {
             let path = checked(query.path.as_deref(), "path")?;
             bounded(entry, async {
-                let meta = sftp.symlink_metadata(path.as_str()).await?;
+                let meta = sftp.symlink_metadata(&path).await?;
                 if meta.is_dir() {
-                    sftp.remove_dir(path.as_str()).await?;
+                    sftp.remove_dir(&path).await
                 } else {
-                    sftp.remove_file(path.as_str()).await?;
+                    sftp.remove_file(&path).await
                 }
-                Ok(())
             })
             .await?;
             let details = serde_json::json!({ "action": "delete", "path": audit_path(&path) });

@@ -12,11 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use russh::client::Handle;
-use russh_sftp::client::SftpSession;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::remote::{self, SftpError};
+use super::remote::{self, Sftp, SftpError};
 use crate::recording::Tap;
 use crate::ssh::HostKeyCheck;
 
@@ -30,14 +29,14 @@ pub struct Entry {
     connection: Weak<Handle<HostKeyCheck>>,
     /// Transfers are marked on the terminal's recording through this.
     pub tap: Tap,
-    sftp: tokio::sync::Mutex<Option<Arc<SftpSession>>>,
+    sftp: tokio::sync::Mutex<Option<Arc<Sftp>>>,
     transfers: Arc<Semaphore>,
 }
 
 impl Entry {
     /// The terminal's SFTP channel, opened on its SSH connection on first use and reused by
     /// every later request (SFTP multiplexes requests by id).
-    pub async fn sftp(&self) -> Result<Arc<SftpSession>, SftpError> {
+    pub async fn sftp(&self) -> Result<Arc<Sftp>, SftpError> {
         let mut slot = self.sftp.lock().await;
         if let Some(session) = slot.as_ref() {
             return Ok(Arc::clone(session));
@@ -51,7 +50,7 @@ impl Entry {
     /// Forget a channel that failed, so the next request opens a fresh one.
     pub async fn reset(&self) {
         if let Some(session) = self.sftp.lock().await.take() {
-            let _ = session.close().await;
+            session.close();
         }
     }
 

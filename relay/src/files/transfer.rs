@@ -3,16 +3,23 @@
 //! marker on the terminal's recording, however the transfer ends.
 //!
 //! Both directions put the SFTP side in its own task, joined to the HTTP side by a bounded
-//! channel of [`QUEUE`] chunks:
-//! * a *download* task reads the file (a bounded number of SFTP reads in flight) and sends
-//!   chunks into the response body's channel; a browser that reads slowly fills the channel,
-//!   the task stops reading, and so the target stops sending. A browser that goes away drops
-//!   the body: the task sees the closed channel and ends as `cancelled`.
-//! * an *upload* task writes chunks the handler reads from the request body into `<name>.part`
-//!   and renames it to `<name>` only after the last byte was acknowledged, so a transfer that
-//!   does not complete never leaves a file under the real name. The handler is dropped by the
-//!   HTTP server when the browser cancels (the connection closes); its sender goes with it, the
-//!   task sees the channel close without the end marker and deletes the `.part` file.
+//! channel of [`QUEUE`] chunks, and keep a window of SFTP requests in flight (pipelining, as
+//! OpenSSH's `sftp` does), so the target never waits for the relay's round trip:
+//! * a *download* task keeps up to [`READS`] reads of the server's read size outstanding and
+//!   hands each reply's buffer, as it came, to the response body's channel (no copy); a
+//!   browser that reads slowly fills the channel, the task stops asking, and so the target
+//!   stops sending. A browser that goes away drops the body: the task sees the closed channel
+//!   and ends as `cancelled`.
+//! * an *upload* task gathers the request body's chunks into writes of the server's write size
+//!   and keeps up to [`WRITES`] of them unacknowledged, into `<name>.part`, and puts it in
+//!   place of `<name>` only after every write was acknowledged and the handle closed, so a
+//!   transfer that does not complete never leaves a file under the real name. The handler is
+//!   dropped by the HTTP server when the browser cancels (the connection closes); its sender
+//!   goes with it, the task sees the channel close without the end marker and deletes the
+//!   `.part` file.
+//!
+//! Memory per transfer is therefore at most the window (`READS` or `WRITES` times 64 KiB)
+//! plus the queue, whatever the file's size.
 //!
 //! Every wait has a bound: each chunk from the browser or into it within [`STALL`], each SFTP
 //! request within `remote::REQUEST_TIMEOUT_SECS`.
@@ -23,21 +30,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use domain::Identity;
 use domain::audit::{AuditContext, AuditKind, Auditor};
-use russh_sftp::client::SftpSession;
+use futures_util::StreamExt;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::registry::Entry;
-use super::remote::SftpError;
+use super::remote::{Sftp, SftpError};
 
 /// Chunks waiting between the HTTP side and the SFTP side of one transfer.
 pub const QUEUE: usize = 4;
 /// Longest a transfer may make no progress (a chunk from or to the browser) before it fails.
 pub const STALL: Duration = Duration::from_secs(30);
-/// Bytes asked of the SFTP file per read.
-const READ_CHUNK: usize = 256 * 1024;
+/// Reads in flight per download, of up to `remote::MAX_IO` bytes each: 2 MiB, the SSH
+/// channel's window, so the target always has a request to answer and the window is the limit.
+pub const READS: usize = 32;
+/// Writes in flight per upload, of up to `remote::MAX_IO` bytes each: 2 MiB, OpenSSH's window.
+pub const WRITES: usize = 32;
 
 /// Which way a transfer went.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -134,10 +144,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Start streaming `path` (`size` bytes) from the target; the receiver is the response body.
+/// Start streaming `path` (`size` bytes, open as `handle`) from the target; the receiver is the
+/// response body.
 pub fn download(
-    sftp: Arc<SftpSession>,
-    file: russh_sftp::client::fs::File,
+    sftp: Arc<Sftp>,
+    handle: String,
     path: String,
     size: u64,
     ledger: Ledger,
@@ -146,52 +157,78 @@ pub fn download(
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
         let _permit = permit;
-        let _sftp = sftp;
-        let mut file = file;
         let mut sha = Sha256::new();
         let mut sent = 0u64;
-        let mut buffer = vec![0u8; READ_CHUNK];
-        let outcome = loop {
-            if sent >= size {
-                break Outcome::Completed;
-            }
-            let want = usize::try_from(size - sent)
-                .unwrap_or(READ_CHUNK)
-                .min(READ_CHUNK);
-            let Some(slice) = buffer.get_mut(..want) else {
-                break Outcome::Failed;
-            };
-            let read = match file.read(slice).await {
-                Ok(0) => {
-                    tracing::warn!(sent, size, "file shrank during the download");
-                    let _ = tx.send(Err(std::io::Error::other("file shrank"))).await;
-                    break Outcome::Failed;
-                }
-                Ok(read) => read,
-                Err(err) => {
-                    tracing::warn!(error = %err, "download read failed");
-                    let _ = tx.send(Err(err)).await;
-                    break Outcome::Failed;
-                }
-            };
-            let chunk = Bytes::copy_from_slice(slice.get(..read).unwrap_or_default());
-            sha.update(&chunk);
-            match tokio::time::timeout(STALL, tx.send(Ok(chunk))).await {
-                Ok(Ok(())) => {
-                    sent += read as u64;
-                    crate::metrics::get().file_bytes_down.inc_by(read as u64);
-                }
-                // The browser stopped reading, or went away.
-                Ok(Err(_)) | Err(_) => break Outcome::Cancelled,
-            }
-        };
+        let outcome = send_file(&sftp, &handle, size, &tx, &mut sha, &mut sent).await;
         drop(tx);
-        let _ = tokio::time::timeout(Duration::from_secs(5), file.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), sftp.close_handle(&handle)).await;
         ledger
             .write(Direction::Download, &path, sent, sha, outcome)
             .await;
     });
     rx
+}
+
+/// Read `size` bytes of `handle` into `tx`, [`READS`] requests ahead of the one awaited.
+async fn send_file(
+    sftp: &Sftp,
+    handle: &str,
+    size: u64,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    sha: &mut Sha256,
+    sent: &mut u64,
+) -> Outcome {
+    let mut chunk = sftp.read_len.max(1);
+    // Where the next request starts; requests are answered in order of offset.
+    let mut next = 0u64;
+    let mut pending = FuturesOrdered::new();
+    while *sent < size {
+        while pending.len() < READS && next < size {
+            let len = u32::try_from(size - next).unwrap_or(chunk).min(chunk);
+            let offset = next;
+            pending.push_back(async move { (offset, len, sftp.read(handle, offset, len).await) });
+            next += u64::from(len);
+        }
+        let Some((offset, len, read)) = pending.next().await else {
+            break;
+        };
+        let data = match read {
+            Ok(data) if data.is_empty() => {
+                tracing::warn!(sent = *sent, size, "file shrank during the download");
+                let _ = tx.send(Err(std::io::Error::other("file shrank"))).await;
+                return Outcome::Failed;
+            }
+            Ok(data) => data,
+            Err(err) => {
+                tracing::warn!(error = %err, "download read failed");
+                let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+                return Outcome::Failed;
+            }
+        };
+        if data.len() < len as usize {
+            // A server that reads less at a time than it said (or a file that shrank): drop
+            // the requests beyond the gap and go on from it, at the size it answered.
+            pending = FuturesOrdered::new();
+            next = offset + data.len() as u64;
+            chunk = u32::try_from(data.len()).unwrap_or(chunk).max(1);
+        }
+        let read = data.len() as u64;
+        let bytes = Bytes::from(data);
+        sha.update(&bytes);
+        match tokio::time::timeout(STALL, tx.send(Ok(bytes))).await {
+            Ok(Ok(())) => {
+                *sent += read;
+                crate::metrics::get().file_bytes_down.inc_by(read);
+            }
+            // The browser stopped reading, or went away.
+            Ok(Err(_)) | Err(_) => return Outcome::Cancelled,
+        }
+    }
+    if *sent >= size {
+        Outcome::Completed
+    } else {
+        Outcome::Failed
+    }
 }
 
 /// One message from the HTTP side of an upload to its SFTP side.
@@ -212,7 +249,7 @@ pub struct Uploaded {
 /// Start the SFTP side of an upload to `path` (through `<path>.part`); feed it chunks, then
 /// [`Chunk::End`], and read the result from the returned receiver.
 pub fn upload(
-    sftp: Arc<SftpSession>,
+    sftp: Arc<Sftp>,
     path: String,
     overwrite: bool,
     ledger: Ledger,
@@ -229,37 +266,21 @@ pub fn upload(
         let mut sha = Sha256::new();
         let mut written = 0u64;
         let run = async {
-            let mut file = sftp.create(part.as_str()).await?;
-            let complete = loop {
-                match rx.recv().await {
-                    Some(Chunk::Data(bytes)) => {
-                        sha.update(&bytes);
-                        file.write_all(&bytes).await?;
-                        written += bytes.len() as u64;
-                        crate::metrics::get()
-                            .file_bytes_up
-                            .inc_by(bytes.len() as u64);
-                    }
-                    Some(Chunk::End) => break true,
-                    None => break false,
-                }
-            };
-            if !complete {
-                drop(file);
+            let handle = sftp.create(&part).await?;
+            let received = receive_file(&sftp, &handle, &mut rx, &mut sha, &mut written).await;
+            // Every write acknowledged (or failed), then the handle closed, then the name.
+            let closed = sftp.close_handle(&handle).await;
+            if !received? {
                 return Ok(false);
             }
-            // Every write acknowledged, then the handle closed, then the name.
-            file.shutdown().await?;
+            closed?;
             if overwrite {
-                match sftp.remove_file(path.as_str()).await {
-                    Ok(()) => {}
-                    Err(err) => match SftpError::from(err) {
-                        SftpError::NotFound => {}
-                        other => return Err(other),
-                    },
+                if !sftp.replace(&part, &path).await? {
+                    tracing::info!("the target has no posix-rename: replaced in two steps");
                 }
+            } else {
+                sftp.rename(&part, &path).await?;
             }
-            sftp.rename(part.as_str(), path.as_str()).await?;
             Ok::<bool, SftpError>(true)
         };
         let ended = run.await;
@@ -270,7 +291,7 @@ pub fn upload(
         };
         if outcome != Outcome::Completed {
             // Never leave a partial file behind; under the real name there is none.
-            let _ = tokio::time::timeout(STALL, sftp.remove_file(part.as_str())).await;
+            let _ = tokio::time::timeout(STALL, sftp.remove_file(&part)).await;
         }
         let digest = sha.clone();
         ledger
@@ -290,4 +311,58 @@ pub fn upload(
         let _ = done.send(answer);
     });
     (tx, result)
+}
+
+/// Write what arrives on `rx` to `handle` in writes of the server's size, up to [`WRITES`]
+/// unacknowledged. `Ok(true)`: [`Chunk::End`] came and every write was acknowledged;
+/// `Ok(false)`: the sender went away first (the browser cancelled).
+async fn receive_file(
+    sftp: &Sftp,
+    handle: &str,
+    rx: &mut mpsc::Receiver<Chunk>,
+    sha: &mut Sha256,
+    written: &mut u64,
+) -> Result<bool, SftpError> {
+    let size = (sftp.write_len as usize).max(1);
+    let mut pending = FuturesUnordered::new();
+    let mut buffer: Vec<u8> = Vec::with_capacity(size);
+    let mut offset = 0u64;
+    let mut ended = false;
+    loop {
+        if ended && pending.is_empty() {
+            return Ok(true);
+        }
+        tokio::select! {
+            Some(acknowledged) = pending.next(), if !pending.is_empty() => acknowledged?,
+            chunk = rx.recv(), if !ended && pending.len() < WRITES => match chunk {
+                Some(Chunk::Data(bytes)) => {
+                    sha.update(&bytes);
+                    *written += bytes.len() as u64;
+                    crate::metrics::get().file_bytes_up.inc_by(bytes.len() as u64);
+                    let mut rest: &[u8] = &bytes;
+                    while !rest.is_empty() {
+                        let take = (size - buffer.len()).min(rest.len());
+                        let (now, later) = rest.split_at_checked(take).unwrap_or((rest, &[]));
+                        buffer.extend_from_slice(now);
+                        rest = later;
+                        if buffer.len() >= size {
+                            let data = std::mem::replace(&mut buffer, Vec::with_capacity(size));
+                            let at = offset;
+                            offset += data.len() as u64;
+                            pending.push(sftp.write(handle, at, data));
+                        }
+                    }
+                }
+                Some(Chunk::End) => {
+                    if !buffer.is_empty() {
+                        let data = std::mem::take(&mut buffer);
+                        pending.push(sftp.write(handle, offset, data));
+                    }
+                    ended = true;
+                }
+                None => return Ok(false),
+            },
+            else => return Ok(ended),
+        }
+    }
 }
