@@ -13,6 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use domain::recording::{RecordingStore, StorageError};
 
 pub struct LocalRecordings {
@@ -101,7 +102,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, limit: usize) -> std::io
 
 #[async_trait]
 impl RecordingStore for LocalRecordings {
-    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), StorageError> {
+    async fn put(&self, name: &str, body: Bytes) -> Result<(), StorageError> {
         let path = path_of(&self.root, name)?;
         blocking(move || write_file(&path, &body)).await
     }
@@ -166,15 +167,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalRecordings::new(dir.path().to_path_buf());
         store
-            .put("recordings/a/chunks/x/00000001", b"1".to_vec())
+            .put("recordings/a/chunks/x/00000001", Bytes::from_static(b"1"))
             .await
             .unwrap();
         store
-            .put("recordings/a/chunks/x/00000000", b"0".to_vec())
+            .put("recordings/a/chunks/x/00000000", Bytes::from_static(b"0"))
             .await
             .unwrap();
         store
-            .put("recordings/a/meta/x.json", b"{}".to_vec())
+            .put("recordings/a/meta/x.json", Bytes::from_static(b"{}"))
             .await
             .unwrap();
         let mode = fs::metadata(dir.path().join("recordings/a/chunks/x/00000000"))
@@ -199,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             store.get("recordings/a/chunks/x/00000001").await.unwrap(),
-            Some(b"1".to_vec())
+            Some(Bytes::from_static(b"1"))
         );
         store
             .delete(&[
@@ -227,7 +228,7 @@ mod tests {
             "sushi.db",
             "master.key",
         ] {
-            assert!(store.put(name, vec![]).await.is_err(), "{name}");
+            assert!(store.put(name, Bytes::new()).await.is_err(), "{name}");
         }
     }
 }

@@ -16,6 +16,7 @@ use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::Bytes;
 use domain::recording::{RecordingStore, StorageError};
 
 pub struct S3Recordings {
@@ -58,7 +59,7 @@ where
 
 #[async_trait]
 impl RecordingStore for S3Recordings {
-    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), StorageError> {
+    async fn put(&self, name: &str, body: Bytes) -> Result<(), StorageError> {
         self.client
             .put_object()
             .bucket(&self.bucket)

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -95,8 +96,9 @@ pub struct StorageError(pub String);
 /// built by this module only, from hex digits, validated ids and fixed words.
 #[async_trait]
 pub trait RecordingStore: Send + Sync {
-    /// Write `body` under `name`, replacing what was there.
-    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), StorageError>;
+    /// Write `body` under `name`, replacing what was there. `Bytes`, so that a chunk kept for
+    /// a retry is handed to the write without a copy.
+    async fn put(&self, name: &str, body: Bytes) -> Result<(), StorageError>;
     /// The object, or `None` if there is none.
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
     /// Names under `prefix` (which ends with `/`), at most `limit`, in name order.
@@ -647,7 +649,8 @@ pub struct Ending {
 pub struct Chunk {
     index: u64,
     name: String,
-    blob: Vec<u8>,
+    /// Shared with the write in flight, and kept for a retry if it fails.
+    blob: Bytes,
 }
 
 impl Chunk {
@@ -846,7 +849,7 @@ impl Writer {
     fn seal(&mut self, last: bool) -> Chunk {
         self.close_output();
         let index = self.next_index;
-        let blob = self.sealer.seal(index, last, &self.pending);
+        let blob = Bytes::from(self.sealer.seal(index, last, &self.pending));
         self.pending.clear();
         Chunk {
             index,
@@ -898,7 +901,8 @@ impl Writer {
         let body = serde_json::to_vec(&stored).map_err(|e| StorageError(e.to_string()))?;
         bounded(
             "put",
-            self.store.put(&meta_name(&self.owner, &self.id), body),
+            self.store
+                .put(&meta_name(&self.owner, &self.id), Bytes::from(body)),
         )
         .await
     }

@@ -18,11 +18,14 @@ struct Memory {
 
 #[async_trait]
 impl RecordingStore for Memory {
-    async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), StorageError> {
+    async fn put(&self, name: &str, body: Bytes) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageError("down".into()));
         }
-        self.objects.lock().unwrap().insert(name.to_owned(), body);
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), body.to_vec());
         Ok(())
     }
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
