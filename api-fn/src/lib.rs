@@ -67,6 +67,7 @@ pub fn api_routes(state: AppState) -> Router {
             post(orgs::grant_key),
         )
         .route("/api/v1/orgs/{slug}/key", get(orgs::key_status))
+        .route("/api/v1/orgs/{slug}/recordings", get(recordings::list_org))
         .route("/api/v1/orgs/{slug}/key/rotate", post(orgs::rotate_key))
         .route("/api/v1/invitations", get(orgs::my_invitations))
         .route("/api/v1/invitations/{slug}/accept", post(orgs::accept))

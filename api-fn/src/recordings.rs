@@ -1,8 +1,12 @@
 //! `GET /api/v1/recordings`, `GET|DELETE /api/v1/recording/{id}`: the caller's own session
-//! recordings (see `domain::recording` and docs/recording.md). The owner comes from the
-//! session, never from the request; another user's recording answers 404 exactly like a
-//! missing one (the storage is addressed by owner, so it *is* missing for them). An id that is
-//! not a lower-case UUID is a 404 too: it cannot name a recording.
+//! recordings, and `GET /api/v1/orgs/{slug}/recordings` with the fetch of those: the
+//! recordings of sessions on an organization's machines, which belong to the organization and
+//! are read by its owners, admins and auditors (see `domain::recording`, docs/recording.md and
+//! docs/organizations.md). Who may read is decided from the session, never from the request
+//! (`Machines::recording_owner`); another user's recording, or an organization's for a plain
+//! member or an outsider, answers 404 exactly like a missing one (the storage is addressed by
+//! owner, so it *is* missing for them). An id that is not a lower-case UUID is a 404 too: it
+//! cannot name a recording.
 //!
 //! The fetch answers the decrypted asciicast v2 text itself (`application/x-asciicast`), not
 //! an envelope, so a player can load the URL directly; errors are envelopes as everywhere.
@@ -19,7 +23,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use domain::recording::{RecordingId, RecordingView, Recordings};
-use edge::extract::Caller;
+use domain::service::RecordingUse;
+use edge::extract::{Caller, OrgPath};
 use edge::{ApiError, ErrorCode, Reply};
 use std::sync::Arc;
 
@@ -44,6 +49,19 @@ pub async fn list(
 ) -> Result<Reply<Vec<RecordingView>>, ApiError> {
     let recordings = service(&state)?.list(&owner).await?;
     let size_hint = 64 + recordings.len() * 256;
+    Ok(Reply::ok("Recordings fetched successfully", recordings).with_size_hint(size_hint))
+}
+
+/// `GET /api/v1/orgs/{slug}/recordings`: the organization's recordings, for its owners,
+/// admins and auditors.
+pub async fn list_org(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    path: OrgPath,
+) -> Result<Reply<Vec<RecordingView>>, ApiError> {
+    service(&state)?;
+    let recordings = state.machines.org_recordings(&caller, &path.slug).await?;
+    let size_hint = 64 + recordings.len() * 320;
     Ok(Reply::ok("Recordings fetched successfully", recordings).with_size_hint(size_hint))
 }
 
@@ -78,7 +96,7 @@ fn asciicast(cast: Vec<u8>, next: Option<u64>) -> Response {
 
 pub async fn fetch(
     State(state): State<AppState>,
-    Caller(owner): Caller,
+    Caller(caller): Caller,
     Path(raw): Path<String>,
     query: Result<Query<FetchQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -87,6 +105,10 @@ pub async fn fetch(
         ApiError::bad_request("Invalid query: from_chunk is a chunk number (0 or more)")
     })?;
     let recordings = service(&state)?;
+    let owner = state
+        .machines
+        .recording_owner(&caller, &id, RecordingUse::Read)
+        .await?;
     match query.from_chunk {
         None => Ok(asciicast(recordings.fetch(&owner, &id).await?, None)),
         Some(from) => {
@@ -98,11 +120,16 @@ pub async fn fetch(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Caller(owner): Caller,
+    Caller(caller): Caller,
     Path(raw): Path<String>,
 ) -> Result<Reply<()>, ApiError> {
     let id = id(&raw)?;
-    service(&state)?.delete(&owner, &id).await?;
+    let recordings = service(&state)?;
+    let owner = state
+        .machines
+        .recording_owner(&caller, &id, RecordingUse::Delete)
+        .await?;
+    recordings.delete(&owner, &id).await?;
     Ok(Reply::ok("Recording deleted successfully", ()))
 }
 

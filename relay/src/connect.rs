@@ -159,12 +159,18 @@ async fn open_session(
     }
     // Recording begins before the ticket exists: under RECORDING=required a session that
     // cannot be recorded is refused here, with SSH closed, and never reaches a terminal.
+    // An organization machine's session is recorded as the organization's.
+    let keeper = match domain::vault::org_slug_of(&machine.owner_id) {
+        Some(_) => Identity(machine.owner_id.clone()),
+        None => owner.clone(),
+    };
     let recorder = crate::recording::begin(
         relay.machines.recordings(),
         machine.recording,
         crate::recording::Context {
             auditor: std::sync::Arc::clone(relay.machines.audit()),
             owner: owner.clone(),
+            keeper,
             client: client.clone(),
             machine_id: id,
             machine_name: machine.name.clone(),

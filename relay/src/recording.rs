@@ -177,7 +177,13 @@ impl Recorder {
 /// Who and what a recording is for, for the audit log.
 pub struct Context {
     pub auditor: Arc<Auditor>,
+    /// Who opened the session: the audit log the recording's events go to.
     pub owner: Identity,
+    /// Whose recordings this one is among: the session's user for their own machine, the
+    /// organization (`org:<slug>`, the machine's owner) for an organization machine, so that
+    /// the organization's auditors read it and the member cannot delete it
+    /// (docs/organizations.md).
+    pub keeper: Identity,
     pub client: AuditContext,
     pub machine_id: u64,
     pub machine_name: String,
@@ -201,13 +207,14 @@ pub async fn begin(
     }
     let id = RecordingId::parse(&uuid::Uuid::new_v4().to_string())?;
     let subject = Subject {
+        user: &context.owner.0,
         machine_id: context.machine_id,
         machine_name: &context.machine_name,
         record_input: context.record_input,
         cols: context.size.0,
         rows: context.size.1,
     };
-    let writer = match recordings.begin(&context.owner, id.clone(), subject).await {
+    let writer = match recordings.begin(&context.keeper, id.clone(), subject).await {
         Ok(writer) => writer,
         Err(err) => {
             crate::metrics::get().recording_write_failures.inc();
@@ -237,6 +244,7 @@ pub async fn begin(
         "machine_id": context.machine_id,
         "policy": policy.as_str(),
         "record_input": context.record_input,
+        "org": domain::vault::org_slug_of(&context.keeper.0),
     });
     context
         .auditor

@@ -4,7 +4,9 @@
 //! members list and connect with their own master password, auditors list but do not connect,
 //! outsiders get the 404 of a missing machine everywhere, a member without a copy of the key
 //! gets `org_key_not_granted`, and removing a holder rotates the key so that the copy they had
-//! opens nothing while every machine still opens for everyone else.
+//! opens nothing while every machine still opens for everyone else. A session on an
+//! organization machine is recorded as the organization's: its auditors, admins and owners
+//! list and read it, the member who typed, another plain member and an outsider do not.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,11 +17,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::Machines;
 use domain::vault::org_owner_id;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use testkit::ws::Terminal;
 use testkit::{Answer, AwsBackend, Client, JWT_SECRET, Process};
 
 const ORG: &str = "/api/v1/orgs/platform-team";
@@ -131,6 +135,7 @@ on_both_backends!(
     removing_a_holder_rotates_the_key_and_their_copy_opens_nothing,
     leaving_leaves_a_rotation_pending_until_an_admin_rotates,
     a_master_password_change_reseals_the_members_copies,
+    an_org_machines_recordings_are_read_by_its_auditors_and_not_its_members,
 );
 
 /// `owner` creates the organization and `members` join it with their roles.
@@ -540,4 +545,124 @@ async fn a_master_password_change_reseals_the_members_copies(backend: Backend) {
     assert_eq!(code(&old), (401, json!("invalid_master_password")));
     let new = connect(&bob, id, "bob's new master password").await;
     assert_eq!(new.status, 200, "{:?}", new.body);
+}
+
+const STEP: Duration = Duration::from_secs(20);
+
+/// `GET /api/v1/recording/{id}` as `email`: the asciicast text, or the status and code.
+async fn fetch_recording(world: &World, email: &str, id: &str) -> Result<String, (u16, Value)> {
+    let client = world.user(email);
+    let response = client
+        .http
+        .get(client.url(&format!("/api/v1/recording/{id}")))
+        .bearer_auth(testkit::token(email))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    match status {
+        200 => Ok(body),
+        _ => Err((
+            status,
+            serde_json::from_str::<Value>(&body).unwrap()["code"].clone(),
+        )),
+    }
+}
+
+async fn an_org_machines_recordings_are_read_by_its_auditors_and_not_its_members(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    let carol = world.user(CAROL);
+    let dave = world.user(DAVE);
+    let eve = world.user(EVE);
+    org_with(
+        &world,
+        &alice,
+        &[(BOB, "member"), (CAROL, "auditor"), (DAVE, "member")],
+    )
+    .await;
+    let id = org_machine(&alice, "recorded").await;
+    assert_eq!(grant(&alice, ALICE, BOB).await.status, 200);
+
+    // The member opens a terminal on the organization machine and types.
+    let connected = connect_as(&world, BOB, id).await;
+    assert_eq!(connected.status, 200, "{:?}", connected.body);
+    let ticket = connected.data().as_str().unwrap().to_owned();
+    let cookie = format!("jwt={}", testkit::token(BOB));
+    let mut term = Terminal::open(
+        &world.sushi.base_url,
+        &ticket,
+        &[("cookie", cookie.as_str())],
+    )
+    .await
+    .unwrap();
+    term.expect_event("session", STEP).await;
+    term.run("echo org-typed-$((6*7))").await;
+    term.expect_output("org-typed-42", STEP).await;
+    term.run("exit 0").await;
+    term.expect_close(STEP).await;
+
+    // The auditor lists it (once its end is written) with who typed, and reads it.
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        let answer = carol.get(&format!("{ORG}/recordings")).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        listed = answer.data().clone();
+        if listed[0]["ended_at"].is_number() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recordings = listed.as_array().unwrap();
+    assert_eq!(recordings.len(), 1, "{listed}");
+    let recording = &recordings[0];
+    assert_eq!(recording["machine_id"], id);
+    assert_eq!(recording["machine_name"], "recorded");
+    assert_eq!(recording["user"], BOB);
+    assert_eq!(recording["damaged"], Value::Null);
+    let rid = recording["id"].as_str().unwrap();
+    let cast = fetch_recording(&world, CAROL, rid).await.unwrap();
+    assert!(cast.contains("org-typed-42"), "{cast}");
+    // Owners (and admins) read it too.
+    assert_eq!(alice.get(&format!("{ORG}/recordings")).await.status, 200);
+    assert!(fetch_recording(&world, ALICE, rid).await.is_ok());
+
+    // It is the organization's: not among the member's own, and no plain member reads it.
+    let own = bob.get("/api/v1/recordings").await;
+    assert_eq!(own.data(), &json!([]));
+    let not_found = (404, json!("recording_not_found"));
+    for email in [BOB, DAVE, EVE] {
+        assert_eq!(
+            fetch_recording(&world, email, rid).await.err(),
+            Some(not_found.clone()),
+            "{email}"
+        );
+    }
+    assert_eq!(
+        code(&dave.get(&format!("{ORG}/recordings")).await),
+        (403, json!("forbidden"))
+    );
+    assert_eq!(
+        code(&eve.get(&format!("{ORG}/recordings")).await),
+        (404, json!("org_not_found"))
+    );
+
+    // Deleting it is for owners and admins: the member who typed cannot erase it.
+    let delete = |client: &Client| {
+        client
+            .http
+            .delete(client.url(&format!("/api/v1/recording/{rid}")))
+    };
+    assert_eq!(code(&bob.send(delete(&bob)).await), not_found);
+    assert_eq!(
+        code(&carol.send(delete(&carol)).await),
+        (403, json!("forbidden"))
+    );
+    assert_eq!(alice.send(delete(&alice)).await.status, 200);
+    assert_eq!(
+        fetch_recording(&world, CAROL, rid).await.err(),
+        Some(not_found)
+    );
 }

@@ -90,6 +90,9 @@ export interface Recording {
   exit_status: number | null;
   gaps: number;
   record_input: boolean;
+  /** Who opened the session (for an organization's recording, the member); `null` when
+   * damaged or made before this was kept. */
+  user: string | null;
   /** Why the recording's metadata did not verify (the other fields are then zero); `null`
    * for a sound one. */
   damaged: string | null;

@@ -22,7 +22,7 @@
 //! operations: [`Machines::resolve`] finds a machine among the caller's own and then among
 //! their organizations', and says with which role; someone who is neither owner nor member
 //! gets the 404 of a missing machine. The organization's key (create, grant, rotation) lives
-//! in [`org_keys`].
+//! in [`org_keys`]; who reads an organization machine's recordings in [`org_recordings`].
 //!
 //! Errors are [`DomainError`]s; which HTTP status and code each becomes is the edge's business.
 
@@ -51,7 +51,9 @@ use crate::store::{Store, StoreError, VaultPrecondition};
 use crate::vault::{self, UnlockedVault, VaultError, VaultRecord, org_owner_id};
 
 mod org_keys;
+mod org_recordings;
 pub use org_keys::{OrgKeyRotation, OrgKeyStatus};
+pub use org_recordings::RecordingUse;
 
 /// How the caller reaches a machine: their own, or through an organization with a role.
 #[derive(Clone, Debug, PartialEq, Eq)]

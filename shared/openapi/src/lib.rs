@@ -47,6 +47,7 @@ use schemas::ErrorEnvelope;
         paths::set_member_role,
         paths::remove_member,
         paths::org_key_status,
+        paths::list_org_recordings,
         paths::grant_org_key,
         paths::rotate_org_key,
         paths::my_invitations,
@@ -408,6 +409,7 @@ mod tests {
             exit_status: None,
             gaps: 0,
             record_input: false,
+            user: Some("alice@example.com".into()),
             damaged: None,
         };
         let wire = serde_json::to_value(&view).unwrap();

@@ -487,7 +487,8 @@ fn audit_verify() {}
 #[utoipa::path(
     get, path = "/api/v1/recordings", tag = "recordings", operation_id = "list_recordings",
     summary = "The caller's session recordings, newest first",
-    description = "Only the caller's own (at most 500). Metadata only; fetch one for its content. \
+    description = "Only the caller's own (at most 500; an organization machine's sessions are the \
+                   organization's: `GET /api/v1/orgs/{slug}/recordings`). Metadata only; fetch one for its content. \
                    Each recording's metadata is sealed under its data key and verified here; one \
                    that does not verify is listed with `damaged` (the reason) and zeroed fields.",
     responses(
@@ -502,7 +503,8 @@ fn list_recordings() {}
 #[utoipa::path(
     get, path = "/api/v1/recording/{id}", tag = "recordings", operation_id = "get_recording",
     summary = "One recording as asciicast v2, decrypted and verified (whole, or a window)",
-    description = "The asciicast v2 text itself (header line, then `[time, code, data]` events), \
+    description = "The caller's own recording, or an organization's where the caller is an owner, \
+                   admin or auditor. The asciicast v2 text itself (header line, then `[time, code, data]` events), \
                    not an envelope. Every chunk is verified first, and the metadata too: a \
                    recording tampered with, reordered, truncated or still being written is \
                    refused (`recording_damaged`, the message names the chunk). Without \
@@ -519,7 +521,7 @@ fn list_recordings() {}
         (status = 200, description = "The recording, or a window of it (`application/x-asciicast`)", content_type = "application/x-asciicast", body = String,
             headers(("X-Recording-Next-Chunk" = u64, description = "With `from_chunk`: where the next window starts; absent on the last window"))),
         (status = 400, description = "`invalid_request`: `from_chunk` is not a number, or past the recording's last chunk", body = ErrorEnvelope),
-        (status = 404, description = "`recording_not_found` (also another user's recording, and an id that is not a UUID)", body = ErrorEnvelope),
+        (status = 404, description = "`recording_not_found` (also another user's recording, an organization's for a plain member or an outsider, and an id that is not a UUID)", body = ErrorEnvelope),
         (status = 413, description = "`recording_too_large`: over 5 MiB without `from_chunk` (fetch it in windows), or one chunk over 5 MiB", body = ErrorEnvelope),
         (status = 500, description = "`recording_damaged`: the recording (a chunk, or its metadata) failed verification", body = ErrorEnvelope),
         (status = 503, description = "`recording_unavailable` or `unavailable`: storage or the key service could not be reached", body = ErrorEnvelope),
@@ -531,9 +533,11 @@ fn get_recording() {}
 #[utoipa::path(
     delete, path = "/api/v1/recording/{id}", tag = "recordings", operation_id = "delete_recording",
     summary = "Delete a recording",
+    description = "The caller's own, or an organization's where the caller is an owner or admin.",
     params(("id" = String, Path, format = "uuid", description = "The recording's id")),
     responses(
         (status = 200, description = "Recording deleted successfully", body = EmptyReply),
+        (status = 403, description = "`forbidden`: an organization's recording and the caller is its auditor", body = ErrorEnvelope),
         (status = 404, description = "`recording_not_found`", body = ErrorEnvelope),
         (status = 503, description = "`recording_unavailable`", body = ErrorEnvelope),
     ),
@@ -662,6 +666,24 @@ fn remove_member() {}
     security(("bearer" = []), ("jwt" = [])),
 )]
 fn org_key_status() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{slug}/recordings", tag = "organizations",
+    operation_id = "list_org_recordings",
+    summary = "Recordings of sessions on the organization's machines (owners, admins, auditors), newest first",
+    description = "Metadata only (at most 500), with `user`, the member who opened the session; \
+                   fetch one with `GET /api/v1/recording/{id}`. A plain member gets 403, someone \
+                   outside the organization 404.",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    responses(
+        (status = 200, description = "Recordings fetched successfully", body = RecordingListReply),
+        (status = 403, description = "`forbidden`: a plain member", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`, or `not_found`: recording is not enabled on this server", body = ErrorEnvelope),
+        (status = 503, description = "`recording_unavailable`: recording storage could not be read", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn list_org_recordings() {}
 
 #[utoipa::path(
     post, path = "/api/v1/orgs/{slug}/members/{member}/key", tag = "organizations",

@@ -250,7 +250,7 @@ pub struct AuditPage {
     pub next_cursor: Option<u64>,
 }
 
-/// One of the caller's session recordings (`GET /api/v1/recordings`).
+/// A session recording (`GET /api/v1/recordings`, `GET /api/v1/orgs/{slug}/recordings`).
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recording {
@@ -278,6 +278,10 @@ pub struct Recording {
     pub gaps: u64,
     /// Keystrokes were recorded too.
     pub record_input: bool,
+    /// Who opened the session (for an organization's recording, the member who typed);
+    /// `null` for a damaged recording or one made before this was kept.
+    #[schema(required = true)]
+    pub user: Option<String>,
     /// `null` for a recording whose metadata verified; otherwise why it did not (changed,
     /// from another recording, or not sealed), and the fields above are zero or empty. Such
     /// a recording does not play (`recording_damaged`) and can be deleted.
@@ -644,7 +648,7 @@ replies! {
     SessionOwnerReply => SessionOwner, "Who the session belongs to.";
     AuditPageReply => AuditPage, "A page of the caller's audit log.";
     AuditVerificationReply => AuditVerification, "The caller's audit chain, verified.";
-    RecordingListReply => Vec<Recording>, "The caller's session recordings, newest first.";
+    RecordingListReply => Vec<Recording>, "Session recordings (the caller's, or an organization's), newest first.";
     OrgReply => OrgSummary, "One of the caller's organizations.";
     OrgListReply => Vec<OrgSummary>, "The caller's organizations.";
     OrgDetailsReply => OrgDetails, "An organization with its members.";

@@ -186,6 +186,11 @@ pub struct RecordingMeta {
     pub gaps: u64,
     pub chunks: u64,
     pub record_input: bool,
+    /// Who opened the session. For a user's own machine it is the recording's owner; for an
+    /// organization machine the recording belongs to the organization and this names the
+    /// member. Absent in recordings made before it was kept.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// The metadata object as stored: the wrapped data key in the clear (a reader needs it to
@@ -218,6 +223,9 @@ pub struct RecordingView {
     pub exit_status: Option<u32>,
     pub gaps: u64,
     pub record_input: bool,
+    /// Who opened the session (sealed with the facts; `null` for a damaged recording or one
+    /// made before it was kept).
+    pub user: Option<String>,
     /// Set when the metadata failed verification: the reason; the other fields are then
     /// zero or empty.
     pub damaged: Option<String>,
@@ -236,6 +244,7 @@ impl From<RecordingMeta> for RecordingView {
             exit_status: m.exit_status,
             gaps: m.gaps,
             record_input: m.record_input,
+            user: m.user,
             damaged: None,
         }
     }
@@ -254,6 +263,7 @@ impl RecordingView {
             exit_status: None,
             gaps: 0,
             record_input: false,
+            user: None,
             damaged: Some(why),
         }
     }
@@ -277,6 +287,8 @@ async fn bounded<T>(
 
 /// What a recording is of, known at connect.
 pub struct Subject<'a> {
+    /// Who opened the session (kept in the sealed facts).
+    pub user: &'a str,
     pub machine_id: u64,
     pub machine_name: &'a str,
     pub record_input: bool,
@@ -340,6 +352,7 @@ impl Recordings {
             gaps: 0,
             chunks: 1,
             record_input: subject.record_input,
+            user: Some(subject.user.to_owned()),
         };
         let header = cast::Header {
             version: 2,
@@ -526,6 +539,15 @@ impl Recordings {
             )));
         }
         Ok((plaintext, last))
+    }
+
+    /// Whether `owner` has a recording `id` (its metadata object exists, verified or not): how
+    /// a fetch finds which of the owners the caller may read holds it, before opening it.
+    pub async fn exists(&self, owner: &Identity, id: &RecordingId) -> Result<bool, DomainError> {
+        let found = bounded("get", self.store.get(&meta_name(owner, id)))
+            .await
+            .map_err(unavailable)?;
+        Ok(found.is_some())
     }
 
     /// Remove a recording: its chunks, then its metadata (so a listed recording always has

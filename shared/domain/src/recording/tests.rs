@@ -109,6 +109,7 @@ const ID: &str = "0b7c8a5e-1f2d-4c3b-9a8e-7d6c5b4a3f21";
 
 fn subject(record_input: bool) -> Subject<'static> {
     Subject {
+        user: "owner@example.com",
         machine_id: 7,
         machine_name: "web",
         record_input,
