@@ -140,11 +140,14 @@ impl OrgTerminals {
         let Ok(entries) = self.entries.lock() else {
             return 0;
         };
-        entries
-            .values()
-            .filter(|w| w.org == org && w.member == member)
-            .map(|w| w.revoke.send_replace(true))
-            .count()
+        let mut ended = 0;
+        for watched in entries.values() {
+            if watched.org == org && watched.member == member {
+                watched.revoke.send_replace(true);
+                ended += 1;
+            }
+        }
+        ended
     }
 }
 
@@ -205,7 +208,11 @@ async fn sweep(machines: &Machines, sessions: &Sessions, terminals: &Weak<OrgTer
     };
     let pending = sessions.pending_org_tickets();
     let mut pairs = live;
-    pairs.extend(pending.iter().map(|(_, org, member)| (org.clone(), member.clone())));
+    pairs.extend(
+        pending
+            .iter()
+            .map(|(_, org, member)| (org.clone(), member.clone())),
+    );
     if pairs.is_empty() {
         return true;
     }

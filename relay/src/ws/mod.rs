@@ -283,10 +283,11 @@ async fn open(
         .terminals
         .register(&session.owner, session.org.as_deref());
     let credentials_id = credentials.id;
-    let watch = session
-        .org
-        .as_deref()
-        .map(|org| relay.org_terminals.watch(credentials_id, org, &session.owner));
+    let watch = session.org.as_deref().map(|org| {
+        relay
+            .org_terminals
+            .watch(credentials_id, org, &session.owner)
+    });
     let resumable = pump::Resumable {
         route: resume::RouteKeeper {
             tickets: Arc::clone(&relay.tickets),
