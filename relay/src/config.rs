@@ -51,6 +51,10 @@ pub struct RelayConfig {
     /// `RESUME_BUFFER_TOTAL_BYTES` (256 MiB): all terminals' resume buffers together; over it,
     /// each keeps only its last 64 KiB.
     pub resume_buffer_total_bytes: usize,
+    /// `ORG_ACCESS_CHECK_SECS` (5): how often the relay re-reads, in the store, whether the
+    /// users of its terminals on organization machines still belong to the organization
+    /// (`crate::org_access`); the bound on how long a removed member keeps a terminal.
+    pub org_access_check: Duration,
     /// `FILES_MAX_BYTES` (1 GiB): the largest file one upload or download may move; 0 turns
     /// file transfer (and browsing) off.
     pub files_max_bytes: u64,
@@ -155,6 +159,7 @@ impl RelayConfig {
             resume_grace: Duration::from_secs(number("RESUME_GRACE_SECS", 300)?),
             resume_buffer_bytes: count("RESUME_BUFFER_BYTES", 1 << 20)?,
             resume_buffer_total_bytes: count("RESUME_BUFFER_TOTAL_BYTES", 256 << 20)?,
+            org_access_check: secs("ORG_ACCESS_CHECK_SECS", 5)?,
             files_max_bytes: number("FILES_MAX_BYTES", 1 << 30)?,
         })
     }

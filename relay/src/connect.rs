@@ -160,8 +160,9 @@ async fn open_session(
     // Recording begins before the ticket exists: under RECORDING=required a session that
     // cannot be recorded is refused here, with SSH closed, and never reaches a terminal.
     // An organization machine's session is recorded as the organization's.
-    let keeper = match domain::vault::org_slug_of(&machine.owner_id) {
-        Some(_) => Identity(machine.owner_id.clone()),
+    let org = domain::vault::org_slug_of(&machine.owner_id).map(|_| machine.owner_id.clone());
+    let keeper = match &org {
+        Some(org) => Identity(org.clone()),
         None => owner.clone(),
     };
     let recorder = crate::recording::begin(
@@ -201,6 +202,7 @@ async fn open_session(
         Session {
             owner: owner.0,
             machine_id: id,
+            org,
             handle: std::sync::Arc::new(opened.handle),
             channel: opened.channel,
             slot,

@@ -9,7 +9,7 @@
 //! mount [`routes`] next to api-fn's, while `main.rs` stays a thin production entry point that
 //! does not contain the API. Module map: `config` (the relay's settings), `connect` (HTTP
 //! handlers), `ssh/` (russh client, target policy), `tickets/` (the ticket table), `ws/` (the
-//! terminal: protocol, liveness, pump, forwarding, sharing), `share_api` (live shares over HTTP), `sessions` (pending sessions and capacity),
+//! terminal: protocol, liveness, pump, forwarding, sharing), `share_api` (live shares over HTTP), `sessions` (pending sessions and capacity), `org_access` (ending a removed organization member's terminals),
 //! `drain` (SIGTERM), `metrics` (the relay's Prometheus metrics), `redis` (the Redis connection behind the ticket table), `web` (the
 //! embedded web app). HTTP plumbing (envelope, auth, layers, serve)
 //! comes from the `edge` crate, the machine/vault logic from `domain`.
@@ -19,6 +19,7 @@ mod connect;
 pub mod drain;
 pub mod files;
 pub mod metrics;
+pub mod org_access;
 pub mod recording;
 pub mod redis;
 pub mod sessions;
@@ -68,6 +69,8 @@ pub struct Relay {
     pub http: reqwest::Client,
     /// This relay's terminals whose files can be browsed and transferred.
     pub files: Arc<files::registry::Registry>,
+    /// This relay's terminals on organization machines, ended when their user loses access.
+    pub org_terminals: Arc<org_access::OrgTerminals>,
 }
 
 #[derive(Clone)]
@@ -146,6 +149,13 @@ impl Relay {
         let resume_budget = ws::ring::Budget::new(config.resume_buffer_total_bytes);
         metrics::watch(&sessions, machines.kdf(), &resume_budget);
         edge::metrics::watch_audit(machines.audit());
+        let org_terminals = org_access::OrgTerminals::new();
+        org_access::spawn_sweep(
+            Arc::clone(&machines),
+            Arc::clone(&sessions),
+            &org_terminals,
+            config.org_access_check,
+        );
         Arc::new(Self {
             machines,
             authenticator,
@@ -157,6 +167,7 @@ impl Relay {
             shares: ws::share::Shares::new(),
             http: relay_client(),
             files: files::registry::Registry::new(),
+            org_terminals,
             resume_budget,
             config,
             advertise,

@@ -28,6 +28,9 @@ use crate::ssh::{self, HostKeyCheck};
 pub struct Session {
     pub owner: String,
     pub machine_id: u64,
+    /// The machine's owner id (`org:<slug>`) when it is an organization's: the owner's access
+    /// is then re-checked for as long as the session lives (`crate::org_access`).
+    pub org: Option<String>,
     /// Shared (weakly) with the terminal's file access, which opens SFTP channels on it.
     pub handle: Arc<Handle<HostKeyCheck>>,
     pub channel: Channel<Msg>,
@@ -191,6 +194,20 @@ impl Sessions {
                 ssh::disconnect(&session.handle).await;
             }
         });
+    }
+
+    /// The unopened tickets on organization machines: (ticket, organization owner id, user).
+    pub fn pending_org_tickets(&self) -> Vec<(Uuid, String, String)> {
+        let Ok(pending) = self.pending.lock() else {
+            return Vec::new();
+        };
+        pending
+            .iter()
+            .filter_map(|(ticket, session)| {
+                let org = session.org.clone()?;
+                Some((*ticket, org, session.owner.clone()))
+            })
+            .collect()
     }
 
     pub fn take(&self, ticket: Uuid) -> Option<Session> {

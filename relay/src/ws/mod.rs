@@ -14,6 +14,9 @@
 //! forwarded there with a hop proof ([`hop`]) carrying the identity verified here, so the owner
 //! relay neither verifies the JWT again nor looks the ticket up twice.
 //!
+//! On an organization machine the user's membership is read again before a ticket opens (and
+//! before a resume attaches): someone removed since connect gets 4021 ([`crate::org_access`]).
+//!
 //! A resume, `GET /ssh?session=<id>`, passes the same checks (Origin, cookie) and then goes
 //! where the session lives: [`resume`] hands the socket to the terminal here, or it is
 //! forwarded to the relay holding it. Resumes are accepted while draining: parked terminals
@@ -59,6 +62,7 @@ use self::protocol::{
 };
 use self::resume::Destination;
 use crate::config::Origins;
+use crate::org_access;
 use crate::tickets::Opening;
 use crate::{Phase, Relay, RelayState};
 
@@ -265,11 +269,25 @@ async fn open(
         )
         .await;
     }
+    // A member removed from the organization since connect: the ticket does not open.
+    if let Some(org) = &session.org {
+        if let Err(denied) = org_access::check(&relay.machines, &session.owner, org).await {
+            crate::ssh::disconnect(&session.handle).await;
+            return refuse_denied(socket, denied).await;
+        }
+    }
     crate::metrics::get()
         .websocket_open_seconds
         .observe(requested.elapsed().as_secs_f64());
-    let (credentials, attach) = relay.terminals.register(&session.owner);
+    let (credentials, attach) = relay
+        .terminals
+        .register(&session.owner, session.org.as_deref());
     let credentials_id = credentials.id;
+    let watch = session.org.as_deref().map(|org| {
+        relay
+            .org_terminals
+            .watch(credentials_id, org, &session.owner)
+    });
     let resumable = pump::Resumable {
         route: resume::RouteKeeper {
             tickets: Arc::clone(&relay.tickets),
@@ -282,6 +300,7 @@ async fn open(
         terminals: Arc::clone(&relay.terminals),
         budget: Arc::clone(&relay.resume_budget),
         shares: Arc::clone(&relay.shares),
+        access: watch,
         audit: pump::SessionAudit {
             auditor: Arc::clone(relay.machines.audit()),
             owner: Identity(session.owner.clone()),
@@ -307,6 +326,25 @@ async fn open(
     )
     .instrument(span)
     .await;
+}
+
+/// Refuse a socket whose user may not (or, the store unreadable, may not be shown to) use an
+/// organization machine's terminal.
+async fn refuse_denied(socket: WebSocket, denied: org_access::Denied) {
+    match denied {
+        org_access::Denied::Revoked => {
+            tracing::info!("websocket refused: organization access removed");
+            refuse(socket, Close::AccessRevoked, "organization access removed").await;
+        }
+        org_access::Denied::Unknown => {
+            refuse(
+                socket,
+                Close::RoutingUnavailable,
+                "organization membership unavailable",
+            )
+            .await;
+        }
+    }
 }
 
 /// A resume of session `id`: handed to the terminal here, or forwarded to its relay.

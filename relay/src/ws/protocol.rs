@@ -329,7 +329,7 @@ close_codes! {
     ClientUnresponsive = (4009, "connection unresponsive",
         "the client sent nothing (no frames, no pongs) for three keepalive intervals and received no output meanwhile, or accepted nothing for 60 s"),
     RoutingUnavailable = (4011, "routing unavailable",
-        "Redis or the relay holding the session could not be reached (within 5 s), or that relay was lost mid-session"),
+        "Redis or the relay holding the session could not be reached (within 5 s), or that relay was lost mid-session, or the store could not be read to check an organization member's access before a ticket opens or a resume attaches"),
     SessionGone = (4012, "session no longer exists",
         "a resume named an unknown, ended or expired session, gave the wrong secret, or sent no valid `resume` frame within 10 s"),
     TakenOver = (4013, "terminal opened in another window",
@@ -346,6 +346,8 @@ close_codes! {
         "the terminal already has 50 viewers"),
     RecordingFailed = (4020, "recording failed",
         "the deployment requires recording (`RECORDING=required`) and this session's recording could not be written or fell behind; an `error` event precedes it"),
+    AccessRevoked = (4021, "organization access removed",
+        "the terminal is on an organization machine and its user no longer belongs to the organization with a role that connects (removed, left, or made auditor): checked when its ticket is opened, on a resume, and every `ORG_ACCESS_CHECK_SECS` (5) while it lives; its share viewers get the same close"),
 }
 
 /// A close frame with `code` and a short reason for the log and the browser's `reason`. Every

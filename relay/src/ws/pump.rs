@@ -34,6 +34,9 @@
 //! error), the supervisor closes the attached socket, aborts the tasks, deletes the route and
 //! disconnects SSH within a few seconds, so nothing outlives it.
 //!
+//! A terminal on an organization machine also ends when its user loses access to the
+//! organization (`crate::org_access` signals it; 4021, its viewers too).
+//!
 //! Recording (`crate::recording`) is fed by three hook calls (`tap.output`, `tap.input`,
 //! `tap.resize`), plus `tap.marker` when a shared terminal's typist changes, each a `try_send`
 //! that never waits; under `RECORDING=required` a failed
@@ -96,6 +99,8 @@ pub struct Resumable {
     pub audit: SessionAudit,
     /// This relay's shares, which the terminal's own are registered in.
     pub shares: Arc<share::Shares>,
+    /// On an organization machine: resolves when its user lost access (`crate::org_access`).
+    pub access: Option<crate::org_access::Watch>,
 }
 
 /// Where the terminal's start and end go in its owner's audit log.
@@ -193,6 +198,7 @@ pub async fn run(
         budget,
         audit,
         shares,
+        access,
     } = resumable;
     let audit = Arc::new(audit);
     let session_id = credentials.id.to_string();
@@ -259,6 +265,7 @@ pub async fn run(
         attached: None,
         exit: None,
         recorder,
+        access,
     };
     if terminal
         .attach(Box::new(socket), Opening::Fresh(greeting), &phase)
@@ -324,6 +331,7 @@ enum Event {
     Refresh,
     Share(ShareEvent),
     RecordingFailed,
+    AccessRevoked,
 }
 
 struct Terminal {
@@ -340,6 +348,8 @@ struct Terminal {
     exit: Option<Ended>,
     /// The terminal's recording; its failure ends a required-recording terminal.
     recorder: Recorder,
+    /// Its user's access to an organization machine, when it is one; revoked ends it.
+    access: Option<crate::org_access::Watch>,
 }
 
 /// What the supervisor does after handling one event.
@@ -381,6 +391,7 @@ impl Terminal {
                     _ = refresh.tick() => Event::Refresh,
                     event = self.sharing.next() => Event::Share(event),
                     () = self.recorder.failed() => Event::RecordingFailed,
+                    () = crate::org_access::revoked(&mut self.access) => Event::AccessRevoked,
                 },
                 (None, deadline) => {
                     let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
@@ -392,6 +403,7 @@ impl Terminal {
                         _ = refresh.tick() => Event::Refresh,
                         event = self.sharing.next() => Event::Share(event),
                         () = self.recorder.failed() => Event::RecordingFailed,
+                        () = crate::org_access::revoked(&mut self.access) => Event::AccessRevoked,
                     }
                 }
             };
@@ -443,6 +455,12 @@ impl Terminal {
                         "Recording failed and this deployment requires it: the session ends",
                     ));
                     Next::End(Close::RecordingFailed, "recording failed")
+                }
+                Event::AccessRevoked => {
+                    self.say(ServerEvent::error(
+                        "Your access to this organization was removed: the session ends",
+                    ));
+                    Next::End(Close::AccessRevoked, "organization access removed")
                 }
                 Event::PhaseChanged(true) => Next::Continue,
                 Event::PhaseChanged(false) => Next::End(Close::GoingAway, "relay shutting down"),

@@ -15,6 +15,10 @@
 //! refusal of an existing session's resume looks the same as an unknown session (4012): the
 //! secret is the only thing that tells them apart.
 //!
+//! A terminal on an organization machine is resumed only while its owner still belongs to the
+//! organization (read in the store after the secret matched, `crate::org_access`): a removed
+//! member gets 4021 and the terminal ends.
+//!
 //! The terminal itself (its pump) stays the only owner of its socket and SSH channel; the
 //! registry holds a bounded channel into it, and the handshake's last step is to send the
 //! socket down that channel ([`Attach`]).
@@ -35,6 +39,7 @@ use zeroize::Zeroizing;
 
 use super::protocol::{ClientEvent, Close, refuse};
 use crate::Relay;
+use crate::org_access;
 use crate::tickets::{Route, TicketClock, TicketTable};
 use domain::Identity;
 use domain::audit::{AuditContext, AuditKind};
@@ -59,6 +64,8 @@ pub struct Credentials {
 
 struct Entry {
     owner: String,
+    /// The machine's owner id when it is an organization's (membership re-checked on resume).
+    org: Option<String>,
     secret_digest: [u8; 32],
     attach: mpsc::Sender<Attach>,
 }
@@ -78,9 +85,13 @@ impl Terminals {
         Arc::new(Self::default())
     }
 
-    /// Register a new terminal of `owner`: its credentials, and the channel its pump receives
-    /// resuming sockets on.
-    pub fn register(&self, owner: &str) -> (Credentials, mpsc::Receiver<Attach>) {
+    /// Register a new terminal of `owner` (on organization `org`'s machine, if any): its
+    /// credentials, and the channel its pump receives resuming sockets on.
+    pub fn register(
+        &self,
+        owner: &str,
+        org: Option<&str>,
+    ) -> (Credentials, mpsc::Receiver<Attach>) {
         let mut raw = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(raw.as_mut_slice());
         let secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_slice()));
@@ -91,6 +102,7 @@ impl Terminals {
                 id,
                 Entry {
                     owner: owner.to_owned(),
+                    org: org.map(str::to_owned),
                     secret_digest: digest(&secret),
                     attach,
                 },
@@ -112,13 +124,24 @@ impl Terminals {
             .is_ok_and(|entries| entries.contains_key(&id))
     }
 
-    /// The terminal's owner and attach channel, if `secret` is its secret.
-    fn unlock(&self, id: Uuid, secret: &str) -> Option<(String, mpsc::Sender<Attach>)> {
+    /// The terminal's owner, organization and attach channel, if `secret` is its secret.
+    fn unlock(&self, id: Uuid, secret: &str) -> Option<Unlocked> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(&id)?;
         let matches: bool = entry.secret_digest.ct_eq(&digest(secret)).into();
-        matches.then(|| (entry.owner.clone(), entry.attach.clone()))
+        matches.then(|| Unlocked {
+            owner: entry.owner.clone(),
+            org: entry.org.clone(),
+            attach: entry.attach.clone(),
+        })
     }
+}
+
+/// A terminal whose secret a resume presented.
+struct Unlocked {
+    owner: String,
+    org: Option<String>,
+    attach: mpsc::Sender<Attach>,
 }
 
 /// Keeps a terminal's route in the ticket table: published at open, refreshed every bucket,
@@ -197,13 +220,23 @@ pub async fn attach_here(
     let Some((secret, offset)) = resume_frame(&mut socket).await else {
         return refuse(socket, Close::SessionGone, "expected a resume frame").await;
     };
-    let Some((owner, attach)) = relay.terminals.unlock(id, &secret) else {
+    let Some(Unlocked { owner, org, attach }) = relay.terminals.unlock(id, &secret) else {
         tracing::warn!(session = %id, "resume refused: unknown session or wrong secret");
         return refuse(socket, Close::SessionGone, "session no longer exists").await;
     };
     if caller.is_some_and(|caller| caller != owner) {
         tracing::warn!(session = %id, "resume refused: another user's session");
         return refuse(socket, Close::SessionGone, "session no longer exists").await;
+    }
+    // Past the secret, so telling why is safe: a member removed from the organization since
+    // the terminal opened does not get it back, and the terminal ends now.
+    if let Some(org) = &org {
+        if let Err(denied) = org_access::check(&relay.machines, &owner, org).await {
+            if denied == org_access::Denied::Revoked {
+                relay.org_terminals.revoke(id);
+            }
+            return super::refuse_denied(socket, denied).await;
+        }
     }
     let sent = tokio::time::timeout(
         Duration::from_secs(2),
@@ -259,7 +292,7 @@ mod tests {
     #[test]
     fn only_the_right_secret_unlocks_a_terminal() {
         let terminals = Terminals::new();
-        let (credentials, _receiver) = terminals.register("alice");
+        let (credentials, _receiver) = terminals.register("alice", None);
         assert_eq!(credentials.secret.len(), 43);
         assert!(terminals.unlock(credentials.id, "wrong").is_none());
         assert!(
@@ -267,10 +300,10 @@ mod tests {
                 .unlock(Uuid::new_v4(), &credentials.secret)
                 .is_none()
         );
-        let (owner, _) = terminals
+        let unlocked = terminals
             .unlock(credentials.id, &credentials.secret)
             .unwrap();
-        assert_eq!(owner, "alice");
+        assert_eq!(unlocked.owner, "alice");
         terminals.remove(credentials.id);
         assert!(
             terminals

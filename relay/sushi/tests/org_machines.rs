@@ -7,6 +7,10 @@
 //! opens nothing while every machine still opens for everyone else. A session on an
 //! organization machine is recorded as the organization's: its auditors, admins and owners
 //! list and read it, the member who typed, another plain member and an outsider do not.
+//! A member removed from the organization (or who leaves) loses what they hold on the relay:
+//! an open terminal closes with 4021 within the relay's check period (and its share viewers
+//! with it), a ticket issued before the removal does not open, a parked session does not resume,
+//! while other members' terminals go on.
 
 #![allow(
     clippy::unwrap_used,
@@ -52,12 +56,20 @@ struct World {
 
 impl World {
     fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[])
+    }
+
+    /// With extra settings (`(variable, value)`) for the `sushi` process.
+    fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut env = HashMap::from([
             ("DATA_DIR".to_owned(), dir.path().display().to_string()),
             ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
             ("SSH_ALLOW_LOOPBACK".to_owned(), "true".to_owned()),
         ]);
+        for (name, value) in settings {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
         let aws = match backend {
             Backend::Embedded => None,
             Backend::DynamoDbKms => {
@@ -136,6 +148,9 @@ on_both_backends!(
     leaving_leaves_a_rotation_pending_until_an_admin_rotates,
     a_master_password_change_reseals_the_members_copies,
     an_org_machines_recordings_are_read_by_its_auditors_and_not_its_members,
+    a_removed_members_terminal_and_its_viewers_close_while_others_go_on,
+    a_ticket_issued_before_the_removal_does_not_open_after_it,
+    a_parked_session_is_not_resumed_after_the_removal,
 );
 
 /// `owner` creates the organization and `members` join it with their roles.
@@ -665,4 +680,177 @@ async fn an_org_machines_recordings_are_read_by_its_auditors_and_not_its_members
         fetch_recording(&world, CAROL, rid).await.err(),
         Some(not_found)
     );
+}
+
+/// What a relay sends when a terminal's user lost access to the organization.
+const ACCESS_REVOKED: u16 = 4021;
+
+/// `email`'s terminal on machine `id`, open and past its `session` event.
+async fn open_terminal(world: &World, email: &str, id: u64) -> Terminal {
+    let connected = connect_as(world, email, id).await;
+    assert_eq!(connected.status, 200, "{email}: {:?}", connected.body);
+    let ticket = connected.data().as_str().unwrap().to_owned();
+    let mut term = open_ticket(world, email, &ticket).await;
+    term.expect_event("session", STEP).await;
+    term
+}
+
+/// Open `ticket` as `email`'s browser would (with the session cookie).
+async fn open_ticket(world: &World, email: &str, ticket: &str) -> Terminal {
+    let cookie = format!("jwt={}", testkit::token(email));
+    Terminal::open(
+        &world.sushi.base_url,
+        ticket,
+        &[("cookie", cookie.as_str())],
+    )
+    .await
+    .unwrap()
+}
+
+/// `email`'s audit entries of `kind`, once at least one is there.
+async fn audit_entries(world: &World, email: &str, kind: &str) -> Vec<Value> {
+    for _ in 0..100 {
+        let log = world.user(email).get("/api/v1/audit").await;
+        let entries: Vec<Value> = log.data()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect();
+        if !entries.is_empty() {
+            return entries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {kind} in {email}'s audit log");
+}
+
+/// An organization with Alice (owner) and Bob and Dave (members holding the key), and its
+/// machine's id.
+async fn org_of_three(world: &World) -> u64 {
+    let alice = world.user_with_vault(ALICE).await;
+    world.user_with_vault(BOB).await;
+    world.user_with_vault(DAVE).await;
+    org_with(world, &alice, &[(BOB, "member"), (DAVE, "member")]).await;
+    let id = org_machine(&alice, "shared").await;
+    for member in [BOB, DAVE] {
+        assert_eq!(grant(&alice, ALICE, member).await.status, 200);
+    }
+    id
+}
+
+/// Alice removes Bob, who holds the key (so with her password, which rotates it).
+async fn alice_removes_bob(world: &World) {
+    let removed = remove(
+        &world.user(ALICE),
+        BOB,
+        Some(json!({"password": password_of(ALICE)})),
+    )
+    .await;
+    assert_eq!(removed.status, 200, "{:?}", removed.body);
+}
+
+async fn a_removed_members_terminal_and_its_viewers_close_while_others_go_on(backend: Backend) {
+    // The relay re-reads memberships every second here (5 by default).
+    let world = World::start_with(backend, &[("ORG_ACCESS_CHECK_SECS", "1")]);
+    let id = org_of_three(&world).await;
+    let mut bobs = open_terminal(&world, BOB, id).await;
+    let mut daves = open_terminal(&world, DAVE, id).await;
+    bobs.run("echo bob-in-$((6*7))").await;
+    bobs.expect_output("bob-in-42", STEP).await;
+
+    // Bob shares his terminal with anyone holding the link; a viewer watches.
+    bobs.send_json(json!({"type": "share_create", "mode": "view"}))
+        .await;
+    let created = bobs.expect_event("share_created", STEP).await;
+    let mut viewer = Terminal::join(
+        &world.sushi.base_url,
+        created["id"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+        &[],
+    )
+    .await
+    .unwrap();
+    viewer.expect_event("joined", STEP).await;
+
+    // Removed: his terminal and its viewer close within the check period (plus a read).
+    alice_removes_bob(&world).await;
+    let removed_at = std::time::Instant::now();
+    let (code, reason) = bobs.expect_close(Duration::from_secs(10)).await;
+    assert_eq!(code, ACCESS_REVOKED, "{reason}");
+    assert!(
+        removed_at.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        removed_at.elapsed()
+    );
+    assert_eq!(viewer.expect_close(STEP).await.0, ACCESS_REVOKED);
+
+    // Dave, still a member, goes on in the same machine.
+    daves.run("echo dave-still-$((6*7))").await;
+    daves.expect_output("dave-still-42", STEP).await;
+
+    // The end is in Bob's log, by its code.
+    let ended = audit_entries(&world, BOB, "session_ended").await;
+    assert_eq!(ended[0]["details"]["close_code"], ACCESS_REVOKED);
+
+    // Leaving ends one's terminals the same way.
+    let left = remove(&world.user(DAVE), DAVE, None).await;
+    assert_eq!(left.status, 200, "{:?}", left.body);
+    let (code, reason) = daves.expect_close(Duration::from_secs(10)).await;
+    assert_eq!(code, ACCESS_REVOKED, "{reason}");
+}
+
+async fn a_ticket_issued_before_the_removal_does_not_open_after_it(backend: Backend) {
+    // A check period far beyond the test: the ticket is refused at opening, not by the sweep.
+    let world = World::start_with(backend, &[("ORG_ACCESS_CHECK_SECS", "3600")]);
+    let id = org_of_three(&world).await;
+    let connected = connect_as(&world, BOB, id).await;
+    assert_eq!(connected.status, 200, "{:?}", connected.body);
+    let ticket = connected.data().as_str().unwrap().to_owned();
+
+    alice_removes_bob(&world).await;
+    let mut term = open_ticket(&world, BOB, &ticket).await;
+    let (code, reason) = term.expect_close(STEP).await;
+    assert_eq!(code, ACCESS_REVOKED, "{reason}");
+    assert!(
+        !term.events.iter().any(|e| e["type"] == "session"),
+        "{:?}",
+        term.events
+    );
+    // A remaining member's ticket opens as ever.
+    let mut daves = open_terminal(&world, DAVE, id).await;
+    daves.run("echo dave-$((6*7))").await;
+    daves.expect_output("dave-42", STEP).await;
+}
+
+async fn a_parked_session_is_not_resumed_after_the_removal(backend: Backend) {
+    // A check period far beyond the test: the resume is refused by its own check.
+    let world = World::start_with(backend, &[("ORG_ACCESS_CHECK_SECS", "3600")]);
+    let id = org_of_three(&world).await;
+    let bobs = open_terminal(&world, BOB, id).await;
+    let (session, secret) = bobs.session();
+    // The connection drops without a close frame: the terminal parks for a resume.
+    bobs.cut();
+
+    alice_removes_bob(&world).await;
+    let cookie = format!("jwt={}", testkit::token(BOB));
+    let headers = [("cookie", cookie.as_str())];
+    let mut resumed = Terminal::resume(&world.sushi.base_url, &session, &secret, 0, &headers)
+        .await
+        .unwrap();
+    let (code, reason) = resumed.expect_close(STEP).await;
+    assert_eq!(code, ACCESS_REVOKED, "{reason}");
+    assert!(
+        !resumed.events.iter().any(|e| e["type"] == "resumed"),
+        "{:?}",
+        resumed.events
+    );
+    // The terminal ended with the refusal: nothing is left to resume.
+    let ended = audit_entries(&world, BOB, "session_ended").await;
+    assert_eq!(ended[0]["details"]["close_code"], ACCESS_REVOKED);
+    let mut again = Terminal::resume(&world.sushi.base_url, &session, &secret, 0, &headers)
+        .await
+        .unwrap();
+    assert_eq!(again.expect_close(STEP).await.0, 4012);
 }

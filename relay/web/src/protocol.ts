@@ -22,6 +22,7 @@ export const CLOSE_REASONS: Record<number, string> = {
   4017: 'too far behind the shared terminal',
   4018: 'too many viewers',
   4020: 'recording failed',
+  4021: 'organization access removed',
 };
 
 /** Close codes by name. */
@@ -44,6 +45,7 @@ export const Close = {
   ViewerTooSlow: 4017,
   ShareFull: 4018,
   RecordingFailed: 4020,
+  AccessRevoked: 4021,
 } as const;
 
 /** Text frames the relay sends. */

@@ -57,7 +57,7 @@ function closeReason(code: number): string | undefined {
  * everything else (1006 drop, 1001, 4009 unresponsive, 4011 routing) is worth a resume. */
 const FINAL_CLOSES = new Set<number>([Close.Normal, Close.MessageTooBig, Close.TicketInvalid,
   Close.TicketUsed, Close.TicketNotYours, Close.SshClosed, Close.IdleTimeout, Close.SessionGone,
-  Close.TakenOver, Close.RecordingFailed]);
+  Close.TakenOver, Close.RecordingFailed, Close.AccessRevoked]);
 
 const HEARTBEAT_MS = 25_000;
 const PING_MS = 5_000;

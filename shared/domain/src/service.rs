@@ -403,6 +403,25 @@ impl Machines {
         Err(DomainError::MachineNotFound)
     }
 
+    /// Whether `member` may still use a terminal opened on a machine owned by `machine_owner`:
+    /// on their own machine, always; on an organization's, while they belong to it with a role
+    /// that connects (one store read). The relay asks this for as long as a terminal lives,
+    /// since removing a member happens in the API, another process.
+    pub async fn may_still_connect(
+        &self,
+        member: &Identity,
+        machine_owner: &str,
+    ) -> Result<bool, DomainError> {
+        let Some(slug) = vault::org_slug_of(machine_owner) else {
+            return Ok(machine_owner == member.0);
+        };
+        let Some(orgs) = &self.orgs else {
+            return Ok(false);
+        };
+        let role = orgs.store().role_of(&Slug::parse(slug)?, &member.0).await?;
+        Ok(role.is_some_and(Role::connects))
+    }
+
     /// The organizations service, or the 404 of an organization when none is wired.
     fn org_service(&self) -> Result<&Arc<Organizations>, DomainError> {
         self.orgs.as_ref().ok_or(DomainError::OrgNotFound)
@@ -770,7 +789,7 @@ impl Machines {
                     .ok_or(DomainError::MasterPasswordNotSet)?;
                 self.unlock(owner, &vault, master_password).await?
             }
-            Access::Org { role, .. } if *role == Role::Auditor => {
+            Access::Org { role, .. } if !role.connects() => {
                 return Err(DomainError::Forbidden(Cow::Borrowed(
                     "An organization auditor may not connect to its machines",
                 )));

@@ -73,6 +73,12 @@ impl Role {
         Role::ALL.into_iter().find(|role| role.as_str() == raw)
     }
 
+    /// Whether this role opens terminals on the organization's machines (auditors read, they
+    /// do not connect). Checked at connect and, by the relay, for as long as a terminal lives.
+    pub fn connects(self) -> bool {
+        !matches!(self, Role::Auditor)
+    }
+
     /// Whether this role manages members and invitations at all.
     pub fn manages_members(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
