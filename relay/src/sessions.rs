@@ -37,6 +37,9 @@ pub struct Session {
     pub persistent: Option<String>,
     /// The terminal's recording (already begun: its header is written), or off.
     pub recorder: crate::recording::Recorder,
+    /// The organization (slug) whose machine this is, whose audit log also records the
+    /// terminal's events; `None` for the owner's own machine.
+    pub org: Option<String>,
 }
 
 /// One unit of capacity, relay-wide and of its user; released on drop.

@@ -287,12 +287,14 @@ async fn open(
             owner: Identity(session.owner.clone()),
             context: client,
             machine_id: session.machine_id,
+            org: session.org.clone(),
         },
     };
     // Its files are reachable while the pump runs (the guard unregisters them).
     let _files = relay.files.register(
         credentials_id,
         &session.owner,
+        session.org.as_deref(),
         session.machine_id,
         &session.handle,
         session.recorder.tap(),

@@ -15,7 +15,7 @@ use rusqlite::{ErrorCode, OptionalExtension, Row, params};
 use crate::store::SqliteStore;
 
 const COLUMNS: &str =
-    "owner_id, seq, at, kind, details, ip, user_agent, request_id, prev_hash, hash";
+    "owner_id, seq, at, kind, details, ip, user_agent, request_id, prev_hash, hash, actor";
 
 fn unavailable(err: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
@@ -38,6 +38,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<AuditEntry, StoreErr
         request_id: row.get(7)?,
         prev_hash: row.get(8)?,
         hash: row.get(9)?,
+        actor: row.get(10)?,
     }))
 }
 
@@ -75,7 +76,7 @@ impl AuditLog for SqliteStore {
         let entry = entry.clone();
         self.with_conn(move |conn| {
             let inserted = conn.execute(
-                &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
                 params![
                     entry.owner_id,
                     seq_param(entry.seq),
@@ -87,6 +88,7 @@ impl AuditLog for SqliteStore {
                     entry.request_id,
                     entry.prev_hash,
                     entry.hash,
+                    entry.actor,
                 ],
             );
             match inserted {
@@ -167,6 +169,7 @@ mod tests {
             let entry = next_entry(
                 previous.as_ref(),
                 "alice@example.com",
+                None,
                 i,
                 AuditKind::SignIn,
                 &serde_json::json!({}),
