@@ -200,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             store.get("recordings/a/chunks/x/00000001").await.unwrap(),
-            Some(Bytes::from_static(b"1"))
+            Some(b"1".to_vec())
         );
         store
             .delete(&[
