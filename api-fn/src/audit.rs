@@ -2,6 +2,11 @@
 //! `domain::audit` and docs/audit.md). Only the caller's chain is ever read: the owner comes
 //! from the session, never from the request.
 //!
+//! `GET /api/v1/orgs/{slug}/audit`, `/audit/export` and `/audit/verify`: an organization's log,
+//! the same answers, for its owners, admins and auditors. Whose chain is read is decided by
+//! the domain from the caller's role (`Machines::org_audit_owner`) before the query is looked
+//! at: a non-member gets the 404 of an organization, a plain member 403.
+//!
 //! Every input is bounded: `limit` is 1..=200 (default 50), cursors are sequence numbers. The
 //! export is bounded too (at most [`EXPORT_LIMIT`] entries per request, continued with
 //! `?after=`): a Lambda answer is buffered and capped at 6 MB, so a stream would not help there.
@@ -10,8 +15,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use domain::Identity;
 use domain::audit::{AuditEntry, DEFAULT_PAGE, MAX_PAGE, Verification};
-use edge::extract::Caller;
+use edge::extract::{Caller, OrgPath};
 use edge::{ApiError, Reply};
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +60,62 @@ pub async fn list(
     Caller(owner): Caller,
     page: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Reply<AuditPage>, ApiError> {
-    let page = query(page)?;
+    page_of(&state, &owner, query(page)?).await
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+) -> Result<Reply<Verification>, ApiError> {
+    verify_chain(&state, &owner).await
+}
+
+pub async fn export(
+    State(state): State<AppState>,
+    Caller(owner): Caller,
+    after: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    export_chain(&state, &owner, query(after)?).await
+}
+
+/// `GET /api/v1/orgs/{slug}/audit`: a page of the organization's log.
+pub async fn list_org(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    path: OrgPath,
+    page: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Reply<AuditPage>, ApiError> {
+    let owner = state.machines.org_audit_owner(&caller, &path.slug).await?;
+    page_of(&state, &owner, query(page)?).await
+}
+
+/// `GET /api/v1/orgs/{slug}/audit/verify`.
+pub async fn verify_org(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    path: OrgPath,
+) -> Result<Reply<Verification>, ApiError> {
+    let owner = state.machines.org_audit_owner(&caller, &path.slug).await?;
+    verify_chain(&state, &owner).await
+}
+
+/// `GET /api/v1/orgs/{slug}/audit/export`.
+pub async fn export_org(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    path: OrgPath,
+    after: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let owner = state.machines.org_audit_owner(&caller, &path.slug).await?;
+    export_chain(&state, &owner, query(after)?).await
+}
+
+/// One page of `owner`'s entries, newest first.
+async fn page_of(
+    state: &AppState,
+    owner: &Identity,
+    page: PageQuery,
+) -> Result<Reply<AuditPage>, ApiError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -64,7 +125,7 @@ pub async fn list(
     let entries = state
         .machines
         .audit()
-        .page(&owner, page.cursor, limit)
+        .page(owner, page.cursor, limit)
         .await?;
     let next_cursor = match entries.last() {
         Some(last) if entries.len() == limit && last.seq > 1 => Some(last.seq),
@@ -81,11 +142,8 @@ pub async fn list(
     .with_size_hint(size_hint))
 }
 
-pub async fn verify(
-    State(state): State<AppState>,
-    Caller(owner): Caller,
-) -> Result<Reply<Verification>, ApiError> {
-    let verification = state.machines.audit().verify(&owner).await?;
+async fn verify_chain(state: &AppState, owner: &Identity) -> Result<Reply<Verification>, ApiError> {
+    let verification = state.machines.audit().verify(owner).await?;
     if !verification.ok {
         tracing::warn!(
             broken_seq = verification.broken_seq,
@@ -97,18 +155,18 @@ pub async fn verify(
 }
 
 /// JSON lines, oldest first, from `after` (exclusive): the entries as the list shows them.
-pub async fn export(
-    State(state): State<AppState>,
-    Caller(owner): Caller,
-    after: Result<Query<ExportQuery>, QueryRejection>,
+async fn export_chain(
+    state: &AppState,
+    owner: &Identity,
+    export: ExportQuery,
 ) -> Result<Response, ApiError> {
-    let mut after = query(after)?.after.unwrap_or(0);
+    let mut after = export.after.unwrap_or(0);
     let audit = state.machines.audit();
     let mut body = Vec::new();
     let mut written = 0;
     let mut more = false;
     while written < EXPORT_LIMIT {
-        let chunk = audit.chunk(&owner, after).await?;
+        let chunk = audit.chunk(owner, after).await?;
         let Some(last) = chunk.last() else { break };
         after = last.seq;
         for entry in &chunk {

@@ -18,7 +18,8 @@
 //!
 //! Every connect that reaches [`open_session`] is recorded in the caller's audit log by its
 //! outcome (succeeded, wrong master password, rate-limited, refused with the error code), after
-//! the answer is decided; a first-use host key pin is recorded by the domain. Terminal session
+//! the answer is decided, and in the organization's log too when the machine is one of its
+//! (`Auditor::record_in`); a first-use host key pin is recorded by the domain. Terminal session
 //! events (started, resumed, ended) are for the WebSocket side to record through
 //! `relay.machines.audit()`, the same [`domain::audit::Auditor`].
 
@@ -81,12 +82,19 @@ pub async fn connect(
     let answer = open_session(&relay, owner.clone(), &client, id, request).await;
     crate::metrics::get().connect_answered(&answer, started.elapsed());
     let (kind, details) = connect_event(id, &answer);
+    let org = match &answer {
+        Ok((_, org)) => org.clone(),
+        Err(err) if err.code() == ErrorCode::MachineNotFound => None,
+        // Refused before or while the machine was opened: find whose it is (reads on the
+        // refusal path only, never on a successful connect's).
+        Err(_) => relay.machines.audit_org_of_machine(&owner, id).await,
+    };
     relay
         .machines
         .audit()
-        .record(&owner, &client, kind, details)
+        .record_in(&owner, org.as_deref(), &client, kind, details)
         .await;
-    answer
+    answer.map(|(reply, _)| reply)
 }
 
 /// The audit event a connect's answer is recorded as.
@@ -114,7 +122,7 @@ async fn open_session(
     client: &AuditContext,
     id: u64,
     request: ConnectRequest,
-) -> Result<Reply<String>, ApiError> {
+) -> Result<(Reply<String>, Option<String>), ApiError> {
     not_draining(relay)?;
     let _connecting = relay
         .connects
@@ -197,6 +205,11 @@ async fn open_session(
         ssh::disconnect(&opened.handle).await;
         return Err(err.into());
     }
+    // The connect's own audit entry goes to the organization's log by its slug.
+    let org_slug = org
+        .as_deref()
+        .and_then(domain::vault::org_slug_of)
+        .map(str::to_owned);
     relay.sessions.park(
         ticket,
         Session {
@@ -216,10 +229,8 @@ async fn open_session(
         persistent = persistent.as_ref().map(SessionName::as_str),
         "ssh session ready; ticket issued"
     );
-    Ok(Reply::ok(
-        "Connected to machine successfully",
-        ticket.to_string(),
-    ))
+    let reply = Reply::ok("Connected to machine successfully", ticket.to_string());
+    Ok((reply, org_slug))
 }
 
 /// The tmux session a terminal runs in: none for a plain machine (where `reattach` is a 400),

@@ -191,6 +191,14 @@ pub struct Context {
     pub size: (u32, u32),
 }
 
+impl Context {
+    /// The organization whose recording this is (the keeper's slug): its audit log records
+    /// the recording's events beside the user's.
+    fn org(&self) -> Option<&str> {
+        domain::vault::org_slug_of(&self.keeper.0)
+    }
+}
+
 /// Start recording a terminal, as [`Recordings::begin`] and the policy decide: `Ok(Recorder)`
 /// (possibly [`Recorder::off`]), or the error that refuses a required session.
 pub async fn begin(
@@ -226,8 +234,9 @@ pub async fn begin(
             });
             context
                 .auditor
-                .record(
+                .record_in(
                     &context.owner,
+                    context.org(),
                     &context.client,
                     AuditKind::RecordingFailed,
                     details,
@@ -244,12 +253,13 @@ pub async fn begin(
         "machine_id": context.machine_id,
         "policy": policy.as_str(),
         "record_input": context.record_input,
-        "org": domain::vault::org_slug_of(&context.keeper.0),
+        "org": context.org(),
     });
     context
         .auditor
-        .record(
+        .record_in(
             &context.owner,
+            context.org(),
             &context.client,
             AuditKind::RecordingStarted,
             details,
@@ -474,6 +484,7 @@ impl Task {
         }
         let auditor = Arc::clone(&self.context.auditor);
         let owner = self.context.owner.clone();
+        let org = self.context.org().map(str::to_owned);
         let client = self.context.client.clone();
         let details = serde_json::json!({
             "recording": self.writer.id().as_str(),
@@ -484,7 +495,13 @@ impl Task {
         // Off the recorder's path: the audit write has its own bounds.
         tokio::spawn(async move {
             auditor
-                .record(&owner, &client, AuditKind::RecordingFailed, details)
+                .record_in(
+                    &owner,
+                    org.as_deref(),
+                    &client,
+                    AuditKind::RecordingFailed,
+                    details,
+                )
                 .await;
         });
     }

@@ -29,7 +29,8 @@ pub struct Session {
     pub owner: String,
     pub machine_id: u64,
     /// The machine's owner id (`org:<slug>`) when it is an organization's: the owner's access
-    /// is then re-checked for as long as the session lives (`crate::org_access`).
+    /// is then re-checked for as long as the session lives (`crate::org_access`), and the
+    /// organization's audit log also records the terminal's events ([`Session::org_slug`]).
     pub org: Option<String>,
     /// Shared (weakly) with the terminal's file access, which opens SFTP channels on it.
     pub handle: Arc<Handle<HostKeyCheck>>,
@@ -40,6 +41,16 @@ pub struct Session {
     pub persistent: Option<String>,
     /// The terminal's recording (already begun: its header is written), or off.
     pub recorder: crate::recording::Recorder,
+}
+
+impl Session {
+    /// The organization's slug, for its audit log; `None` for the owner's own machine.
+    pub fn org_slug(&self) -> Option<String> {
+        self.org
+            .as_deref()
+            .and_then(domain::vault::org_slug_of)
+            .map(str::to_owned)
+    }
 }
 
 /// One unit of capacity, relay-wide and of its user; released on drop.

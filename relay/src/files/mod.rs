@@ -223,7 +223,8 @@ async fn bounded<T>(
     }
 }
 
-/// Record a change (mkdir, rename, delete) in the owner's audit log.
+/// Record a change (mkdir, rename, delete) in the owner's audit log (and the organization's,
+/// on one of its machines).
 async fn audit_change(
     relay: &Relay,
     entry: &Entry,
@@ -231,10 +232,13 @@ async fn audit_change(
     details: serde_json::Value,
 ) {
     let owner = Identity(entry.owner.clone());
-    let record = relay
-        .machines
-        .audit()
-        .record(&owner, client, AuditKind::FileChanged, details);
+    let record = relay.machines.audit().record_in(
+        &owner,
+        entry.org.as_deref(),
+        client,
+        AuditKind::FileChanged,
+        details,
+    );
     if tokio::time::timeout(Duration::from_secs(5), record)
         .await
         .is_err()

@@ -25,6 +25,8 @@ pub const MAX_TRANSFERS_PER_TERMINAL: usize = 4;
 /// One terminal's file access.
 pub struct Entry {
     pub owner: String,
+    /// The organization (slug) whose machine it is: its audit log also records transfers.
+    pub org: Option<String>,
     pub machine_id: u64,
     connection: Weak<Handle<HostKeyCheck>>,
     /// Transfers are marked on the terminal's recording through this.
@@ -97,12 +99,14 @@ impl Registry {
         self: &Arc<Self>,
         id: Uuid,
         owner: &str,
+        org: Option<&str>,
         machine_id: u64,
         connection: &Arc<Handle<HostKeyCheck>>,
         tap: Tap,
     ) -> Registration {
         let entry = Arc::new(Entry {
             owner: owner.to_owned(),
+            org: org.map(str::to_owned),
             machine_id,
             connection: Arc::downgrade(connection),
             tap,

@@ -128,9 +128,13 @@ impl Ledger {
         );
         let details = serde_json::to_value(&record).unwrap_or_default();
         let owner = Identity(self.entry.owner.clone());
-        let written =
-            self.auditor
-                .record(&owner, &self.client, AuditKind::FileTransferred, details);
+        let written = self.auditor.record_in(
+            &owner,
+            self.entry.org.as_deref(),
+            &self.client,
+            AuditKind::FileTransferred,
+            details,
+        );
         if tokio::time::timeout(Duration::from_secs(5), written)
             .await
             .is_err()

@@ -306,12 +306,14 @@ async fn open(
             owner: Identity(session.owner.clone()),
             context: client,
             machine_id: session.machine_id,
+            org: session.org_slug(),
         },
     };
     // Its files are reachable while the pump runs (the guard unregisters them).
     let _files = relay.files.register(
         credentials_id,
         &session.owner,
+        session.org_slug().as_deref(),
         session.machine_id,
         &session.handle,
         session.recorder.tap(),

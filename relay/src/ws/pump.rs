@@ -103,19 +103,26 @@ pub struct Resumable {
     pub access: Option<crate::org_access::Watch>,
 }
 
-/// Where the terminal's start and end go in its owner's audit log.
+/// Where the terminal's events go: its owner's audit log and, on an organization's machine,
+/// the organization's too.
 pub struct SessionAudit {
     pub auditor: Arc<Auditor>,
     pub owner: Identity,
     pub context: AuditContext,
     pub machine_id: u64,
+    /// The organization (slug) whose machine it is.
+    pub org: Option<String>,
 }
 
 impl SessionAudit {
     pub async fn record(&self, kind: AuditKind, details: serde_json::Value) {
-        let record = self
-            .auditor
-            .record(&self.owner, &self.context, kind, details);
+        let record = self.auditor.record_in(
+            &self.owner,
+            self.org.as_deref(),
+            &self.context,
+            kind,
+            details,
+        );
         if tokio::time::timeout(Duration::from_secs(5), record)
             .await
             .is_err()

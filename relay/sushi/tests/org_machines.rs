@@ -6,7 +6,9 @@
 //! gets `org_key_not_granted`, and removing a holder rotates the key so that the copy they had
 //! opens nothing while every machine still opens for everyone else. A session on an
 //! organization machine is recorded as the organization's: its auditors, admins and owners
-//! list and read it, the member who typed, another plain member and an outsider do not.
+//! list and read it, the member who typed, another plain member and an outsider do not. Every
+//! event about the organization and its machines is in the organization's audit log too,
+//! naming who acted: its auditors, admins and owners read and verify it, members do not.
 //! A member removed from the organization (or who leaves) loses what they hold on the relay:
 //! an open terminal closes with 4021 within the relay's check period (and its share viewers
 //! with it), a ticket issued before the removal does not open, a parked session does not resume,
@@ -151,6 +153,7 @@ on_both_backends!(
     a_removed_members_terminal_and_its_viewers_close_while_others_go_on,
     a_ticket_issued_before_the_removal_does_not_open_after_it,
     a_parked_session_is_not_resumed_after_the_removal,
+    an_org_audit_log_is_read_by_its_auditors_and_names_who_acted,
 );
 
 /// `owner` creates the organization and `members` join it with their roles.
@@ -853,4 +856,198 @@ async fn a_parked_session_is_not_resumed_after_the_removal(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.expect_close(STEP).await.0, 4012);
+}
+
+/// An organization's audit log page as `client` reads it: its entries, oldest first.
+async fn org_log(client: &Client) -> Vec<Value> {
+    let answer = client.get(&format!("{ORG}/audit?limit=200")).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let mut entries = answer.data()["entries"].as_array().unwrap().clone();
+    entries.reverse();
+    entries
+}
+
+/// The entries of `kind`, as (actor, details).
+fn of_kind(entries: &[Value], kind: &str) -> Vec<(Value, Value)> {
+    entries
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| (e["actor"].clone(), e["details"].clone()))
+        .collect()
+}
+
+/// `GET` as `email`, the body as text with the status.
+async fn fetch_text(world: &World, email: &str, path: &str) -> (u16, String) {
+    let client = world.user(email);
+    let response = client
+        .http
+        .get(client.url(path))
+        .bearer_auth(testkit::token(email))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+async fn an_org_audit_log_is_read_by_its_auditors_and_names_who_acted(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    let carol = world.user(CAROL);
+    let dave = world.user(DAVE);
+    let eve = world.user(EVE);
+    org_with(
+        &world,
+        &alice,
+        &[(BOB, "member"), (CAROL, "auditor"), (DAVE, "member")],
+    )
+    .await;
+    let id = org_machine(&alice, "audited").await;
+    assert_eq!(grant(&alice, ALICE, BOB).await.status, 200);
+    // Bob's own machine is his business, not the organization's.
+    let own = bob
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": "bob's own", "hostname": "example.com", "port": "22",
+                    "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
+
+    // The member mistypes, then opens a terminal on the organization machine.
+    assert_eq!(
+        code(&connect(&bob, id, "not bob's").await),
+        (401, json!("invalid_master_password"))
+    );
+    let connected = connect_as(&world, BOB, id).await;
+    assert_eq!(connected.status, 200, "{:?}", connected.body);
+    let ticket = connected.data().as_str().unwrap().to_owned();
+    let cookie = format!("jwt={}", testkit::token(BOB));
+    let mut term = Terminal::open(
+        &world.sushi.base_url,
+        &ticket,
+        &[("cookie", cookie.as_str())],
+    )
+    .await
+    .unwrap();
+    term.expect_event("session", STEP).await;
+    term.run("exit 0").await;
+    term.expect_close(STEP).await;
+
+    // The auditor reads the organization's log once the session's end is in it.
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        entries = org_log(&carol).await;
+        if !of_kind(&entries, "session_ended").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
+    assert!(
+        entries.iter().all(|e| e["actor"].is_string()),
+        "{entries:?}"
+    );
+    let created = of_kind(&entries, "org_created");
+    assert_eq!(
+        created,
+        vec![(json!(ALICE), json!({"org": SLUG, "name": "Platform"}))]
+    );
+    let invited: Vec<Value> = of_kind(&entries, "org_invited")
+        .into_iter()
+        .map(|(actor, details)| {
+            assert_eq!(actor, ALICE);
+            details["email"].clone()
+        })
+        .collect();
+    assert_eq!(invited, vec![json!(BOB), json!(CAROL), json!(DAVE)]);
+    let joined: Vec<Value> = of_kind(&entries, "org_joined")
+        .into_iter()
+        .map(|(actor, _)| actor)
+        .collect();
+    assert_eq!(joined, vec![json!(BOB), json!(CAROL), json!(DAVE)]);
+    let machine = of_kind(&entries, "machine_created");
+    assert_eq!(machine.len(), 1, "{entries:?}");
+    assert_eq!(machine[0].0, ALICE);
+    assert_eq!(machine[0].1["machine_id"], id);
+    for kind in ["org_key_created", "org_key_granted"] {
+        assert_eq!(of_kind(&entries, kind).len(), 1, "{kind}: {entries:?}");
+    }
+    for kind in [
+        "connect_wrong_password",
+        "host_key_pinned",
+        "connect_succeeded",
+        "recording_started",
+        "session_started",
+        "session_ended",
+    ] {
+        let found = of_kind(&entries, kind);
+        assert_eq!(found.len(), 1, "{kind}: {entries:?}");
+        assert_eq!(found[0].0, BOB, "{kind}");
+        assert_eq!(found[0].1["machine_id"], id, "{kind}");
+    }
+
+    // The chain verifies, and the export holds the same entries.
+    let verified = carol.get(&format!("{ORG}/audit/verify")).await;
+    assert_eq!(verified.status, 200, "{:?}", verified.body);
+    assert_eq!(verified.data()["ok"], true);
+    assert_eq!(verified.data()["entries"], entries.len());
+    let (status, export) = fetch_text(&world, CAROL, &format!("{ORG}/audit/export")).await;
+    assert_eq!(status, 200, "{export}");
+    let exported: Vec<Value> = export
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(exported[..entries.len()], entries[..]);
+    // Pages as the user's log pages.
+    let page = carol.get(&format!("{ORG}/audit?limit=2")).await;
+    assert_eq!(page.data()["entries"].as_array().unwrap().len(), 2);
+    let cursor = page.data()["next_cursor"].as_u64().unwrap();
+    let older = carol
+        .get(&format!("{ORG}/audit?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(older.data()["entries"][0]["seq"], cursor - 1);
+
+    // Owners read it; a plain member gets 403, someone outside 404, on every route.
+    assert_eq!(alice.get(&format!("{ORG}/audit")).await.status, 200);
+    for path in ["audit", "audit/verify", "audit/export"] {
+        let path = format!("{ORG}/{path}");
+        assert_eq!(
+            code(&dave.get(&path).await),
+            (403, json!("forbidden")),
+            "{path}"
+        );
+        assert_eq!(
+            code(&bob.get(&path).await),
+            (403, json!("forbidden")),
+            "{path}"
+        );
+        assert_eq!(
+            code(&eve.get(&path).await),
+            (404, json!("org_not_found")),
+            "{path}"
+        );
+    }
+
+    // The member's own log still has every one of their entries, without an actor.
+    let bob_log = bob.get("/api/v1/audit?limit=200").await;
+    let bob_entries = bob_log.data()["entries"].as_array().unwrap().clone();
+    for kind in [
+        "org_joined",
+        "machine_created",
+        "connect_wrong_password",
+        "connect_succeeded",
+        "session_started",
+        "session_ended",
+    ] {
+        assert!(
+            bob_entries.iter().any(|e| e["kind"] == kind),
+            "{kind}: {bob_entries:?}"
+        );
+    }
+    assert!(bob_entries.iter().all(|e| e.get("actor").is_none()));
+    let verified = bob.get("/api/v1/audit/verify").await;
+    assert_eq!(verified.data()["ok"], true);
 }

@@ -64,6 +64,32 @@ export interface OrgDetails {
 }
 
 /** Who holds an organization's key (owners and admins see it). */
+/** One audit log entry (`GET /api/v1/orgs/{slug}/audit`; `actor` on an organization's log). */
+export interface AuditEntry {
+  seq: number;
+  at: number;
+  kind: string;
+  actor?: string;
+  details: Record<string, unknown>;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  next_cursor: number | null;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  entries: number;
+  broken_seq?: number;
+  reason?: string;
+}
+
 export interface OrgKeyStatus {
   generation: number | null;
   holders: string[];
@@ -208,6 +234,12 @@ export const api = {
   rotateOrgKey: (slug: string, password: string) =>
     call<OrgKeyRotation>('POST', `/api/v1/orgs/${encodeURIComponent(slug)}/key/rotate`,
       { password }),
+  /** A page of the organization's audit log, newest first (owners, admins, auditors). */
+  orgAudit: (slug: string, cursor?: number) =>
+    call<AuditPage>('GET', `/api/v1/orgs/${encodeURIComponent(slug)}/audit`
+      + (cursor === undefined ? '' : `?cursor=${cursor}`)),
+  verifyOrgAudit: (slug: string) =>
+    call<AuditVerification>('GET', `/api/v1/orgs/${encodeURIComponent(slug)}/audit/verify`),
   myInvitations: () => call<OrgInvitation[]>('GET', '/api/v1/invitations'),
   acceptInvitation: (slug: string) =>
     call<OrgSummary>('POST', `/api/v1/invitations/${encodeURIComponent(slug)}/accept`),

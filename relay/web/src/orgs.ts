@@ -2,7 +2,7 @@
 // and one organization's members and invitations, with the actions the caller's role allows
 // (the server decides; the page only hides what would be refused). Plain DOM through `el`.
 
-import { api, type OrgDetails, type OrgKeyStatus, type OrgRole } from './api';
+import { api, type AuditEntry, type OrgDetails, type OrgKeyStatus, type OrgRole } from './api';
 import { el } from './dom';
 
 const ROLES: OrgRole[] = ['owner', 'admin', 'member', 'auditor'];
@@ -14,6 +14,17 @@ export function grantable(org: OrgDetails, key: OrgKeyStatus | null): string[] {
   return org.members
     .filter((m) => m.role !== 'auditor' && !key.holders.includes(m.member))
     .map((m) => m.member);
+}
+
+/** Whether `role` reads the organization's audit log (the server answers a member 403). */
+export function readsAuditLog(role: OrgRole): boolean {
+  return role !== 'member';
+}
+
+/** One audit entry as a row: when, who acted, what, the details as compact JSON, from where. */
+export function auditRow(entry: AuditEntry): [string, string, string, string, string] {
+  return [new Date(entry.at).toISOString().replace('T', ' ').slice(0, 19),
+    entry.actor ?? '', entry.kind, JSON.stringify(entry.details), entry.ip ?? ''];
 }
 
 /** Roles a caller with `role` may give (or take from someone holding `from`). */
@@ -113,6 +124,52 @@ export class OrgsView {
     if (key) host.append(this.keyPanel(org, key));
     host.append(this.membersTable(org, key));
     if (org.invitations) host.append(this.invitations(org), this.inviteForm(org));
+    if (readsAuditLog(org.role)) host.append(this.auditPanel(org));
+  }
+
+  /** The organization's audit log, for the roles that read it: loaded on request (it is the
+   * biggest thing here), newest first, a page at a time, and its chain verified on request. */
+  private auditPanel(org: OrgDetails): HTMLElement {
+    const panel = el('div', { class: 'org-audit' });
+    const show = el('button', { type: 'button', class: 'small' }, 'Show audit log');
+    const verify = el('button', { type: 'button', class: 'small' }, 'Verify chain');
+    const older = el('button', { type: 'button', class: 'small' }, 'Older entries');
+    older.hidden = true;
+    const table = el('table', { class: 'machines', 'aria-label': 'Audit log' });
+    const head = el('tr');
+    for (const title of ['When (UTC)', 'Who', 'What', 'Details', 'From']) {
+      head.append(el('th', { scope: 'col' }, title));
+    }
+    const body = el('tbody');
+    table.append(el('thead'), body);
+    table.querySelector('thead')?.append(head);
+    table.hidden = true;
+    let cursor: number | null = null;
+    const load = async (next?: number): Promise<void> => {
+      const page = await api.orgAudit(org.slug, next);
+      if (next === undefined) body.replaceChildren();
+      for (const entry of page.entries) {
+        const row = el('tr');
+        for (const cell of auditRow(entry)) row.append(el('td', {}, cell));
+        body.append(row);
+      }
+      cursor = page.next_cursor;
+      older.hidden = cursor === null;
+      table.hidden = false;
+    };
+    show.addEventListener('click', () => void this.busy(show, () => load()));
+    older.addEventListener('click', () =>
+      void this.busy(older, () => load(cursor ?? undefined)));
+    verify.addEventListener('click', () => void this.busy(verify, async () => {
+      const result = await api.verifyOrgAudit(org.slug);
+      this.notify(result.ok
+        ? `The audit chain verifies (${result.entries} entries).`
+        : `The audit chain is broken at entry ${result.broken_seq}: ${result.reason}.`,
+      result.ok ? 'info' : 'error');
+    }));
+    panel.append(el('h3', {}, 'Audit log'), el('p', { class: 'hint' },
+      'Who did what to the organization and on its machines.'), show, verify, table, older);
+    return panel;
   }
 
   /** The organization's key, for its managers: the master password that grants, removes

@@ -100,6 +100,7 @@ fn entry_to_item(entry: &AuditEntry) -> Item {
         ("ip", &entry.ip),
         ("user_agent", &entry.user_agent),
         ("request_id", &entry.request_id),
+        ("actor", &entry.actor),
     ] {
         if let Some(value) = value {
             item.insert(name.to_owned(), s(value));
@@ -133,6 +134,7 @@ fn entry_from_item(item: &Item) -> Result<AuditEntry, StoreError> {
         at: number("at")?,
         kind: AuditKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("audit kind {kind:?}")))?,
+        actor: optional("actor"),
         details: text("details")?,
         ip: optional("ip"),
         user_agent: optional("user_agent"),

@@ -15,7 +15,7 @@ use rusqlite::{ErrorCode, OptionalExtension, Row, params};
 use crate::store::SqliteStore;
 
 const COLUMNS: &str =
-    "owner_id, seq, at, kind, details, ip, user_agent, request_id, prev_hash, hash";
+    "owner_id, seq, at, kind, details, ip, user_agent, request_id, prev_hash, hash, actor";
 
 fn unavailable(err: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
@@ -38,6 +38,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<AuditEntry, StoreErr
         request_id: row.get(7)?,
         prev_hash: row.get(8)?,
         hash: row.get(9)?,
+        actor: row.get(10)?,
     }))
 }
 
@@ -75,7 +76,7 @@ impl AuditLog for SqliteStore {
         let entry = entry.clone();
         self.with_conn(move |conn| {
             let inserted = conn.execute(
-                &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
                 params![
                     entry.owner_id,
                     seq_param(entry.seq),
@@ -87,6 +88,7 @@ impl AuditLog for SqliteStore {
                     entry.request_id,
                     entry.prev_hash,
                     entry.hash,
+                    entry.actor,
                 ],
             );
             match inserted {
@@ -167,6 +169,7 @@ mod tests {
             let entry = next_entry(
                 previous.as_ref(),
                 "alice@example.com",
+                None,
                 i,
                 AuditKind::SignIn,
                 &serde_json::json!({}),
@@ -194,5 +197,52 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(store.last("alice@example.com").await.unwrap(), previous);
+    }
+
+    /// A file from before organization chains: the audit log gains `actor`, its entries read
+    /// without one and still verify, and an organization's entry appends after them.
+    #[tokio::test]
+    async fn a_log_from_before_actors_still_verifies_and_takes_actors() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = rusqlite::Connection::open(dir.path().join("sushi.db")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE audit_log (owner_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 at INTEGER NOT NULL, kind TEXT NOT NULL, details TEXT NOT NULL, ip TEXT,
+                 user_agent TEXT, request_id TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+                 PRIMARY KEY (owner_id, seq)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let first = next_entry(
+            None,
+            "org:platform",
+            None,
+            1,
+            AuditKind::OrgCreated,
+            &serde_json::json!({}),
+            &AuditContext::default(),
+        );
+        old.execute(
+            "INSERT INTO audit_log VALUES (?1, 1, 1, 'org_created', ?2, NULL, NULL, NULL, ?3, ?4)",
+            params![first.owner_id, first.details, first.prev_hash, first.hash],
+        )
+        .unwrap();
+        drop(old);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let second = next_entry(
+            Some(&first),
+            "org:platform",
+            Some("alice@example.com"),
+            2,
+            AuditKind::OrgJoined,
+            &serde_json::json!({}),
+            &AuditContext::default(),
+        );
+        store.append(&second).await.unwrap();
+        let chain = store.after("org:platform", 0, 10).await.unwrap();
+        assert_eq!(chain, vec![first, second]);
+        assert!(verify(&chain).ok);
+        drop(store);
+        // Opening again finds the column and leaves it alone.
+        SqliteStore::open(dir.path()).unwrap();
     }
 }

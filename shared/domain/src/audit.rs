@@ -14,6 +14,14 @@
 //! write is logged at error level and counted ([`Auditor::failures`], exported as a metric),
 //! so an operator sees a gap in accountability instead of the user seeing an error.
 //!
+//! An organization has a chain of its own (owner `org:<slug>`, `crate::vault::org_owner_id`):
+//! every event about the organization or one of its machines goes to the acting user's chain,
+//! as any event does, and a copy to the organization's, naming the acting user in `actor`
+//! ([`Auditor::record_in`]). The copy is a second append, not a reference to the user's entry,
+//! so the organization's auditors read its chain without reading any user's, and the user's
+//! chain stays complete on its own. An entry without an actor hashes exactly as before actors
+//! existed ([`entry_hash`]), so chains written earlier still verify.
+//!
 //! The chain proves integrity against someone who can edit the store but not recompute hashes
 //! from the start of a user's chain without being noticed by an earlier export; it is not a
 //! signature. Keeping exports (or the table's point-in-time backups) is what anchors it.
@@ -31,6 +39,7 @@ use sha2::{Digest, Sha256};
 use crate::error::DomainError;
 use crate::identity::Identity;
 use crate::store::StoreError;
+use crate::vault::org_owner_id;
 
 /// Longest stored client address (an IPv6 address with a zone is under 64).
 pub const MAX_IP_LEN: usize = 64;
@@ -218,6 +227,10 @@ pub struct AuditEntry {
     /// Unix milliseconds.
     pub at: i64,
     pub kind: AuditKind,
+    /// Who acted, on an organization's chain (their identity); absent on a user's own chain,
+    /// whose owner is the actor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     #[serde(serialize_with = "details_as_json")]
     pub details: String,
     pub ip: Option<String>,
@@ -237,6 +250,11 @@ fn details_as_json<S: Serializer>(details: &str, serializer: S) -> Result<S::Ok,
 /// The canonical encoding: a version tag, then every field as an 8-byte big-endian length and
 /// its bytes (absent optional fields as length `u64::MAX`), so no two different entries encode
 /// alike whatever their fields contain.
+///
+/// An entry with an actor is tagged `sushi-audit-v2` and has the actor right after the owner;
+/// one without is the `v1` encoding, byte for byte, so entries written before actors existed
+/// keep their hashes. Adding, removing or changing an actor changes the tag or the field, so
+/// the hash covers it either way.
 pub fn entry_hash(entry: &AuditEntry) -> String {
     let mut hasher = Sha256::new();
     let mut field = |bytes: Option<&[u8]>| match bytes {
@@ -246,8 +264,17 @@ pub fn entry_hash(entry: &AuditEntry) -> String {
         }
         None => hasher.update(u64::MAX.to_be_bytes()),
     };
-    field(Some(b"sushi-audit-v1"));
-    field(Some(entry.owner_id.as_bytes()));
+    match &entry.actor {
+        None => {
+            field(Some(b"sushi-audit-v1"));
+            field(Some(entry.owner_id.as_bytes()));
+        }
+        Some(actor) => {
+            field(Some(b"sushi-audit-v2"));
+            field(Some(entry.owner_id.as_bytes()));
+            field(Some(actor.as_bytes()));
+        }
+    }
     field(Some(entry.seq.to_string().as_bytes()));
     field(Some(entry.at.to_string().as_bytes()));
     field(Some(entry.kind.as_str().as_bytes()));
@@ -267,10 +294,12 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// The entry that follows `previous` (or starts the chain), hashed.
+/// The entry that follows `previous` (or starts the chain), hashed; `actor` on an
+/// organization's chain.
 pub fn next_entry(
     previous: Option<&AuditEntry>,
     owner_id: &str,
+    actor: Option<&str>,
     at: i64,
     kind: AuditKind,
     details: &Value,
@@ -285,6 +314,7 @@ pub fn next_entry(
         seq: previous.map_or(1, |p| p.seq + 1),
         at,
         kind,
+        actor: actor.map(str::to_owned),
         details,
         ip: context.ip.clone(),
         user_agent: context.user_agent.clone(),
@@ -441,12 +471,57 @@ impl Auditor {
         kind: AuditKind,
         details: Value,
     ) {
+        self.record_in(owner, None, context, kind, details).await;
+    }
+
+    /// Append an event to `actor`'s chain and, when it is about organization `org` (the
+    /// organization itself or one of its machines, by slug), a copy to the organization's
+    /// chain that names `actor`. Each write fails alone and as [`Auditor::record`]'s does:
+    /// logged, counted, never the caller's error.
+    pub async fn record_in(
+        &self,
+        actor: &Identity,
+        org: Option<&str>,
+        context: &AuditContext,
+        kind: AuditKind,
+        details: Value,
+    ) {
         let Some(log) = &self.log else { return };
-        match append(log.as_ref(), owner, context, kind, &details).await {
+        self.write(log.as_ref(), &actor.0, None, context, kind, &details)
+            .await;
+        if let Some(slug) = org {
+            let owner = org_owner_id(slug);
+            self.write(
+                log.as_ref(),
+                &owner,
+                Some(&actor.0),
+                context,
+                kind,
+                &details,
+            )
+            .await;
+        }
+    }
+
+    async fn write(
+        &self,
+        log: &dyn AuditLog,
+        owner_id: &str,
+        actor: Option<&str>,
+        context: &AuditContext,
+        kind: AuditKind,
+        details: &Value,
+    ) {
+        match append(log, owner_id, actor, context, kind, details).await {
             Ok(seq) => tracing::debug!(kind = kind.as_str(), seq, "audit entry written"),
             Err(err) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(kind = kind.as_str(), error = %err, "audit entry NOT written");
+                tracing::error!(
+                    kind = kind.as_str(),
+                    organization = actor.is_some(),
+                    error = %err,
+                    "audit entry NOT written"
+                );
             }
         }
     }
@@ -499,16 +574,18 @@ impl Auditor {
 /// Read the tail, build the next entry, write it conditionally; on a lost race, again.
 async fn append(
     log: &dyn AuditLog,
-    owner: &Identity,
+    owner_id: &str,
+    actor: Option<&str>,
     context: &AuditContext,
     kind: AuditKind,
     details: &Value,
 ) -> Result<u64, StoreError> {
     for _ in 0..APPEND_ATTEMPTS {
-        let last = log.last(&owner.0).await?;
+        let last = log.last(owner_id).await?;
         let entry = next_entry(
             last.as_ref(),
-            &owner.0,
+            owner_id,
+            actor,
             now_millis(),
             kind,
             details,
@@ -539,6 +616,7 @@ mod tests {
             let entry = next_entry(
                 out.last(),
                 "alice@example.com",
+                None,
                 1_700_000_000_000 + i as i64,
                 AuditKind::MachineCreated,
                 &serde_json::json!({"machine_id": i}),
@@ -614,6 +692,7 @@ mod tests {
         let entry = next_entry(
             None,
             "alice@example.com",
+            None,
             0,
             AuditKind::SignIn,
             &serde_json::json!({ "big": long.repeat(2) }),
@@ -621,6 +700,81 @@ mod tests {
         );
         assert_eq!(entry.details, r#"{"truncated":true}"#);
         assert_eq!(entry.prev_hash, GENESIS);
+    }
+
+    fn first_entry(owner: &str, actor: Option<&str>) -> AuditEntry {
+        next_entry(
+            None,
+            owner,
+            actor,
+            1_700_000_000_000,
+            AuditKind::MachineCreated,
+            &serde_json::json!({"machine_id": 1}),
+            &AuditContext::new(Some("127.0.0.1"), Some("test"), Some("req-1")),
+        )
+    }
+
+    /// The hashes were computed outside this code, from the encoding docs/audit.md states: an
+    /// entry without an actor hashes as entries did before actors existed, so old chains
+    /// still verify; one with an actor has its own tag and covers the actor.
+    #[test]
+    fn an_entry_without_actor_hashes_as_before_and_one_with_actor_as_v2() {
+        let user = first_entry("alice@example.com", None);
+        assert_eq!(
+            user.hash,
+            "c2c275dfc07e0bd631319631413c68fa0047e803be29b1e2a954cb404006eddc"
+        );
+        let org = first_entry("org:platform", Some("alice@example.com"));
+        assert_eq!(
+            org.hash,
+            "84eca71d62d4a998bb51bf1e2af135f98d81dba645680475b359cfc8ab85811a"
+        );
+    }
+
+    #[test]
+    fn the_actor_is_covered_by_the_hash() {
+        let entry = first_entry("org:platform", Some("alice@example.com"));
+        assert!(verify(std::slice::from_ref(&entry)).ok);
+        let mut changed = entry.clone();
+        changed.actor = Some("mallory@example.com".to_owned());
+        assert_eq!(verify(&[changed]).broken_seq, Some(1));
+        let mut removed = entry.clone();
+        removed.actor = None;
+        assert_eq!(verify(&[removed]).broken_seq, Some(1));
+        let mut added = first_entry("org:platform", None);
+        added.actor = Some("alice@example.com".to_owned());
+        assert_eq!(verify(&[added]).broken_seq, Some(1));
+    }
+
+    #[test]
+    fn a_chain_mixing_entries_with_and_without_actor_verifies() {
+        let context = AuditContext::default();
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        for (i, actor) in [
+            None,
+            Some("bob@example.com"),
+            None,
+            Some("carol@example.com"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let entry = next_entry(
+                entries.last(),
+                "org:platform",
+                actor,
+                i as i64,
+                AuditKind::OrgJoined,
+                &serde_json::json!({}),
+                &context,
+            );
+            entries.push(entry);
+        }
+        assert!(verify(&entries).ok);
+        let listed = serde_json::to_value(&entries[1]).unwrap_or_default();
+        assert_eq!(listed["actor"], "bob@example.com");
+        let listed = serde_json::to_value(&entries[0]).unwrap_or_default();
+        assert!(listed.get("actor").is_none());
     }
 
     #[test]

@@ -16,13 +16,15 @@
 //! Every change to an account (machine created or deleted, master password set or changed,
 //! host key pinned or changed) is recorded in the audit log here, after it took effect, so every
 //! entry point (the API, the relay, the local binary) records it the same way; the caller passes
-//! where the request came from ([`AuditContext`]).
+//! where the request came from ([`AuditContext`]). A change to an organization's machine is also
+//! recorded in the organization's log ([`Auditor::record_in`]), naming who made it.
 //!
 //! Organization machines (owner `org:<slug>`, see `vault::org_owner_id`) go through the same
 //! operations: [`Machines::resolve`] finds a machine among the caller's own and then among
 //! their organizations', and says with which role; someone who is neither owner nor member
 //! gets the 404 of a missing machine. The organization's key (create, grant, rotation) lives
-//! in [`org_keys`]; who reads an organization machine's recordings in [`org_recordings`].
+//! in [`org_keys`]; who reads an organization machine's recordings in [`org_recordings`], and
+//! its audit log in [`org_audit`].
 //!
 //! Errors are [`DomainError`]s; which HTTP status and code each becomes is the edge's business.
 
@@ -50,6 +52,7 @@ use crate::sshkey;
 use crate::store::{Store, StoreError, VaultPrecondition};
 use crate::vault::{self, UnlockedVault, VaultError, VaultRecord, org_owner_id};
 
+mod org_audit;
 mod org_keys;
 mod org_recordings;
 pub use org_keys::{OrgKeyRotation, OrgKeyStatus};
@@ -319,7 +322,13 @@ impl Machines {
                         "org": new.owner_org,
                     });
                     self.audit
-                        .record(owner, context, AuditKind::MachineCreated, details)
+                        .record_in(
+                            owner,
+                            new.owner_org.as_ref().map(Slug::as_str),
+                            context,
+                            AuditKind::MachineCreated,
+                            details,
+                        )
                         .await;
                     return Ok(MachineView::from(machine));
                 }
@@ -501,7 +510,13 @@ impl Machines {
                         "secrets_replaced": sealed.is_some(),
                     });
                     self.audit
-                        .record(owner, context, AuditKind::MachineUpdated, details)
+                        .record_in(
+                            owner,
+                            vault::org_slug_of(&key),
+                            context,
+                            AuditKind::MachineUpdated,
+                            details,
+                        )
                         .await;
                     // Read back: a concurrent edit of other fields is part of the answer.
                     return self.get(owner, id).await;
@@ -548,8 +563,9 @@ impl Machines {
         if self.store.delete_machine(&machine.owner_id, id).await? {
             tracing::info!(machine_id = id, "machine deleted");
             self.audit
-                .record(
+                .record_in(
                     owner,
+                    vault::org_slug_of(&machine.owner_id),
                     context,
                     AuditKind::MachineDeleted,
                     json!({ "machine_id": id }),
@@ -869,7 +885,10 @@ impl Machines {
                     AuditKind::HostKeyChanged
                 };
                 let details = json!({ "machine_id": id, "previous": expected, "fingerprint": new });
-                self.audit.record(owner, context, kind, details).await;
+                let org = vault::org_slug_of(&machine.owner_id);
+                self.audit
+                    .record_in(owner, org, context, kind, details)
+                    .await;
                 Ok(())
             }
             Ok(false) => Err(DomainError::MachineNotFound),

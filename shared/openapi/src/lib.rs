@@ -48,6 +48,9 @@ use schemas::ErrorEnvelope;
         paths::remove_member,
         paths::org_key_status,
         paths::list_org_recordings,
+        paths::org_audit_log,
+        paths::org_audit_export,
+        paths::org_audit_verify,
         paths::grant_org_key,
         paths::rotate_org_key,
         paths::my_invitations,
@@ -377,16 +380,34 @@ mod tests {
     #[test]
     fn an_audit_entry_and_verification_as_the_domain_serialises_them_fit_the_schema() {
         use domain::audit::{AuditContext, AuditKind, next_entry, verify};
+        let context = AuditContext::new(Some("127.0.0.1"), None, Some("req"));
+        let details = json!({"machine_id": 7});
         let entry = next_entry(
             None,
             "a@example.com",
+            None,
             1,
             AuditKind::MachineCreated,
-            &json!({"machine_id": 7}),
-            &AuditContext::new(Some("127.0.0.1"), None, Some("req")),
+            &details,
+            &context,
         );
-        let wire = serde_json::to_value(&entry).unwrap();
+        // An organization's entry names its actor; a user's leaves the field out.
+        let org_entry = next_entry(
+            None,
+            "org:platform",
+            Some("a@example.com"),
+            1,
+            AuditKind::MachineCreated,
+            &details,
+            &context,
+        );
+        let wire = serde_json::to_value(&org_entry).unwrap();
         let keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, properties("AuditEntry"));
+        serde_json::from_value::<crate::schemas::AuditEntry>(wire).unwrap();
+        let wire = serde_json::to_value(&entry).unwrap();
+        let mut keys: BTreeSet<String> = wire.as_object().unwrap().keys().cloned().collect();
+        keys.insert("actor".to_owned());
         assert_eq!(keys, properties("AuditEntry"));
         serde_json::from_value::<crate::schemas::AuditEntry>(wire).unwrap();
         let broken = verify(&[entry.clone(), entry]);

@@ -686,6 +686,62 @@ fn org_key_status() {}
 fn list_org_recordings() {}
 
 #[utoipa::path(
+    get, path = "/api/v1/orgs/{slug}/audit", tag = "organizations", operation_id = "org_audit_log",
+    summary = "The organization's audit log (owners, admins, auditors), newest first",
+    description = "Every change to the organization and its machines, and every session on its \
+                   machines, with `actor`, the member who acted (their own log has the same \
+                   event). Page with `cursor` as `GET /api/v1/audit`. A plain member gets 403, \
+                   someone outside the organization 404.",
+    params(
+        ("slug" = String, Path, description = ORG_SLUG),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 200, description = "Entries per page (default 50)"),
+        ("cursor" = Option<u64>, Query, description = "Entries with a smaller `seq` than this"),
+    ),
+    responses(
+        (status = 200, description = "Audit log fetched successfully", body = AuditPageReply),
+        (status = 400, description = "`invalid_request`: `limit` or `cursor` is not a number in range", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: a plain member", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn org_audit_log() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{slug}/audit/export", tag = "organizations",
+    operation_id = "org_audit_export",
+    summary = "The organization's audit log as JSON lines, oldest first",
+    description = "As `GET /api/v1/audit/export`, for the organization's owners, admins and \
+                   auditors.",
+    params(
+        ("slug" = String, Path, description = ORG_SLUG),
+        ("after" = Option<u64>, Query, description = "Entries with a larger `seq` than this (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "JSON lines (`application/x-ndjson`)", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "`invalid_request`: `after` is not a number", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: a plain member", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn org_audit_export() {}
+
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{slug}/audit/verify", tag = "organizations",
+    operation_id = "org_audit_verify",
+    summary = "Walk the organization's hash chain and report the first broken link",
+    params(("slug" = String, Path, description = ORG_SLUG)),
+    responses(
+        (status = 200, description = "Audit log verified (`ok` false names `broken_seq`)", body = AuditVerificationReply),
+        (status = 403, description = "`forbidden`: a plain member", body = ErrorEnvelope),
+        (status = 404, description = "`org_not_found`", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []), ("jwt" = [])),
+)]
+fn org_audit_verify() {}
+
+#[utoipa::path(
     post, path = "/api/v1/orgs/{slug}/members/{member}/key", tag = "organizations",
     operation_id = "grant_org_key",
     summary = "Grant the organization's key to a member (owners and admins, with their master password)",

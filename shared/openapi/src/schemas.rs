@@ -212,7 +212,7 @@ pub struct MasterPasswordOutcome {
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
-    /// Position in the caller's chain, from 1, without gaps.
+    /// Position in the chain (the caller's, or the organization's), from 1, without gaps.
     pub seq: u64,
     /// When, in Unix milliseconds.
     pub at: i64,
@@ -221,8 +221,14 @@ pub struct AuditEntry {
     /// `connect_succeeded`, `connect_wrong_password`, `connect_rate_limited`, `connect_refused`,
     /// `session_started`, `session_resumed`, `session_ended`, `share_created`, `share_joined`,
     /// `share_revoked`, `control_granted`, `control_revoked`, `recording_started`,
-    /// `recording_failed`, `file_transferred`, `file_changed`.
+    /// `recording_failed`, `org_created`, `org_invited`, `org_invitation_withdrawn`,
+    /// `org_joined`, `org_role_changed`, `org_member_removed`, `org_key_created`,
+    /// `org_key_granted`, `org_key_rotated`, `file_transferred`, `file_changed`.
     pub kind: String,
+    /// Who acted: present on an organization's log only (the member's identity); a user's own
+    /// entries are their own acts.
+    #[serde(default)]
+    pub actor: Option<String>,
     /// A small object about the event (at most 1 KiB as JSON), e.g. `{"machine_id": 7}`.
     pub details: serde_json::Value,
     /// The client address (at most 64 bytes).

@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     request_id TEXT,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
+    actor TEXT,
     PRIMARY KEY (owner_id, seq)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
@@ -153,6 +154,10 @@ ALTER TABLE machines ADD COLUMN record_input INTEGER NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS machines_listing;
 ";
 
+/// Files written before organization chains existed get the audit log's `actor` column (old
+/// entries read as having none, which is what they were hashed without).
+const ADD_AUDIT_ACTOR: &str = "ALTER TABLE audit_log ADD COLUMN actor TEXT;";
+
 /// The owner's machines in id order with every listed column, so a listing reads the index
 /// alone and never visits the rows (whose sealed blobs it has no use for). Get, delete and
 /// count use its (owner_id, id) prefix. Created after the migration above, which drops the
@@ -168,21 +173,25 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    let has_column = |name: &str| {
+    let has_column_in = |table: &str, name: &str| {
         tx.query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('machines') WHERE name = ?1",
-            [name],
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, name],
             |row| row.get::<_, i64>(0),
         )
         .map(|count| count > 0)
         .map_err(unavailable)
     };
+    let has_column = |name: &str| has_column_in("machines", name);
     if !has_column("persistent_shell")? {
         tx.execute_batch(ADD_PERSISTENT_SHELL)
             .map_err(unavailable)?;
     }
     if !has_column("recording")? {
         tx.execute_batch(ADD_RECORDING).map_err(unavailable)?;
+    }
+    if !has_column_in("audit_log", "actor")? {
+        tx.execute_batch(ADD_AUDIT_ACTOR).map_err(unavailable)?;
     }
     tx.execute_batch(LISTING_INDEX).map_err(unavailable)?;
     tx.commit().map_err(unavailable)

@@ -10,7 +10,8 @@
 //!   grant it nor touch an owner); members and auditors manage nothing ([`Role::may_assign`]).
 //! * An organization always keeps an owner: the last one can neither leave, be removed nor be
 //!   demoted ([`MemberChange::LastOwner`], counted by the store).
-//! * Every change is written to the acting user's audit log.
+//! * Every change is written to the acting user's audit log and to the organization's, which
+//!   names the acting user (`Auditor::record_in`).
 
 pub mod model;
 pub mod store;
@@ -124,7 +125,13 @@ impl Organizations {
         tracing::info!(org = new.slug.as_str(), "organization created");
         let details = json!({ "org": new.slug, "name": new.name });
         self.audit
-            .record(caller, context, AuditKind::OrgCreated, details)
+            .record_in(
+                caller,
+                Some(new.slug.as_str()),
+                context,
+                AuditKind::OrgCreated,
+                details,
+            )
             .await;
         Ok(OrgSummary {
             slug: new.slug,
@@ -234,7 +241,13 @@ impl Organizations {
         self.store.put_invitation(&invitation).await?;
         let details = json!({ "org": slug, "email": invitation.email, "role": invitation.role });
         self.audit
-            .record(caller, context, AuditKind::OrgInvited, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgInvited,
+                details,
+            )
             .await;
         Ok(invitation.into())
     }
@@ -262,7 +275,13 @@ impl Organizations {
         }
         let details = json!({ "org": slug, "email": email });
         self.audit
-            .record(caller, context, AuditKind::OrgInvitationWithdrawn, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgInvitationWithdrawn,
+                details,
+            )
             .await;
         Ok(())
     }
@@ -319,7 +338,13 @@ impl Organizations {
         let details =
             json!({ "org": slug, "role": member.role, "invited_by": invitation.invited_by });
         self.audit
-            .record(caller, context, AuditKind::OrgJoined, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgJoined,
+                details,
+            )
             .await;
         Ok(OrgSummary {
             slug: member.slug,
@@ -353,7 +378,13 @@ impl Organizations {
         self.changed(self.store.set_role(slug, member, current, new).await?)?;
         let details = json!({ "org": slug, "member": member, "from": current, "to": new });
         self.audit
-            .record(caller, context, AuditKind::OrgRoleChanged, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgRoleChanged,
+                details,
+            )
             .await;
         Ok(())
     }
@@ -382,7 +413,13 @@ impl Organizations {
         self.changed(self.store.remove_member(slug, member, current).await?)?;
         let details = json!({ "org": slug, "member": member, "role": current, "left": leaving });
         self.audit
-            .record(caller, context, AuditKind::OrgMemberRemoved, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgMemberRemoved,
+                details,
+            )
             .await;
         Ok(())
     }

@@ -84,6 +84,12 @@ impl Role {
         matches!(self, Role::Owner | Role::Admin)
     }
 
+    /// Whether this role reads the organization's records: its audit log and its machines'
+    /// recordings (owners, admins, auditors; a plain member does not).
+    pub fn reads_records(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin | Role::Auditor)
+    }
+
     /// Whether a member with this role may move someone from `from` to `to` (or invite as
     /// `to` when `from` is `None`): owners may do anything; admins may not grant ownership nor
     /// touch an owner.

@@ -91,8 +91,9 @@ impl Machines {
         self.store.put_org_key_copy(&copy).await?;
         tracing::info!(org = slug.as_str(), "organization key created");
         self.audit
-            .record(
+            .record_in(
                 creator,
+                Some(slug.as_str()),
                 context,
                 AuditKind::OrgKeyCreated,
                 json!({ "org": slug, "generation": record.generation }),
@@ -210,7 +211,13 @@ impl Machines {
         tracing::info!(org = slug.as_str(), "organization key granted");
         let details = json!({ "org": slug, "member": member, "generation": copy.org_gen });
         self.audit
-            .record(caller, context, AuditKind::OrgKeyGranted, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgKeyGranted,
+                details,
+            )
             .await;
         self.org_key_status(caller, slug).await
     }
@@ -356,7 +363,13 @@ impl Machines {
             "unopenable": unopenable.len(),
         });
         self.audit
-            .record(caller, context, AuditKind::OrgKeyRotated, details)
+            .record_in(
+                caller,
+                Some(slug.as_str()),
+                context,
+                AuditKind::OrgKeyRotated,
+                details,
+            )
             .await;
         Ok(OrgKeyRotation {
             generation: Some(rotated.generation),

@@ -14,14 +14,9 @@ use std::borrow::Cow;
 use super::Machines;
 use crate::error::DomainError;
 use crate::identity::Identity;
-use crate::orgs::{Role, Slug};
+use crate::orgs::Slug;
 use crate::recording::{RecordingId, RecordingView, Recordings};
 use crate::vault::org_owner_id;
-
-/// Whether a role reads the organization's recordings.
-fn reads_recordings(role: Role) -> bool {
-    matches!(role, Role::Owner | Role::Admin | Role::Auditor)
-}
 
 /// What the caller wants to do with a recording found by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +42,7 @@ impl Machines {
     ) -> Result<Vec<RecordingView>, DomainError> {
         let recordings = self.recording_service()?;
         let role = self.org_service()?.role_of_caller(caller, slug).await?;
-        if !reads_recordings(role) {
+        if !role.reads_records() {
             return Err(DomainError::Forbidden(Cow::Borrowed(
                 "An organization member may not read its recordings",
             )));
@@ -74,7 +69,7 @@ impl Machines {
             return Err(DomainError::RecordingNotFound);
         };
         for membership in orgs.store().memberships_of(&caller.0).await? {
-            if !reads_recordings(membership.role) {
+            if !membership.role.reads_records() {
                 continue;
             }
             let keeper = Identity(org_owner_id(membership.slug.as_str()));
