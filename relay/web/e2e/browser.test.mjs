@@ -2,6 +2,11 @@
 // sign in (development and OIDC against a fake provider), set and change the master password, add a
 // machine pointing at the test sshd, connect, type and read back, resize and see `stty size`
 // follow, reconnect after the shell exits, and close the tab and see the remote shell end.
+// Organizations with two browsers: the owner creates one and invites; the invitee accepts and
+// sets their own master password; the owner saves a machine the organization owns (the Owner
+// select) and grants the invitee the organization's key (the key panel's Grant access), after
+// which the invitee, refused before with `org_key_not_granted`, connects with their own master
+// password and types in a working terminal.
 // Screenshots of the list and the terminal are saved under SUSHI_E2E_ARTIFACTS
 // (default relay/web/test-results/).
 import { after, before, test } from 'node:test';
@@ -19,6 +24,7 @@ const sshUser = process.env.SUSHI_TEST_SSH_USER ?? 'sushitest';
 const sshPassword = process.env.SUSHI_TEST_SSH_PASSWORD ?? 'sushi-test-password';
 const MASTER = 'correct horse battery staple';
 const MASTER2 = 'a new master password';
+const INVITEE_MASTER = 'the invitee\'s own master password';
 
 let sushi;
 let oidc;
@@ -301,18 +307,37 @@ test('filter the machine list and edit a machine; moving a pinned one asks for t
     }
   });
 
-test('organizations: create, invite a second user who accepts in their own browser, change a role',
-  { timeout: 90_000 }, async () => {
+test('organizations: create, invite a second user who accepts in their own browser, grant them the key; they connect to an organization machine with their own master password; change a role',
+  { timeout: 180_000 }, async () => {
     const owner = await startBrowser();
     const invitee = await startBrowser();
+    const problems = [];
     /** Sign `page` in as `email` (development sign-in) and open the Organizations tab. */
     const signIn = async (page, email) => {
+      page.on('pageerror', (err) => problems.push(`${email}: ${err}`));
       await page.goto(sushi.baseUrl);
       await page.getByLabel('Email', { exact: true }).fill(email);
       await page.getByRole('button', { name: 'Sign in (development)' }).click();
       await page.getByRole('heading', { name: 'Machines' }).waitFor();
       await page.getByRole('tab', { name: 'Organizations' }).click();
       await page.getByRole('heading', { name: 'Organizations' }).waitFor();
+    };
+    /** Set the signed-in user's first master password in the Machines tab. */
+    const setMaster = async (page, password) => {
+      await page.getByRole('tab', { name: 'Machines', exact: true }).click();
+      await page.getByLabel('New master password').fill(password);
+      await page.getByRole('button', { name: 'Save master password' }).click();
+      await page.getByRole('alert').getByText('Master password set.').waitFor();
+    };
+    /** Open the connect dialog of `machine` and send `password`; the connect request's answer. */
+    const connect = async (page, machine, password) => {
+      await page.getByRole('button', { name: `Connect to ${machine}` }).click();
+      await page.getByRole('dialog').getByLabel('Master password').fill(password);
+      const [answer] = await Promise.all([
+        page.waitForResponse((r) => /^\/api\/v1\/machine\/\d+\/connect$/.test(new URL(r.url()).pathname)),
+        page.getByRole('button', { name: 'Connect', exact: true }).click(),
+      ]);
+      return answer;
     };
     try {
       const alice = await owner.context.newPage();
@@ -337,6 +362,57 @@ test('organizations: create, invite a second user who accepts in their own brows
       const members = bob.getByRole('table', { name: 'Members' });
       await members.getByText('org-owner@example.com').waitFor();
       assert.equal(await bob.getByLabel('Email to invite').count(), 0, 'members invite no one');
+      // The invitee sets a master password of their own: the organization's key is sealed to it.
+      await setMaster(bob, INVITEE_MASTER);
+
+      // The owner sets theirs and saves a machine the organization owns, at the test sshd: the
+      // Owner select offers the organization just created (the first such machine makes the key).
+      await setMaster(alice, MASTER);
+      await alice.getByLabel('Name', { exact: true }).fill('org-sshd');
+      await alice.getByLabel('Hostname or IP', { exact: true }).fill(sshHost);
+      await alice.getByLabel('Port', { exact: true }).fill(sshPort);
+      await alice.getByLabel('Username', { exact: true }).fill(sshUser);
+      await alice.getByLabel('Password', { exact: true }).fill(sshPassword);
+      await alice.getByLabel('Owner', { exact: true }).selectOption({ label: 'E2E Platform (organization)' });
+      await alice.getByRole('button', { name: 'Add machine' }).click();
+      await alice.getByRole('alert').getByText('Machine "org-sshd" added.').waitFor();
+      await alice.locator('#machine-rows tr', { hasText: 'org-sshd' })
+        .getByText(`${sshUser}@${sshHost}:${sshPort}`).waitFor();
+
+      // The member sees it in their list (the Machines tab reads it again) but, not granted the
+      // key yet, is refused with the clear message after their password was checked; no tab.
+      await bob.getByRole('tab', { name: 'Machines', exact: true }).click();
+      const bobRow = bob.locator('#machine-rows tr', { hasText: 'org-sshd' });
+      await bobRow.getByText(`${sshUser}@${sshHost}:${sshPort}`).waitFor();
+      const refused = await connect(bob, 'org-sshd', INVITEE_MASTER);
+      assert.equal(refused.status(), 403);
+      assert.equal((await refused.json()).code, 'org_key_not_granted');
+      await bob.getByRole('alert').getByText('You hold no copy of this organization\'s key').waitFor();
+      assert.equal(await bob.locator('.term-panel').count(), 0);
+      await bob.screenshot({ path: join(artifacts, 'org-not-granted.png'), fullPage: true });
+
+      // The owner grants the key from the key panel, with their own master password.
+      await alice.getByRole('tab', { name: 'Organizations' }).click();
+      const keyPanel = alice.locator('.org-key');
+      await keyPanel.getByText(/held by org-owner@example\.com\./).waitFor();
+      await alice.getByLabel('Your master password (to grant, to remove a key holder, to rotate)')
+        .fill(MASTER);
+      await alice.getByRole('button', { name: 'Grant access to org-member@example.com' }).click();
+      await alice.getByRole('alert')
+        .getByText('org-member@example.com can now connect to the organization\'s machines.').waitFor();
+      await keyPanel.getByText(/held by .*org-member@example\.com/).waitFor();
+      assert.equal(await alice.getByRole('button', { name: 'Grant access to org-member@example.com' })
+        .count(), 0, 'granted once');
+
+      // Now the member connects with THEIR master password and gets a working terminal.
+      const granted = await connect(bob, 'org-sshd', INVITEE_MASTER);
+      assert.equal(granted.status(), 200);
+      await bob.waitForFunction(() =>
+        document.querySelector('.term-panel:not([hidden]) .state')?.getAttribute('data-state') === 'connected');
+      await bob.locator('.term-panel:not([hidden]) .term-host').click();
+      await bob.keyboard.type('echo e2e-org-$((6*7))\n');
+      await waitForLine(bob, (l) => l === 'e2e-org-42', 'the member\'s command output');
+      await bob.screenshot({ path: join(artifacts, 'org-member-terminal.png'), fullPage: true });
 
       // The owner sees the new member and makes them an admin.
       await alice.getByRole('button', { name: 'Open E2E Platform' }).click();
@@ -344,10 +420,12 @@ test('organizations: create, invite a second user who accepts in their own brows
       await aliceMembers.getByText('org-member@example.com').waitFor();
       await alice.getByLabel('Role of org-member@example.com').selectOption('admin');
       await alice.getByRole('alert').getByText('org-member@example.com is now admin.').waitFor();
+      await bob.getByRole('tab', { name: 'Organizations' }).click();
       await bob.getByRole('button', { name: 'Open E2E Platform' }).click();
       await bob.getByText('your role: admin').waitFor();
       await bob.getByLabel('Email to invite').waitFor();
       await alice.screenshot({ path: join(artifacts, 'organizations.png'), fullPage: true });
+      assert.deepEqual(problems, [], 'no script errors');
     } catch (err) {
       for (const browser of [owner, invitee]) {
         const [page] = browser.context.pages();

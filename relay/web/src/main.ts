@@ -650,7 +650,12 @@ function setupTabKeys(): void {
     next.focus();
     next.click();
   });
-  $('tab-machines').addEventListener('click', () => selectTab('machines'));
+  // Read again on every visit: an organization joined or created in the Organizations tab (its
+  // machines, the Owner choices) or a machine another member saved shows without a reload.
+  $('tab-machines').addEventListener('click', () => {
+    selectTab('machines');
+    void busy(null, refreshMachines);
+  });
   $('tab-recordings').addEventListener('click', () => {
     selectTab('recordings');
     void busy(null, refreshRecordings);
