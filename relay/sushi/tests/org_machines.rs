@@ -12,7 +12,10 @@
 //! A member removed from the organization (or who leaves) loses what they hold on the relay:
 //! an open terminal closes with 4021 within the relay's check period (and its share viewers
 //! with it), a ticket issued before the removal does not open, a parked session does not resume,
-//! while other members' terminals go on.
+//! while other members' terminals go on. An owner or admin moves a machine from their own
+//! into the organization (its members then connect with their own master password), to
+//! another organization they manage, and back (the members lose it); members may not, and a
+//! wrong master password moves nothing.
 
 #![allow(
     clippy::unwrap_used,
@@ -154,6 +157,8 @@ on_both_backends!(
     a_ticket_issued_before_the_removal_does_not_open_after_it,
     a_parked_session_is_not_resumed_after_the_removal,
     an_org_audit_log_is_read_by_its_auditors_and_names_who_acted,
+    a_machine_moves_into_an_organization_to_another_and_back,
+    only_owners_and_admins_move_machines_and_a_wrong_password_moves_nothing,
 );
 
 /// `owner` creates the organization and `members` join it with their roles.
@@ -1050,4 +1055,159 @@ async fn an_org_audit_log_is_read_by_its_auditors_and_names_who_acted(backend: B
     assert!(bob_entries.iter().all(|e| e.get("actor").is_none()));
     let verified = bob.get("/api/v1/audit/verify").await;
     assert_eq!(verified.data()["ok"], true);
+}
+
+/// A machine of `by`'s own on the shared sshd; its id.
+async fn own_machine(by: &Client, name: &str) -> u64 {
+    let sshd = testkit::ssh::shared_sshd();
+    let created = by
+        .post_json(
+            "/api/v1/machine",
+            &json!({"name": name, "hostname": sshd.host, "port": sshd.port.to_string(),
+                    "username": sshd.user, "password": sshd.password}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    created.data()["id"].as_u64().unwrap()
+}
+
+/// `PATCH` machine `id` as `by` with `body` plus `by_email`'s master password.
+async fn move_machine(by: &Client, by_email: &str, id: u64, mut body: Value) -> Answer {
+    body["master_password"] = json!(password_of(by_email));
+    by.patch_json(&format!("/api/v1/machine/{id}"), &body).await
+}
+
+async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backend) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    org_with(&world, &alice, &[(BOB, "member")]).await;
+    let other = alice
+        .post_json("/api/v1/orgs", &json!({"slug": "other-team", "name": "Other"}))
+        .await;
+    assert_eq!(other.status, 200, "{:?}", other.body);
+    let id = own_machine(&alice, "mine").await;
+    // A connect pins the host key; the pin moves with the machine.
+    assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
+    let machine = format!("/api/v1/machine/{id}");
+    let pin = alice.get(&machine).await.data()["host_key_fingerprint"].clone();
+    assert!(pin.is_string(), "{pin:?}");
+    assert_eq!(code(&bob.get(&machine).await), (404, json!("machine_not_found")));
+
+    // Into the organization: the first machine makes its key; a member granted it connects.
+    let into_org = json!({"owner_type": "organization", "organization": SLUG});
+    let moved = move_machine(&alice, ALICE, id, into_org).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    assert_eq!(moved.data()["id"], id);
+    assert_eq!(moved.data()["owner_type"], "organization");
+    assert_eq!(moved.data()["owner_id"], SLUG);
+    assert_eq!(moved.data()["host_key_fingerprint"], pin);
+    assert_eq!(ids(&alice.get("/api/v1/machines").await), vec![id]);
+    assert_eq!(grant(&alice, ALICE, BOB).await.status, 200);
+    let connected = connect_as(&world, BOB, id).await;
+    assert_eq!(connected.status, 200, "{:?}", connected.body);
+    assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
+
+    // To another organization the caller manages: the first one's members lose it.
+    let to_other = json!({"owner_type": "organization", "organization": "other-team"});
+    let moved = move_machine(&alice, ALICE, id, to_other).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    assert_eq!(moved.data()["owner_id"], "other-team");
+    assert_eq!(code(&connect_as(&world, BOB, id).await), (404, json!("machine_not_found")));
+    assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
+
+    // Back to the caller: nobody else reaches it; the owner connects with their own password.
+    let moved = move_machine(&alice, ALICE, id, json!({"owner_type": "user"})).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    assert_eq!(moved.data()["owner_type"], "user");
+    assert_eq!(moved.data()["owner_id"], ALICE);
+    assert_eq!(moved.data()["organization"], Value::Null);
+    assert_eq!(moved.data()["host_key_fingerprint"], pin);
+    assert_eq!(code(&bob.get(&machine).await), (404, json!("machine_not_found")));
+    assert_eq!(code(&connect_as(&world, BOB, id).await), (404, json!("machine_not_found")));
+    assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
+
+    // Each move is a machine_updated with the owner change, in the caller's log and in the
+    // log of every organization it left or joined.
+    let owner_changes = |entries: &[Value]| -> Vec<Value> {
+        of_kind(entries, "machine_updated")
+            .into_iter()
+            .filter(|(_, details)| details["fields"].as_array().unwrap().contains(&json!("owner")))
+            .map(|(_, details)| details["owner"].clone())
+            .collect()
+    };
+    let mut alice_log = alice.get("/api/v1/audit?limit=200").await.data()["entries"]
+        .as_array()
+        .unwrap()
+        .clone();
+    alice_log.reverse();
+    assert_eq!(
+        owner_changes(&alice_log),
+        vec![
+            json!({"from": ALICE, "to": SLUG}),
+            json!({"from": SLUG, "to": "other-team"}),
+            json!({"from": "other-team", "to": ALICE}),
+        ]
+    );
+    assert_eq!(
+        owner_changes(&org_log(&alice).await),
+        vec![
+            json!({"from": ALICE, "to": SLUG}),
+            json!({"from": SLUG, "to": "other-team"}),
+        ]
+    );
+}
+
+async fn only_owners_and_admins_move_machines_and_a_wrong_password_moves_nothing(
+    backend: Backend,
+) {
+    let world = World::start(backend);
+    let alice = world.user_with_vault(ALICE).await;
+    let bob = world.user_with_vault(BOB).await;
+    let eve = world.user_with_vault(EVE).await;
+    org_with(&world, &alice, &[(BOB, "member")]).await;
+    let org_id = org_machine(&alice, "shared").await;
+    assert_eq!(grant(&alice, ALICE, BOB).await.status, 200);
+    let bobs = own_machine(&bob, "bob's").await;
+    let alices = own_machine(&alice, "alice's").await;
+
+    // A plain member moves nothing into or out of the organization, with a right password.
+    let into_org = json!({"owner_type": "organization", "organization": SLUG});
+    let refused = move_machine(&bob, BOB, bobs, into_org.clone()).await;
+    assert_eq!(code(&refused), (403, json!("forbidden")));
+    let refused = move_machine(&bob, BOB, org_id, json!({"owner_type": "user"})).await;
+    assert_eq!(code(&refused), (403, json!("forbidden")));
+    // Someone outside the organization gets its 404.
+    let eves = own_machine(&eve, "eve's").await;
+    let outside = move_machine(&eve, EVE, eves, into_org.clone()).await;
+    assert_eq!(code(&outside), (404, json!("org_not_found")));
+    let outside = move_machine(&eve, EVE, org_id, json!({"owner_type": "user"})).await;
+    assert_eq!(code(&outside), (404, json!("machine_not_found")));
+
+    // The owner's wrong master password is refused as a connect refuses it; nothing moved.
+    let wrong = alice
+        .patch_json(
+            &format!("/api/v1/machine/{alices}"),
+            &json!({"owner_type": "organization", "organization": SLUG,
+                    "master_password": "not alice's"}),
+        )
+        .await;
+    assert_eq!(code(&wrong), (401, json!("invalid_master_password")));
+    let missing = alice
+        .patch_json(&format!("/api/v1/machine/{alices}"), &into_org)
+        .await;
+    assert_eq!(code(&missing), (400, json!("invalid_request")));
+    assert!(missing.message().contains("master_password"), "{:?}", missing.body);
+    assert_eq!(
+        alice.get(&format!("/api/v1/machine/{alices}")).await.data()["owner_type"],
+        "user"
+    );
+    assert_eq!(ids(&bob.get("/api/v1/machines").await), vec![bobs, org_id]);
+    assert_eq!(connect_as(&world, ALICE, alices).await.status, 200);
+    assert_eq!(
+        code(&connect_as(&world, BOB, alices).await),
+        (404, json!("machine_not_found"))
+    );
+    // The organization machine stays where it was and still opens for its member.
+    assert_eq!(connect_as(&world, BOB, org_id).await.status, 200);
 }

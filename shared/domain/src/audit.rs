@@ -486,10 +486,24 @@ impl Auditor {
         kind: AuditKind,
         details: Value,
     ) {
+        self.record_in_each(actor, org.as_slice(), context, kind, details)
+            .await;
+    }
+
+    /// [`Auditor::record_in`] for an event about several organizations (a machine moved from
+    /// one to another): one entry in `actor`'s chain, a copy in each organization's.
+    pub async fn record_in_each(
+        &self,
+        actor: &Identity,
+        orgs: &[&str],
+        context: &AuditContext,
+        kind: AuditKind,
+        details: Value,
+    ) {
         let Some(log) = &self.log else { return };
         self.write(log.as_ref(), &actor.0, None, context, kind, &details)
             .await;
-        if let Some(slug) = org {
+        for slug in orgs {
             let owner = org_owner_id(slug);
             self.write(
                 log.as_ref(),

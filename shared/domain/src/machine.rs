@@ -219,6 +219,12 @@ impl MachineSummary {
         ]
     }
 
+    /// Every field as it was read, as (stored name, value): what a change of owner conditions
+    /// its write on, since it rewrites the whole record.
+    pub fn as_read(&self) -> Vec<(&'static str, FieldValue)> {
+        self.fields().into_iter().collect()
+    }
+
     /// The fields `updated` changes relative to `self` (the record as read). An edit writes
     /// only these, each on the condition that it still holds what was read, so two edits of
     /// different fields both land and two edits of one field cannot silently overwrite.

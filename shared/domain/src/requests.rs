@@ -134,7 +134,9 @@ impl FromJson for NewMachine {
 /// `organization` sent as `null` or `""` clears the label. Sending `password` or `private_key`
 /// replaces the whole credential set, sealed again as a create seals it (no master password
 /// needed: nothing is read). `master_password` is asked for only when the edit moves a machine
-/// whose host key is pinned to another host or port, because that clears the pin.
+/// whose host key is pinned to another host or port, because that clears the pin, and for a
+/// change of owner (`owner_type`, see [`NewOwner`]), because the secrets are opened to be sealed
+/// again to the new owner's key.
 #[derive(Debug)]
 pub struct MachinePatch {
     pub name: Option<String>,
@@ -147,6 +149,16 @@ pub struct MachinePatch {
     pub record_input: Option<bool>,
     pub secrets: Option<MachineSecrets>,
     pub master_password: Option<SecretString>,
+    /// `owner_type` sent: who should own the machine after the edit (the same words as create).
+    pub owner: Option<NewOwner>,
+}
+
+/// The owner a `PATCH` names with `owner_type`: `"user"` (the caller) or `"organization"` with
+/// `organization` as the slug, as in create. Naming the machine's current owner changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewOwner {
+    Caller,
+    Organization(Slug),
 }
 
 /// Every field an edit may carry (the OpenAPI schema is checked against this list). The host
@@ -164,6 +176,7 @@ pub const MACHINE_PATCH_FIELDS: &[&str] = &[
     "private_key",
     "passphrase",
     "master_password",
+    "owner_type",
 ];
 
 impl FromJson for MachinePatch {
@@ -180,6 +193,7 @@ impl FromJson for MachinePatch {
             true => Some(optional_text(fields, "organization", limits::ORGANIZATION)?),
             false => None,
         };
+        let owner = parse_new_owner(fields, organization.as_ref())?;
         let replaces_secrets = ["password", "private_key", "passphrase"]
             .iter()
             .any(|field| !matches!(fields.get(*field), None | Some(Value::Null)));
@@ -198,6 +212,7 @@ impl FromJson for MachinePatch {
             record_input: optional_bool(fields, "record_input")?,
             secrets,
             master_password: optional_secret(fields, "master_password", MAX_MASTER_PASSWORD)?,
+            owner,
         };
         if patch.changes_nothing() {
             return Err(DomainError::invalid(
@@ -219,6 +234,31 @@ impl MachinePatch {
             && self.recording.is_none()
             && self.record_input.is_none()
             && self.secrets.is_none()
+            && self.owner.is_none()
+    }
+}
+
+/// `owner_type` of a `PATCH`: absent leaves the owner alone (and `organization` alone stays
+/// the label it always was on one's own machine); `"organization"` takes the slug from
+/// `organization`, as create does.
+fn parse_new_owner(
+    fields: &Map<String, Value>,
+    organization: Option<&Option<String>>,
+) -> Result<Option<NewOwner>, DomainError> {
+    match optional_text(fields, "owner_type", 16)?.as_deref() {
+        None => Ok(None),
+        Some("user") => Ok(Some(NewOwner::Caller)),
+        Some("organization") => {
+            let slug = organization.and_then(Option::as_deref).ok_or_else(|| {
+                DomainError::invalid(
+                    "organization (the organization's slug) is required with owner_type \"organization\"",
+                )
+            })?;
+            Ok(Some(NewOwner::Organization(Slug::parse(slug)?)))
+        }
+        Some(_) => Err(DomainError::invalid(
+            "owner_type must be \"user\" or \"organization\"",
+        )),
     }
 }
 

@@ -24,7 +24,8 @@
 //! their organizations', and says with which role; someone who is neither owner nor member
 //! gets the 404 of a missing machine. The organization's key (create, grant, rotation) lives
 //! in [`org_keys`]; who reads an organization machine's recordings in [`org_recordings`], and
-//! its audit log in [`org_audit`].
+//! its audit log in [`org_audit`]. Moving a machine between its owners (the caller and
+//! organizations they manage) is in [`transfer`].
 //!
 //! Errors are [`DomainError`]s; which HTTP status and code each becomes is the edge's business.
 
@@ -55,6 +56,7 @@ use crate::vault::{self, UnlockedVault, VaultError, VaultRecord, org_owner_id};
 mod org_audit;
 mod org_keys;
 mod org_recordings;
+mod transfer;
 pub use org_keys::{OrgKeyRotation, OrgKeyStatus};
 pub use org_recordings::RecordingUse;
 
@@ -441,7 +443,8 @@ impl Machines {
     /// another field is kept and one of the same field answers 409 instead of being lost.
     /// Moving a machine whose host key is pinned (hostname or port) clears the pin and needs
     /// the master password, as clearing a pin does; new secrets are sealed as a create seals
-    /// them, to the vault generation the write is conditioned on.
+    /// them, to the vault generation the write is conditioned on. Naming another owner
+    /// (`owner_type`) moves the machine to it instead ([`transfer`]).
     pub async fn update(
         &self,
         owner: &Identity,
@@ -451,6 +454,9 @@ impl Machines {
     ) -> Result<MachineView, DomainError> {
         let (machine, access) = self.resolve(owner, id).await?;
         access.require_manager("edit")?;
+        if Self::moves_owner(owner, &machine, &patch) {
+            return self.transfer(owner, context, machine, access, patch).await;
+        }
         if matches!(access, Access::Org { .. })
             && patch
                 .organization

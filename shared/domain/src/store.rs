@@ -73,6 +73,13 @@ pub trait Store: Send + Sync {
         changes: &[FieldChange],
         sealed: Option<&SealedSecrets>,
     ) -> Result<bool, StoreError>;
+    /// A change of owner, in one atomic step: machine `read.id` leaves `read.owner_id` and
+    /// becomes `moved` (the same id under `moved.owner_id`, its secrets sealed to that owner's
+    /// vault), only while every field still holds what `read` holds, its secrets are still
+    /// `read.sealed` (generation and ciphertext), and the new owner's vault is at
+    /// `moved.sealed.vault_gen`. `Ok(false)` when `read.owner_id` has no machine with that id,
+    /// `Err(Conflict)` when anything moved.
+    async fn move_machine(&self, read: &Machine, moved: &Machine) -> Result<bool, StoreError>;
     /// `false` when the owner has no machine with that id.
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError>;
     /// Replace the sealed secrets of a machine still sealed to `expected_gen`.

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, Select, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
 };
 
 use crate::aws::{AwsFailure, classify};
@@ -362,24 +362,7 @@ impl EditExpression {
                 }
                 None => edit.remove.push(name.clone()),
             }
-            let condition = match (&change.read, attribute(&change.read)) {
-                (_, None) => format!("attribute_not_exists({name})"),
-                (
-                    FieldValue::Flag {
-                        value,
-                        absent_reads_as,
-                    },
-                    Some(read),
-                ) if value == absent_reads_as => {
-                    edit.values.insert(format!(":r{index}"), read);
-                    format!("(attribute_not_exists({name}) OR {name} = :r{index})")
-                }
-                (_, Some(read)) => {
-                    edit.values.insert(format!(":r{index}"), read);
-                    format!("{name} = :r{index}")
-                }
-            };
-            edit.conditions.push(condition);
+            edit.condition_unchanged(index, &name, &change.read);
         }
         if let Some(sealed) = sealed {
             for (attribute, value) in [
@@ -393,6 +376,52 @@ impl EditExpression {
             }
         }
         edit
+    }
+
+    /// The conditions of a change of owner: the item exists and every field, its sealed
+    /// generation and its ciphertext are as `read` (nothing is set; the item is replaced).
+    fn unchanged(read: &Machine) -> Self {
+        let mut edit = Self {
+            conditions: vec!["attribute_exists(PK)".to_owned()],
+            ..Self::default()
+        };
+        let summary = MachineSummary::from(read.clone());
+        for (index, (field, value)) in summary.as_read().into_iter().enumerate() {
+            let name = format!("#f{index}");
+            edit.names.insert(name.clone(), field.to_owned());
+            edit.condition_unchanged(index, &name, &value);
+        }
+        edit.values
+            .insert(":vault_gen".to_owned(), n(read.sealed.vault_gen));
+        edit.values
+            .insert(":ciphertext".to_owned(), b(&read.sealed.ciphertext));
+        edit.conditions
+            .push("vault_gen = :vault_gen AND ciphertext = :ciphertext".to_owned());
+        edit
+    }
+
+    /// Condition the write on attribute `name` (field number `index`) still holding `read`. A
+    /// toggle read at its default may be absent (items written before it existed, or written
+    /// only when not the default).
+    fn condition_unchanged(&mut self, index: usize, name: &str, read: &FieldValue) {
+        let condition = match (read, attribute(read)) {
+            (_, None) => format!("attribute_not_exists({name})"),
+            (
+                FieldValue::Flag {
+                    value,
+                    absent_reads_as,
+                },
+                Some(read),
+            ) if value == absent_reads_as => {
+                self.values.insert(format!(":r{index}"), read);
+                format!("(attribute_not_exists({name}) OR {name} = :r{index})")
+            }
+            (_, Some(read)) => {
+                self.values.insert(format!(":r{index}"), read);
+                format!("{name} = :r{index}")
+            }
+        };
+        self.conditions.push(condition);
     }
 
     fn is_empty(&self) -> bool {
@@ -624,6 +653,59 @@ impl Store for DynamoStore {
                 // A condition failed: the machine is gone, or a field or the vault moved.
                 AwsFailure::Service { code, .. } if code == TRANSACTION_CANCELED => {
                     match self.get_machine(owner_id, id).await? {
+                        None => Ok(false),
+                        Some(_) => Err(StoreError::Conflict),
+                    }
+                }
+                AwsFailure::Service { code, message } => {
+                    Err(StoreError::Unavailable(format!("{code}: {message}")))
+                }
+                AwsFailure::Unavailable(detail) => Err(StoreError::Unavailable(detail)),
+            },
+        }
+    }
+
+    async fn move_machine(&self, read: &Machine, moved: &Machine) -> Result<bool, StoreError> {
+        // One transaction: delete the item from the old owner's partition while it is exactly
+        // as read, check the new owner's vault generation, put the item (same id) in the new
+        // owner's partition. A failed condition cancels all three.
+        let unchanged = EditExpression::unchanged(read);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&read.owner_id))
+            .key("SK", machine_sk(read.id))
+            .condition_expression(unchanged.conditions.join(" AND "))
+            .set_expression_attribute_names(Some(unchanged.names))
+            .set_expression_attribute_values(Some(unchanged.values))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let vault_ready = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&moved.owner_id))
+            .key("SK", s("VAULT"))
+            .condition_expression("generation = :generation")
+            .expression_attribute_values(":generation", n(moved.sealed.vault_gen))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(machine_to_item(moved)))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().condition_check(vault_ready).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match classify(&err) {
+                AwsFailure::Service { code, .. } if code == TRANSACTION_CANCELED => {
+                    match self.get_machine(&read.owner_id, read.id).await? {
                         None => Ok(false),
                         Some(_) => Err(StoreError::Conflict),
                     }

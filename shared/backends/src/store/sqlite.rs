@@ -583,6 +583,73 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn move_machine(&self, read: &Machine, moved: &Machine) -> Result<bool, StoreError> {
+        let read = read.clone();
+        let m = moved.clone();
+        self.with_conn(move |conn| {
+            // One write transaction: compare the row with what was read, check the new owner's
+            // vault, then rewrite the row under its new owner (the id is the table's key, so it
+            // stays the same).
+            let tx = conn.transaction().map_err(unavailable)?;
+            let stored = tx
+                .query_row(
+                    &format!(
+                        "SELECT {MACHINE_COLUMNS} FROM machines WHERE owner_id = ?1 AND id = ?2"
+                    ),
+                    params![read.owner_id, read.id as i64],
+                    machine_from_row,
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(stored) = stored else {
+                return Ok(false);
+            };
+            let unchanged = stored.sealed == read.sealed
+                && MachineSummary::from(stored) == MachineSummary::from(read.clone());
+            let vault_ready = tx
+                .query_row(
+                    "SELECT 1 FROM vaults WHERE owner_id = ?1 AND generation = ?2",
+                    params![m.owner_id, m.sealed.vault_gen],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(unavailable)?
+                .is_some();
+            if !unchanged || !vault_ready {
+                return Err(StoreError::Conflict);
+            }
+            tx.execute(
+                "UPDATE machines SET owner_id = ?2, name = ?3, hostname = ?4, port = ?5, \
+                     username = ?6, organization = ?7, host_key_fingerprint = ?8, \
+                     persistent_shell = ?9, recording = ?10, record_input = ?11, vault_gen = ?12, \
+                     wrapped_data_key = ?13, hpke_enc = ?14, ciphertext = ?15 \
+                     WHERE id = ?1 AND owner_id = ?16",
+                params![
+                    m.id as i64,
+                    m.owner_id,
+                    m.name,
+                    m.hostname,
+                    m.port,
+                    m.username,
+                    m.organization,
+                    m.host_key_fingerprint,
+                    m.persistent_shell,
+                    m.recording,
+                    m.record_input,
+                    m.sealed.vault_gen,
+                    m.sealed.wrapped_data_key,
+                    m.sealed.hpke_enc,
+                    m.sealed.ciphertext,
+                    read.owner_id,
+                ],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn delete_machine(&self, owner_id: &str, id: u64) -> Result<bool, StoreError> {
         let owner_id = owner_id.to_owned();
         self.with_conn(move |conn| {
