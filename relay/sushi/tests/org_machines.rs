@@ -1083,7 +1083,10 @@ async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backe
     let bob = world.user_with_vault(BOB).await;
     org_with(&world, &alice, &[(BOB, "member")]).await;
     let other = alice
-        .post_json("/api/v1/orgs", &json!({"slug": "other-team", "name": "Other"}))
+        .post_json(
+            "/api/v1/orgs",
+            &json!({"slug": "other-team", "name": "Other"}),
+        )
         .await;
     assert_eq!(other.status, 200, "{:?}", other.body);
     let id = own_machine(&alice, "mine").await;
@@ -1092,7 +1095,10 @@ async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backe
     let machine = format!("/api/v1/machine/{id}");
     let pin = alice.get(&machine).await.data()["host_key_fingerprint"].clone();
     assert!(pin.is_string(), "{pin:?}");
-    assert_eq!(code(&bob.get(&machine).await), (404, json!("machine_not_found")));
+    assert_eq!(
+        code(&bob.get(&machine).await),
+        (404, json!("machine_not_found"))
+    );
 
     // Into the organization: the first machine makes its key; a member granted it connects.
     let into_org = json!({"owner_type": "organization", "organization": SLUG});
@@ -1113,7 +1119,10 @@ async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backe
     let moved = move_machine(&alice, ALICE, id, to_other).await;
     assert_eq!(moved.status, 200, "{:?}", moved.body);
     assert_eq!(moved.data()["owner_id"], "other-team");
-    assert_eq!(code(&connect_as(&world, BOB, id).await), (404, json!("machine_not_found")));
+    assert_eq!(
+        code(&connect_as(&world, BOB, id).await),
+        (404, json!("machine_not_found"))
+    );
     assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
 
     // Back to the caller: nobody else reaches it; the owner connects with their own password.
@@ -1123,8 +1132,14 @@ async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backe
     assert_eq!(moved.data()["owner_id"], ALICE);
     assert_eq!(moved.data()["organization"], Value::Null);
     assert_eq!(moved.data()["host_key_fingerprint"], pin);
-    assert_eq!(code(&bob.get(&machine).await), (404, json!("machine_not_found")));
-    assert_eq!(code(&connect_as(&world, BOB, id).await), (404, json!("machine_not_found")));
+    assert_eq!(
+        code(&bob.get(&machine).await),
+        (404, json!("machine_not_found"))
+    );
+    assert_eq!(
+        code(&connect_as(&world, BOB, id).await),
+        (404, json!("machine_not_found"))
+    );
     assert_eq!(connect_as(&world, ALICE, id).await.status, 200);
 
     // Each move is a machine_updated with the owner change, in the caller's log and in the
@@ -1132,7 +1147,12 @@ async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backe
     let owner_changes = |entries: &[Value]| -> Vec<Value> {
         of_kind(entries, "machine_updated")
             .into_iter()
-            .filter(|(_, details)| details["fields"].as_array().unwrap().contains(&json!("owner")))
+            .filter(|(_, details)| {
+                details["fields"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("owner"))
+            })
             .map(|(_, details)| details["owner"].clone())
             .collect()
     };
@@ -1158,9 +1178,7 @@ async fn a_machine_moves_into_an_organization_to_another_and_back(backend: Backe
     );
 }
 
-async fn only_owners_and_admins_move_machines_and_a_wrong_password_moves_nothing(
-    backend: Backend,
-) {
+async fn only_owners_and_admins_move_machines_and_a_wrong_password_moves_nothing(backend: Backend) {
     let world = World::start(backend);
     let alice = world.user_with_vault(ALICE).await;
     let bob = world.user_with_vault(BOB).await;
@@ -1197,7 +1215,11 @@ async fn only_owners_and_admins_move_machines_and_a_wrong_password_moves_nothing
         .patch_json(&format!("/api/v1/machine/{alices}"), &into_org)
         .await;
     assert_eq!(code(&missing), (400, json!("invalid_request")));
-    assert!(missing.message().contains("master_password"), "{:?}", missing.body);
+    assert!(
+        missing.message().contains("master_password"),
+        "{:?}",
+        missing.body
+    );
     assert_eq!(
         alice.get(&format!("/api/v1/machine/{alices}")).await.data()["owner_type"],
         "user"

@@ -86,16 +86,20 @@ fn get_machine() {}
     description = "Writes only the fields sent, each on the condition that it was not changed \
                    meanwhile: concurrent edits of different fields both land, of one field \
                    the later answers 409. Moving a machine with a pinned host key to another \
-                   hostname or port needs `master_password` and clears the pin.",
+                   hostname or port needs `master_password` and clears the pin. `owner_type` \
+                   (with `organization` for `\"organization\"`) moves the machine to another \
+                   owner: the caller, or an organization; the caller must be an owner or admin \
+                   of every organization involved, and `master_password` opens the secrets to \
+                   seal them again to the new owner's key. The id and the pin stay.",
     params(("id" = u64, Path, minimum = 1, description = "The machine's id")),
     request_body = MachinePatchRequest,
     responses(
         (status = 200, description = "Machine updated successfully", body = MachineReply),
         (status = 400, description = "`invalid_request` (a field, nothing to change, or `master_password` missing for a move) or `master_password_not_set`", body = ErrorEnvelope),
         (status = 401, description = "`invalid_master_password`", body = ErrorEnvelope),
-        (status = 403, description = "`forbidden`: an organization machine and the caller is neither its owner nor admin", body = ErrorEnvelope),
-        (status = 404, description = "`machine_not_found` (another user's machine answers the same)", body = ErrorEnvelope),
-        (status = 409, description = "`conflict`: the machine (or the vault) was changed concurrently", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: an organization machine (or, for a move, the destination organization) and the caller is neither its owner nor admin; `org_key_not_granted`: moving out of an organization whose key the caller holds no copy of", body = ErrorEnvelope),
+        (status = 404, description = "`machine_not_found` (another user's machine answers the same); `org_not_found`: a move to an organization the caller does not belong to", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the machine (or the vault) was changed concurrently; `machine_limit_reached`: the new owner has as many machines as allowed", body = ErrorEnvelope),
         (status = 429, description = "`too_many_attempts`: the master-password guess budget is spent", body = ErrorEnvelope),
     ),
     security(("bearer" = []), ("jwt" = [])),

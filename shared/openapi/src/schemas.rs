@@ -99,8 +99,9 @@ impl PartialSchema for Port {
 /// `PATCH /api/v1/machine/{id}`: the fields to change, each optional (at least one). Text
 /// fields follow the create rules; `organization` as `null` or `""` clears it. `password` or
 /// `private_key` replaces the whole credential set (no master password needed).
-/// `master_password` is required only to move a machine whose host key is pinned to another
-/// hostname or port (the pin is cleared). The pin itself changes through `PUT host-key`.
+/// `master_password` is required to move a machine whose host key is pinned to another
+/// hostname or port (the pin is cleared), and to move a machine to another owner
+/// (`owner_type`). The pin itself changes through `PUT host-key`.
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"port": "2222", "master_password": "my master password"}))]
@@ -112,8 +113,16 @@ pub struct MachinePatchRequest {
     pub port: Option<Port>,
     #[schema(min_length = 1, max_length = 128)]
     pub username: Option<String>,
+    /// On one's own machine, a free label; with `owner_type: "organization"`, the slug of the
+    /// organization to move the machine to.
     #[schema(max_length = 128)]
     pub organization: Option<String>,
+    /// Move the machine: `user` (to the caller) or `organization` (to `organization`). The
+    /// caller must be an owner or admin of every organization involved; `master_password`
+    /// opens the secrets, which are sealed again to the new owner's key. The id and the
+    /// host-key pin stay; the current owner named changes nothing.
+    #[schema(pattern = "^(user|organization)$", max_length = 16)]
+    pub owner_type: Option<String>,
     pub persistent_shell: Option<bool>,
     pub recording: Option<bool>,
     pub record_input: Option<bool>,

@@ -697,7 +697,11 @@ impl Store for DynamoStore {
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().condition_check(vault_ready).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(vault_ready)
+                    .build(),
+            )
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;

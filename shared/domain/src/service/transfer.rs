@@ -191,9 +191,7 @@ impl Machines {
                 }
                 Ok(false) => return Err(DomainError::MachineNotFound),
                 Err(StoreError::Conflict)
-                    if self
-                        .vault_moved(&to.owner_id, Some(&record.sealed))
-                        .await? =>
+                    if self.vault_moved(&to.owner_id, Some(&record.sealed)).await? =>
                 {
                     tracing::info!(machine_id = id, "key rotated during a move; sealing again");
                 }
@@ -227,7 +225,11 @@ impl Machines {
         fields.push("owner");
         let from = owner_label(&read.owner_id);
         let to = owner_label(&moved.owner_id);
-        tracing::info!(machine_id = read.id, ?fields, "machine moved to another owner");
+        tracing::info!(
+            machine_id = read.id,
+            ?fields,
+            "machine moved to another owner"
+        );
         let details = json!({
             "machine_id": read.id,
             "fields": fields,
