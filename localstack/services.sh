@@ -119,7 +119,9 @@ launch() {
   wait_own_port "$name" "$port"
 }
 
-start_moto() { launch moto "$venv/bin/moto_server" -H 127.0.0.1 -p PORT; }
+# moto's server with DynamoDB requests made atomic against each other, as the real service's
+# are (see moto_server.py).
+start_moto() { launch moto "$venv/bin/python" "$repo/localstack/moto_server.py" -H 127.0.0.1 -p PORT; }
 
 start_redis() {
   launch redis redis-server --bind 127.0.0.1 --port PORT --save '' --appendonly no --dir "$state"
