@@ -310,70 +310,79 @@ struct InFlight {
 }
 
 impl Task {
-    async fn run(mut self, mut events: mpsc::Receiver<Event>) {
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut writing: Option<InFlight> = None;
-        let ending = loop {
-            // While a chunk is being written the buffer keeps filling, up to MAX_PENDING;
-            // past it the queue is left to fill (and drop, marked) until the write is done.
-            let accepting = writing.is_none() || self.writer.pending_bytes() <= MAX_PENDING;
-            tokio::select! {
-                event = events.recv(), if accepting => match event {
-                    Some(Event::Finish(ending, done)) => {
-                        self.settle(writing.take()).await;
-                        self.finish(ending).await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    Some(event) => {
-                        self.take(event);
-                        // Drain what is already queued before deciding to write: fewer, larger
-                        // chunks when output is heavy.
-                        while let Ok(event) = events.try_recv() {
-                            if let Event::Finish(ending, done) = event {
-                                self.settle(writing.take()).await;
-                                self.finish(ending).await;
-                                let _ = done.send(());
-                                return;
-                            }
+    // A function returning an `async move` block, not an `async fn`: an `async fn` moves its
+    // arguments (the whole task) into its body's locals, so its future, alive as long as the
+    // session, would hold them twice.
+    #[allow(clippy::manual_async_fn)]
+    fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut writing: Option<InFlight> = None;
+            let ending = loop {
+                // While a chunk is being written the buffer keeps filling, up to MAX_PENDING;
+                // past it the queue is left to fill (and drop, marked) until the write is done.
+                let accepting = writing.is_none() || self.writer.pending_bytes() <= MAX_PENDING;
+                tokio::select! {
+                    event = events.recv(), if accepting => match event {
+                        Some(Event::Finish(ending, done)) => {
+                            self.settle(writing.take()).await;
+                            self.finish(ending).await;
+                            let _ = done.send(());
+                            return;
+                        }
+                        Some(event) => {
                             self.take(event);
-                            if self.writer.pending_bytes() >= domain::recording::CHUNK_BYTES {
-                                break;
+                            // Drain what is already queued before deciding to write: fewer, larger
+                            // chunks when output is heavy.
+                            while let Ok(event) = events.try_recv() {
+                                if let Event::Finish(ending, done) = event {
+                                    self.settle(writing.take()).await;
+                                    self.finish(ending).await;
+                                    let _ = done.send(());
+                                    return;
+                                }
+                                self.take(event);
+                                if self.writer.pending_bytes() >= domain::recording::CHUNK_BYTES {
+                                    break;
+                                }
+                            }
+                            let pending = self.writer.pending_bytes();
+                            if self.failing && pending > MAX_PENDING {
+                                self.writer.abandon_pending(Instant::now());
+                            } else if !self.failing
+                                && writing.is_none()
+                                && pending >= domain::recording::CHUNK_BYTES
+                            {
+                                writing = self.start_write();
                             }
                         }
-                        let pending = self.writer.pending_bytes();
-                        if self.failing && pending > MAX_PENDING {
-                            self.writer.abandon_pending(Instant::now());
-                        } else if !self.failing
-                            && writing.is_none()
-                            && pending >= domain::recording::CHUNK_BYTES
-                        {
+                        None => break Ending::default(),
+                    },
+                    done = async { (&mut writing.as_mut()?.write).await.ok() }, if writing.is_some() => {
+                        if let Some(in_flight) = writing.take() {
+                            let result = done.unwrap_or_else(|| Err(StorageError("write task failed".into())));
+                            self.written(in_flight.chunk, result);
+                        }
+                        // Heavy output: the next chunk is already waiting.
+                        if !self.failing && self.writer.pending_bytes() >= domain::recording::CHUNK_BYTES {
                             writing = self.start_write();
                         }
                     }
-                    None => break Ending::default(),
-                },
-                done = async { (&mut writing.as_mut()?.write).await.ok() }, if writing.is_some() => {
-                    if let Some(in_flight) = writing.take() {
-                        let result = done.unwrap_or_else(|| Err(StorageError("write task failed".into())));
-                        self.written(in_flight.chunk, result);
-                    }
-                    // Heavy output: the next chunk is already waiting.
-                    if !self.failing && self.writer.pending_bytes() >= domain::recording::CHUNK_BYTES {
-                        writing = self.start_write();
+                    _ = tick.tick() => {
+                        self.mark_drops(Instant::now());
+                        if writing.is_none() {
+                            writing = self.start_write();
+                        }
                     }
                 }
-                _ = tick.tick() => {
-                    self.mark_drops(Instant::now());
-                    if writing.is_none() {
-                        writing = self.start_write();
-                    }
-                }
-            }
-        };
-        self.settle(writing.take()).await;
-        self.finish(ending).await;
+            };
+            self.settle(writing.take()).await;
+            self.finish(ending).await;
+        }
     }
 
     fn take(&mut self, event: Event) {

@@ -4,7 +4,8 @@
 //! A pending session sits in a map under its ticket. Exactly one of two things takes it out:
 //! the WebSocket that consumes the ticket, or the reaper task spawned with it, which wakes when
 //! the ticket's bucket expires and closes the SSH connection, so an unopened ticket never leaves
-//! a shell behind. The map lock is a `std` mutex because it is never held across an `.await`.
+//! a shell behind. A WebSocket that takes the session aborts the reaper, whose task (and timer)
+//! would otherwise live on beside the terminal until the ticket's time is up. The map lock is a `std` mutex because it is never held across an `.await`.
 //!
 //! Capacity is a counter of [`Slot`]s: a slot is taken before the vault is opened (so a burst
 //! of connects cannot each run a 19 MiB Argon2id first) and released when the session's last
@@ -138,8 +139,14 @@ impl Drop for Slot {
     }
 }
 
+/// A session waiting for its WebSocket, and the task that closes it if none comes.
+struct Parked {
+    session: Session,
+    reaper: tokio::task::AbortHandle,
+}
+
 pub struct Sessions {
-    pending: Mutex<HashMap<Uuid, Session>>,
+    pending: Mutex<HashMap<Uuid, Parked>>,
     counter: Arc<Counter>,
     max: usize,
     per_user: Arc<PerUser>,
@@ -190,21 +197,30 @@ impl Sessions {
 
     /// Park `session` under `ticket` and close it after `ttl` unless a WebSocket took it.
     pub fn park(self: &Arc<Self>, ticket: Uuid, session: Session, ttl: Duration) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(ticket, session);
-        }
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
         let sessions = Arc::clone(self);
-        // The reaper owns nothing but a reference to the map; it ends after one sleep.
-        tokio::spawn(async move {
+        // The reaper owns nothing but a reference to the map; it ends after one sleep, or is
+        // aborted by `take`. Spawned under the map's lock, so even a zero `ttl` finds the
+        // session inserted.
+        let reaper = tokio::spawn(async move {
             tokio::time::sleep(ttl).await;
-            if let Some(session) = sessions.take(ticket) {
+            let expired = sessions
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(&ticket));
+            if let Some(Parked { session, .. }) = expired {
                 tracing::info!(
                     machine_id = session.machine_id,
                     "ticket expired unopened; closing ssh"
                 );
                 ssh::disconnect(&session.handle).await;
             }
-        });
+        })
+        .abort_handle();
+        pending.insert(ticket, Parked { session, reaper });
     }
 
     /// The unopened tickets on organization machines: (ticket, organization owner id, user).
@@ -214,21 +230,31 @@ impl Sessions {
         };
         pending
             .iter()
-            .filter_map(|(ticket, session)| {
+            .filter_map(|(ticket, Parked { session, .. })| {
                 let org = session.org.clone()?;
                 Some((*ticket, org, session.owner.clone()))
             })
             .collect()
     }
 
+    /// The session parked under `ticket`, now the caller's to serve or close; its reaper is
+    /// stopped.
     pub fn take(&self, ticket: Uuid) -> Option<Session> {
-        self.pending.lock().ok()?.remove(&ticket)
+        let Parked { session, reaper } = self.pending.lock().ok()?.remove(&ticket)?;
+        reaper.abort();
+        Some(session)
     }
 
     /// Close every session still waiting for its WebSocket (used when draining).
     pub async fn close_pending(&self) {
         let drained: Vec<Session> = match self.pending.lock() {
-            Ok(mut pending) => pending.drain().map(|(_, s)| s).collect(),
+            Ok(mut pending) => pending
+                .drain()
+                .map(|(_, Parked { session, reaper })| {
+                    reaper.abort();
+                    session
+                })
+                .collect(),
             Err(_) => Vec::new(),
         };
         for session in drained {

@@ -161,9 +161,9 @@ pub async fn terminal(
         .read_buffer_size(INPUT_BUFFER_BYTES)
         .write_buffer_size(OUTPUT_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| async move {
-            open(relay, socket, wanted, opener, requested, client).await;
-        })
+        // `open`'s future itself, not an `async move` block awaiting it: such a block keeps its
+        // captures beside the future it awaits, for the terminal's whole life.
+        .on_upgrade(move |socket| open(relay, socket, wanted, opener, requested, client))
 }
 
 /// The owner a hop proof vouches for, if it is valid for this ticket or session.
@@ -184,6 +184,9 @@ async fn verified_hop(
     hop::verify(&key, proof, wanted)
 }
 
+/// One WebSocket, from the upgrade to its close. This future is the terminal's task for as long
+/// as the terminal lives, sized by its largest state: the share, resume and forwarding branches
+/// are boxed when taken, so a plain terminal does not carry their space.
 async fn open(
     relay: Arc<Relay>,
     socket: WebSocket,
@@ -196,7 +199,7 @@ async fn open(
         Some(Hop::Ticket(ticket)) => ticket,
         Some(Hop::Share(id)) => {
             let (viewer, forwarded) = identify_viewer(&relay, opener).await;
-            return share::open(&relay, socket, id, viewer, forwarded, &client).await;
+            return Box::pin(share::open(&relay, socket, id, viewer, forwarded, &client)).await;
         }
         Some(Hop::Session(id)) => {
             let Some((caller, forwarded)) = identify(&relay, opener).await else {
@@ -207,7 +210,7 @@ async fn open(
                 )
                 .await;
             };
-            return resume(&relay, socket, id, caller, forwarded, &client).await;
+            return Box::pin(resume(&relay, socket, id, caller, forwarded, &client)).await;
         }
         Some(Hop::Revoke(_)) | Some(Hop::Files(_)) | None => {
             return refuse(socket, Close::TicketInvalid, "invalid ticket").await;
@@ -234,7 +237,7 @@ async fn open(
         Ok(Opening::Opened(route)) => route,
         Ok(Opening::Elsewhere(route)) if !forwarded => {
             tracing::info!(to = %route.relay, "forwarding websocket to the relay holding the session");
-            return forward::run(&relay, socket, &route, Hop::Ticket(ticket)).await;
+            return Box::pin(forward::run(&relay, socket, &route, Hop::Ticket(ticket))).await;
         }
         Ok(Opening::Elsewhere(_)) => {
             // A stale route must never bounce a socket between relays.

@@ -544,16 +544,39 @@ pub struct Sharing {
     audit: Arc<SessionAudit>,
     input: mpsc::Sender<Input>,
     keepalive: Duration,
+    /// Created with the first share: most terminals are never shared, and each channel costs
+    /// its first block of slots the moment it exists.
+    inbox: Option<Inbox>,
+    mine: HashMap<Uuid, MyShare>,
+    viewers: BTreeMap<u64, Viewer>,
+    next_viewer: u64,
+    size: (u16, u16),
+}
+
+/// How viewers (joining, leaving) and the HTTP API (revoking) reach a shared terminal.
+struct Inbox {
     joins_tx: mpsc::Sender<Join>,
     joins: mpsc::Receiver<Join>,
     revokes_tx: mpsc::Sender<Revoke>,
     revokes: mpsc::Receiver<Revoke>,
     left_tx: mpsc::Sender<u64>,
     left: mpsc::Receiver<u64>,
-    mine: HashMap<Uuid, MyShare>,
-    viewers: BTreeMap<u64, Viewer>,
-    next_viewer: u64,
-    size: (u16, u16),
+}
+
+impl Inbox {
+    fn new() -> Self {
+        let (joins_tx, joins) = mpsc::channel(4);
+        let (revokes_tx, revokes) = mpsc::channel(4);
+        let (left_tx, left) = mpsc::channel(MAX_VIEWERS);
+        Self {
+            joins_tx,
+            joins,
+            revokes_tx,
+            revokes,
+            left_tx,
+            left,
+        }
+    }
 }
 
 /// The owner's attached client, if any, to answer.
@@ -584,21 +607,13 @@ impl Sharing {
         input: mpsc::Sender<Input>,
         keepalive: Duration,
     ) -> Self {
-        let (joins_tx, joins) = mpsc::channel(4);
-        let (revokes_tx, revokes) = mpsc::channel(4);
-        let (left_tx, left) = mpsc::channel(MAX_VIEWERS);
         Self {
             shares,
             route,
             audit,
             input,
             keepalive,
-            joins_tx,
-            joins,
-            revokes_tx,
-            revokes,
-            left_tx,
-            left,
+            inbox: None,
             mine: HashMap::new(),
             viewers: BTreeMap::new(),
             next_viewer: 1,
@@ -609,10 +624,15 @@ impl Sharing {
     /// The next thing to act on: a viewer joining or leaving, or a share expiring.
     pub async fn next(&mut self) -> ShareEvent {
         let deadline = self.mine.values().map(|share| share.expires).min();
+        let Some(inbox) = self.inbox.as_mut() else {
+            // Never shared: no share can expire either, so this waits forever.
+            sleep_until(deadline).await;
+            return ShareEvent::Expired;
+        };
         tokio::select! {
-            Some(join) = self.joins.recv() => ShareEvent::Join(join),
-            Some(revoke) = self.revokes.recv() => ShareEvent::Revoke(revoke),
-            Some(id) = self.left.recv() => ShareEvent::Left(id),
+            Some(join) = inbox.joins.recv() => ShareEvent::Join(join),
+            Some(revoke) = inbox.revokes.recv() => ShareEvent::Revoke(revoke),
+            Some(id) = inbox.left.recv() => ShareEvent::Left(id),
             () = sleep_until(deadline) => ShareEvent::Expired,
         }
     }
@@ -710,6 +730,7 @@ impl Sharing {
             }
         }
         let emails = audience.emails();
+        let inbox = self.inbox.get_or_insert_with(Inbox::new);
         self.shares.insert(
             id,
             Entry {
@@ -718,8 +739,8 @@ impl Sharing {
                 secret_digest: digest(&secret),
                 audience,
                 expires,
-                join: self.joins_tx.clone(),
-                revoke: self.revokes_tx.clone(),
+                join: inbox.joins_tx.clone(),
+                revoke: inbox.revokes_tx.clone(),
             },
         );
         let listing = ShareListing {
@@ -909,7 +930,7 @@ impl Sharing {
                 mode,
                 control: Arc::clone(&control),
                 input: self.input.clone(),
-                left: self.left_tx.clone(),
+                left: self.inbox.get_or_insert_with(Inbox::new).left_tx.clone(),
                 keepalive: self.keepalive,
             },
             preamble,

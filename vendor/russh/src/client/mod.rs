@@ -964,7 +964,14 @@ where
     );
     session.begin_rekey()?;
     let (kex_done_signal, kex_done_signal_rx) = oneshot::channel();
-    let join = russh_util::runtime::spawn(session.run(stream, handler, Some(kex_done_signal)));
+    // (patch) Boxed: `runtime::spawn` wraps the future in an `async` block that awaits it, and
+    // that block keeps both the captured future and the one being awaited, so a future passed
+    // by value is stored twice for the whole session. A box makes the capture a pointer.
+    let join = russh_util::runtime::spawn(Box::pin(session.run(
+        stream,
+        handler,
+        Some(kex_done_signal),
+    )));
 
     if let Err(err) = kex_done_signal_rx.await {
         // kex_done_signal Sender is dropped when the session
@@ -1043,47 +1050,52 @@ impl Session {
         }
     }
 
-    async fn run<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
+    // (patch) A function returning an `async move` block rather than an `async fn`: an
+    // `async fn` moves its arguments (`self`, the whole `Session`) into locals of its body, so
+    // its future holds them twice; the block uses its captures in place.
+    fn run<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
         mut self,
         stream: SshRead<R>,
         mut handler: H,
         mut kex_done_signal: Option<oneshot::Sender<()>>,
-    ) -> Result<(), H::Error> {
-        let (stream_read, mut stream_write) = stream.split();
-        let result = self
-            .run_inner(
-                stream_read,
-                &mut stream_write,
-                &mut handler,
-                &mut kex_done_signal,
-            )
-            .await;
-        trace!("disconnected");
-        self.receiver.close();
-        if let Some(receiver) = self.inbound_channel_receiver.as_mut() {
-            receiver.close();
-        }
-        map_err!(stream_write.shutdown().await)?;
-        match result {
-            Ok(v) => {
-                handler
-                    .disconnected(DisconnectReason::ReceivedDisconnect(v))
-                    .await?;
-                Ok(())
+    ) -> impl Future<Output = Result<(), H::Error>> {
+        async move {
+            let (stream_read, mut stream_write) = stream.split();
+            let result = self
+                .run_inner(
+                    stream_read,
+                    &mut stream_write,
+                    &mut handler,
+                    &mut kex_done_signal,
+                )
+                .await;
+            trace!("disconnected");
+            self.receiver.close();
+            if let Some(receiver) = self.inbound_channel_receiver.as_mut() {
+                receiver.close();
             }
-            Err(e) => {
-                if kex_done_signal.is_some() {
-                    // The kex signal has not been consumed yet,
-                    // so we can send return the concrete error to be propagated
-                    // into the JoinHandle and returned from `connect_stream`
-                    Err(e)
-                } else {
-                    // The kex signal has been consumed, so no one is
-                    // awaiting the result of this coroutine
-                    // We're better off passing the error into the Handler
-                    debug!("disconnected {e:?}");
-                    handler.disconnected(DisconnectReason::Error(e)).await?;
-                    Err(H::Error::from(crate::Error::Disconnect))
+            map_err!(stream_write.shutdown().await)?;
+            match result {
+                Ok(v) => {
+                    handler
+                        .disconnected(DisconnectReason::ReceivedDisconnect(v))
+                        .await?;
+                    Ok(())
+                }
+                Err(e) => {
+                    if kex_done_signal.is_some() {
+                        // The kex signal has not been consumed yet,
+                        // so we can send return the concrete error to be propagated
+                        // into the JoinHandle and returned from `connect_stream`
+                        Err(e)
+                    } else {
+                        // The kex signal has been consumed, so no one is
+                        // awaiting the result of this coroutine
+                        // We're better off passing the error into the Handler
+                        debug!("disconnected {e:?}");
+                        handler.disconnected(DisconnectReason::Error(e)).await?;
+                        Err(H::Error::from(crate::Error::Disconnect))
+                    }
                 }
             }
         }
