@@ -49,6 +49,20 @@ pub const READS: usize = 32;
 /// Writes in flight per upload, of up to `remote::MAX_IO` bytes each: 2 MiB, OpenSSH's window.
 pub const WRITES: usize = 32;
 
+/// Bytes of an SFTP write request besides its handle and its data: the packet's length, type
+/// and id, the handle's length, the offset and the data's length.
+const WRITE_HEADER: usize = 4 + 1 + 4 + 4 + 8 + 4;
+
+/// File bytes per write request, so that a whole request is `write_len` bytes. The SSH channel
+/// carries the request in packets of the server's maximum (32 KiB for OpenSSH): a request of
+/// 64 KiB of data plus its header would take two full packets and a third of ~30 bytes, each
+/// costing a system call, a MAC and a round through both SSH stacks; 64 KiB in all takes two.
+fn data_per_write(write_len: u32, handle: &str) -> usize {
+    (write_len as usize)
+        .saturating_sub(WRITE_HEADER + handle.len())
+        .max(1)
+}
+
 /// Which way a transfer went.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -327,7 +341,7 @@ async fn receive_file(
     sha: &mut Sha256,
     written: &mut u64,
 ) -> Result<bool, SftpError> {
-    let size = (sftp.write_len as usize).max(1);
+    let size = data_per_write(sftp.write_len, handle);
     let mut pending = FuturesUnordered::new();
     let mut buffer: Vec<u8> = Vec::with_capacity(size);
     let mut offset = 0u64;
@@ -368,5 +382,33 @@ async fn receive_file(
             },
             else => return Ok(ended),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh_sftp::protocol::{Packet, Write};
+
+    #[test]
+    fn a_full_write_request_is_exactly_write_len_bytes() {
+        for handle in ["", "1", "a-handle-of-some-length"] {
+            for write_len in [32 * 1024, 64 * 1024] {
+                let data = vec![0u8; data_per_write(write_len, handle)];
+                let request = Packet::Write(Write {
+                    id: 7,
+                    handle: handle.to_owned(),
+                    offset: 1 << 40,
+                    data,
+                });
+                let encoded = bytes::Bytes::try_from(request).expect("encodes");
+                assert_eq!(encoded.len(), write_len as usize, "handle {handle:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_carries_at_least_one_byte() {
+        assert_eq!(data_per_write(10, "handle"), 1);
     }
 }

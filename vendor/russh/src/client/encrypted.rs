@@ -418,7 +418,8 @@ impl Session {
                 if let Some(chan) = self.channels.get(&channel_num) {
                     let _ = chan
                         .send(ChannelMsg::Data {
-                            data: CryptoVec::from_slice(&data),
+                            // (patch) Channel data: not `mlock`ed.
+                            data: CryptoVec::from_slice_unlocked(&data),
                         })
                         .await;
                 }
@@ -445,7 +446,8 @@ impl Session {
                     let _ = chan
                         .send(ChannelMsg::ExtendedData {
                             ext: extended_code,
-                            data: CryptoVec::from_slice(&data),
+                            // (patch) Channel data: not `mlock`ed.
+                            data: CryptoVec::from_slice_unlocked(&data),
                         })
                         .await;
                 }

@@ -1012,11 +1012,13 @@ impl Session {
         if let Some(ref mut enc) = self.common.encrypted {
             let mut decomp = CryptoVec::new();
             Ok(IncomingSshPacket {
+                // (patch) A copy of every decrypted packet the server sends, mostly channel
+                // data: not `mlock`ed (see `CryptoVec::from_slice_unlocked`). Wiped when dropped.
                 #[allow(clippy::indexing_slicing)] // length checked
-                buffer: enc.decompress.decompress(
+                buffer: CryptoVec::from_slice_unlocked(enc.decompress.decompress(
                     &buffer.buffer[5..],
                     &mut decomp,
-                )?.into(),
+                )?),
                 seqn: buffer.seqn,
             })
         } else {

@@ -112,10 +112,9 @@ where
     ) -> Poll<(ChannelMsg, NonZeroUsize)> {
         let writable = ready!(self.poll_writable(cx, buf.len()));
 
-        let mut data = CryptoVec::new_zeroed(writable.into());
+        // (patch) Channel data is copied without `mlock` (see `from_slice_unlocked`).
         #[allow(clippy::indexing_slicing)] // Clamped to maximum `buf.len()` with `.poll_writable`
-        data.copy_from_slice(&buf[..writable.into()]);
-        data.resize(writable.into());
+        let data = CryptoVec::from_slice_unlocked(&buf[..writable.into()]);
 
         let msg = match self.ext {
             None => ChannelMsg::Data { data },
