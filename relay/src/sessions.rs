@@ -139,14 +139,92 @@ impl Drop for Slot {
     }
 }
 
-/// A session waiting for its WebSocket, and the task that closes it if none comes.
-struct Parked {
-    session: Session,
+/// Values parked under a ticket until taken or until their time is up, each with the task
+/// (its reaper) that expires it. Generic so that its bookkeeping is tested without an SSH
+/// session; the relay parks [`Session`]s in it.
+struct Parking<T> {
+    pending: Mutex<HashMap<Uuid, Parked<T>>>,
+}
+
+struct Parked<T> {
+    value: T,
     reaper: tokio::task::AbortHandle,
 }
 
+impl<T: Send + 'static> Parking<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Park `value` under `ticket`; after `ttl`, unless taken, it goes to `expire`.
+    fn park<F, Fut>(self: &Arc<Self>, ticket: Uuid, value: T, ttl: Duration, expire: F)
+    where
+        F: FnOnce(T) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let parking = Arc::clone(self);
+        // The reaper owns nothing but a reference to the map; it ends after one sleep, or is
+        // aborted by `take`. Spawned under the map's lock, so even a zero `ttl` finds the
+        // value inserted.
+        let reaper = tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            let expired = parking
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut pending| pending.remove(&ticket));
+            if let Some(Parked { value, .. }) = expired {
+                expire(value).await;
+            }
+        })
+        .abort_handle();
+        pending.insert(ticket, Parked { value, reaper });
+    }
+
+    /// The value parked under `ticket`, now the caller's; its reaper is stopped.
+    fn take(&self, ticket: Uuid) -> Option<T> {
+        let Parked { value, reaper } = self.pending.lock().ok()?.remove(&ticket)?;
+        reaper.abort();
+        Some(value)
+    }
+
+    /// Every parked value, now the caller's; their reapers are stopped.
+    fn drain(&self) -> Vec<T> {
+        let Ok(mut pending) = self.pending.lock() else {
+            return Vec::new();
+        };
+        pending
+            .drain()
+            .map(|(_, Parked { value, reaper })| {
+                reaper.abort();
+                value
+            })
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.pending.lock().map_or(0, |pending| pending.len())
+    }
+
+    /// What `pick` finds in each parked value.
+    fn collect<R>(&self, mut pick: impl FnMut(Uuid, &T) -> Option<R>) -> Vec<R> {
+        let Ok(pending) = self.pending.lock() else {
+            return Vec::new();
+        };
+        pending
+            .iter()
+            .filter_map(|(ticket, parked)| pick(*ticket, &parked.value))
+            .collect()
+    }
+}
+
 pub struct Sessions {
-    pending: Mutex<HashMap<Uuid, Parked>>,
+    pending: Arc<Parking<Session>>,
     counter: Arc<Counter>,
     max: usize,
     per_user: Arc<PerUser>,
@@ -156,7 +234,7 @@ impl Sessions {
     /// Room for `max` sessions on the relay, `max_per_user` of them one user's.
     pub fn new(max: usize, max_per_user: usize) -> Arc<Self> {
         Arc::new(Self {
-            pending: Mutex::new(HashMap::new()),
+            pending: Parking::new(),
             counter: Arc::new(Counter {
                 live: AtomicUsize::new(0),
                 changed: Notify::new(),
@@ -192,72 +270,37 @@ impl Sessions {
 
     /// Sessions parked: connected, waiting for their WebSocket.
     pub fn parked(&self) -> usize {
-        self.pending.lock().map_or(0, |pending| pending.len())
+        self.pending.len()
     }
 
     /// Park `session` under `ticket` and close it after `ttl` unless a WebSocket took it.
-    pub fn park(self: &Arc<Self>, ticket: Uuid, session: Session, ttl: Duration) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
-        let sessions = Arc::clone(self);
-        // The reaper owns nothing but a reference to the map; it ends after one sleep, or is
-        // aborted by `take`. Spawned under the map's lock, so even a zero `ttl` finds the
-        // session inserted.
-        let reaper = tokio::spawn(async move {
-            tokio::time::sleep(ttl).await;
-            let expired = sessions
-                .pending
-                .lock()
-                .ok()
-                .and_then(|mut pending| pending.remove(&ticket));
-            if let Some(Parked { session, .. }) = expired {
+    pub fn park(&self, ticket: Uuid, session: Session, ttl: Duration) {
+        self.pending
+            .park(ticket, session, ttl, |session| async move {
                 tracing::info!(
                     machine_id = session.machine_id,
                     "ticket expired unopened; closing ssh"
                 );
                 ssh::disconnect(&session.handle).await;
-            }
-        })
-        .abort_handle();
-        pending.insert(ticket, Parked { session, reaper });
+            });
     }
 
     /// The unopened tickets on organization machines: (ticket, organization owner id, user).
     pub fn pending_org_tickets(&self) -> Vec<(Uuid, String, String)> {
-        let Ok(pending) = self.pending.lock() else {
-            return Vec::new();
-        };
-        pending
-            .iter()
-            .filter_map(|(ticket, Parked { session, .. })| {
-                let org = session.org.clone()?;
-                Some((*ticket, org, session.owner.clone()))
-            })
-            .collect()
+        self.pending.collect(|ticket, session| {
+            let org = session.org.clone()?;
+            Some((ticket, org, session.owner.clone()))
+        })
     }
 
-    /// The session parked under `ticket`, now the caller's to serve or close; its reaper is
-    /// stopped.
+    /// The session parked under `ticket`, now the caller's to serve or close.
     pub fn take(&self, ticket: Uuid) -> Option<Session> {
-        let Parked { session, reaper } = self.pending.lock().ok()?.remove(&ticket)?;
-        reaper.abort();
-        Some(session)
+        self.pending.take(ticket)
     }
 
     /// Close every session still waiting for its WebSocket (used when draining).
     pub async fn close_pending(&self) {
-        let drained: Vec<Session> = match self.pending.lock() {
-            Ok(mut pending) => pending
-                .drain()
-                .map(|(_, Parked { session, reaper })| {
-                    reaper.abort();
-                    session
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        for session in drained {
+        for session in self.pending.drain() {
             ssh::disconnect(&session.handle).await;
         }
     }
@@ -297,5 +340,52 @@ mod tests {
         drop(a1);
         assert_eq!(sessions.live(), 2);
         let _c1 = sessions.reserve("c").unwrap();
+    }
+
+    /// Waits, a bounded number of scheduler turns, for the reapers to let go of `parking`.
+    async fn held_only_here<T>(parking: &Arc<Parking<T>>) -> bool {
+        for _ in 0..100 {
+            if Arc::strong_count(parking) == 1 {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn taking_a_parked_value_stops_its_reaper() {
+        let parking = Parking::new();
+        let (ticket, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let hour = Duration::from_secs(3600);
+        parking.park(ticket, 1, hour, |_| async {});
+        parking.park(other, 2, hour, |_| async {});
+        assert_eq!(Arc::strong_count(&parking), 3, "each reaper holds the map");
+        assert_eq!(parking.take(ticket), Some(1));
+        assert_eq!(parking.take(ticket), None, "taken once");
+        assert_eq!(parking.drain(), vec![2]);
+        assert!(
+            held_only_here(&parking).await,
+            "the reapers of taken values still run (and hold the map)"
+        );
+        assert_eq!(parking.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_untaken_value_expires_to_its_handler() {
+        let parking = Parking::new();
+        let (expired_tx, expired) = tokio::sync::oneshot::channel();
+        parking.park(
+            Uuid::new_v4(),
+            "value",
+            Duration::ZERO,
+            |value| async move {
+                let _ = expired_tx.send(value);
+            },
+        );
+        let value = tokio::time::timeout(Duration::from_secs(5), expired).await;
+        assert_eq!(value.ok().and_then(Result::ok), Some("value"));
+        assert_eq!(parking.len(), 0);
+        assert!(held_only_here(&parking).await, "the reaper ended");
     }
 }
